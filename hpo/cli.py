@@ -1,0 +1,146 @@
+"""`hpo` command line: a thin layer over importable functions.
+
+    hpo run SPEC [--set k=v]... [--name NAME] [--storage DIR] [--address ADDR] [--no-dashboard]
+    hpo validate SPEC [--set k=v]...
+    hpo best RUN_DIR [--format yaml|json]
+
+Bad input exits with code 2 and one message, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import SpecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("default")
+    try:
+        return int(args.func(args) or 0)
+    except SpecError as e:
+        print(f"hpo: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hpo", description="Hyperparameter search for PyTorch models on Ray Tune.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run an experiment spec")
+    _spec_args(r)
+    r.add_argument("--name", help="run name (default: the spec's name)")
+    r.add_argument("--storage", help="folder for run results (default: the spec's storage, ./runs)")
+    r.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
+    r.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
+    r.add_argument("--quiet", action="store_true", help="no live progress table")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a spec without running it")
+    _spec_args(v)
+    v.set_defaults(func=cmd_validate)
+
+    b = sub.add_parser("best", help="print the best configuration of a run")
+    b.add_argument("run_dir")
+    b.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    b.set_defaults(func=cmd_best)
+    return p
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="experiment YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a spec field, e.g. --set budget.max_epochs=1 (repeatable)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hpo.experiment import load_experiment
+
+    exp = load_experiment(args.spec, args.overrides)
+    s = exp.spec
+    print(f"{args.spec}: ok — {exp.n_trials} trial(s) x up to {s.budget.max_epochs} epoch(s) of "
+          f"`{s.trainable}` on `{s.dataset.name}`; searcher {s.searcher.name}, scheduler "
+          f"{s.scheduler.name}; selecting on {s.metric} ({exp.mode}); searched: "
+          f"{', '.join(exp.searched_names)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hpo.experiment import load_experiment
+    from hpo.runner import run
+
+    exp = load_experiment(args.spec, args.overrides, local=args.address is None)
+    res = run(exp, storage=args.storage, name=args.name, address=args.address,
+              dashboard=not args.no_dashboard, verbose=0 if args.quiet else 1)
+    _print_summary(res, exp.spec.metric, exp.mode)
+    return 0 if res.state == "finished" else 130
+
+
+def _print_summary(res: Any, metric: str, mode: str) -> None:
+    import pandas as pd
+
+    from hpo.results import best_trial
+
+    t = res.trials
+    print(f"\nhpo: {res.state} in {res.wall_time_s:.1f} s; trials: "
+          + ", ".join(f"{n} {s}" for s, n in t["status"].value_counts().items()))
+    col = f"best_{metric}"
+    if len(t) and col in t:
+        cols = [c for c in t.columns if c.startswith("param.")] + [col, "test_acc", "epochs", "time_s", "status_detail"]
+        top = t.sort_values(col, ascending=(mode == "min")).head(5)[[c for c in cols if c in t]]
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print("\nTop trials:\n" + top.to_string(index=False))
+    best = best_trial(t, metric, mode) if len(t) else None
+    if best is not None:
+        print("\nBest configuration:\n" + _best_yaml(res.run_dir, best))
+    print(f"\nResults: {res.run_dir}\n  trials:  {res.run_dir / 'trials.csv'}\n"
+          f"  history: {res.run_dir / 'history.parquet'}")
+
+
+def _best_config(run_dir: Path, row: Any) -> dict[str, Any]:
+    cfg = json.loads((Path(run_dir) / f"trial_{row['trial_id']}" / "params.json").read_text())
+    metrics = {k: row[k] for k in row.index if k.startswith(("best_", "test_")) and _finite(row[k])}
+    return {"trial_id": row["trial_id"], "config": cfg,
+            "metrics": {k: round(float(v), 6) for k, v in metrics.items()}}
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return float(x) == float(x) and abs(float(x)) != float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def _best_yaml(run_dir: Path, row: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(_best_config(run_dir, row), sort_keys=False)
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hpo.results import best_trial, collect, read_run_info
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.yaml").exists():
+        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    info = read_run_info(run_dir)
+    trials, _ = collect(run_dir)
+    best = best_trial(trials, info["metric"], info["mode"]) if len(trials) else None
+    if best is None:
+        raise SpecError("no trial with a finite metric in this run yet.", file=str(run_dir))
+    cfg = _best_config(run_dir, best)
+    print(json.dumps(cfg, indent=2) if args.format == "json" else _best_yaml(run_dir, best), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "default")
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Dataset registry: a name maps to how to load it into memory, and what it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hpo.data.base import ArrayDataset, default_data_dir, split_train_val
+from hpo.registry import Registry
+
+__all__ = ["DATASETS", "ArrayDataset", "DatasetInfo", "default_data_dir", "load_dataset",
+           "split_train_val"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    task: str  # "classification" | "regression"
+    input_shape: tuple[int, ...]
+    n_train: int  # before the validation split
+    default_val_size: int
+    # (data_dir, val_size, strict) -> ArrayDataset
+    load: Callable[[Path, int, bool], ArrayDataset]
+
+
+def _mnist(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
+    from hpo.data.mnist import load_mnist
+
+    return load_mnist(data_dir, val_size, strict)
+
+
+def _mnist_sample(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
+    from hpo.data.mnist import load_mnist_sample
+
+    return load_mnist_sample(val_size)
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 5_000, _mnist))
+DATASETS.add("mnist_sample", DatasetInfo("classification", (1, 28, 28), 10_000, 1_000, _mnist_sample))
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, val_size: int | None = None,
+                 strict: bool = False, train_size: int | None = None) -> ArrayDataset:
+    """Load a registered dataset; `train_size` keeps only the first N training examples."""
+    info = DATASETS.get(name)
+    ds = info.load(Path(data_dir) if data_dir else default_data_dir(),
+                   val_size or info.default_val_size, strict)
+    if train_size is not None and train_size < len(ds.y_train):
+        ds = replace(ds, x_train=ds.x_train[:train_size], y_train=ds.y_train[:train_size])
+    return ds

@@ -1,0 +1,53 @@
+"""In-memory datasets: uint8/float numpy arrays split into train / validation / test."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SPLIT_SEED = 0  # the validation split is the same for every trial and every seed
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """A dataset held in memory, ready to go into Ray's object store once.
+
+    Arrays stay in their compact on-disk dtype (uint8 images); trainables convert and normalize
+    with `mean`/`std` on their side, once per worker.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int  # 0 for regression
+    mean: float = 0.0
+    std: float = 1.0
+    scale: float = 1.0  # divide raw values by this before normalizing (255 for uint8 images)
+    source: str = ""  # where it came from, e.g. a folder, or "embedded sample"
+    is_sample: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+def split_train_val(x: np.ndarray, y: np.ndarray, val_size: int) -> tuple[np.ndarray, ...]:
+    """Seeded split of the training set into (x_train, y_train, x_val, y_val)."""
+    if not 0 < val_size < len(y):
+        raise ValueError(f"val_size must be between 1 and {len(y) - 1}, got {val_size}")
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    val, train = np.sort(perm[:val_size]), np.sort(perm[val_size:])
+    return x[train], y[train], x[val], y[val]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("HPO_DATA_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "hpo" / "datasets"

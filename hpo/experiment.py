@@ -1,0 +1,178 @@
+"""From a structurally valid spec to a checked experiment, before Ray starts.
+
+Every check that needs the registries lives here: trainable params and their values, the
+metric, dataset compatibility, searcher/scheduler options and combinations, and resources.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hpo.data import DATASETS, DatasetInfo
+from hpo.errors import SpecError, did_you_mean, unknown_name
+from hpo.schedulers import SCHEDULERS, SchedulerEntry
+from hpo.searchers import SEARCHERS, SearcherEntry
+from hpo.space import Distribution, Param, grid_size, parse_param, searched, thaw
+from hpo.spec import Spec, load_spec
+from trainables import TrainableInfo, get_trainable
+
+
+@dataclass(frozen=True)
+class Experiment:
+    spec: Spec
+    params: dict[str, Param]
+    trainable: TrainableInfo
+    dataset: DatasetInfo
+    searcher: SearcherEntry
+    searcher_options: BaseModel
+    scheduler: SchedulerEntry
+    scheduler_options: BaseModel
+    mode: str
+    file: str | None = None
+
+    @property
+    def n_trials(self) -> int:
+        """Trials the run will start: grid points x num_samples (Ray's semantics)."""
+        return grid_size(self.params) * self.spec.budget.num_samples
+
+    @property
+    def searched_names(self) -> list[str]:
+        return list(searched(self.params))
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    local: bool = True) -> Experiment:
+    """Load, validate and check a spec file; `local=False` skips this machine's resource check."""
+    spec = load_spec(path, overrides)
+    try:
+        return check(spec, local)
+    except SpecError as e:
+        raise SpecError(e.message, field=e.field, file=str(path)) from None
+
+
+def check(spec: Spec, local: bool = True) -> Experiment:
+    trainable = get_trainable(spec.trainable)
+    dataset = DATASETS.get(spec.dataset.name, field="dataset.name")
+    if dataset.task not in trainable.tasks:
+        raise SpecError(
+            f"dataset `{spec.dataset.name}` is a {dataset.task} dataset; trainable "
+            f"`{spec.trainable}` takes {', '.join(trainable.tasks)} datasets.",
+            field="dataset.name",
+        )
+    mode = _check_metric(spec, trainable)
+    params = {k: parse_param(k, v) for k, v in spec.params.items()}
+    _check_params(params, trainable, spec)
+    _check_sizes(params, trainable, dataset, spec)
+
+    searcher = SEARCHERS.get(spec.searcher.name, field="searcher.name")
+    s_opts = _options(searcher.options, spec.searcher.options, "searcher")
+    searcher.check(params)
+    scheduler = SCHEDULERS.get(spec.scheduler.name, field="scheduler.name")
+    t_opts = _options(scheduler.options, spec.scheduler.options, "scheduler")
+    if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
+        raise SpecError(
+            f"scheduler `{spec.scheduler.name}` moves weights between trials through "
+            f"checkpoints; set checkpoint.every >= 1 (trainable `{spec.trainable}` "
+            f"{'can' if trainable.checkpoints else 'cannot'} checkpoint).",
+            field="scheduler.name",
+        )
+    if local:
+        _check_resources(spec)
+    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode)
+
+
+def _check_metric(spec: Spec, trainable: TrainableInfo) -> str:
+    metrics = trainable.metrics
+    if spec.metric not in metrics:
+        raise SpecError(unknown_name(f"metric for trainable `{spec.trainable}`", spec.metric, metrics),
+                        field="metric")
+    if spec.metric.startswith("test_"):
+        raise SpecError("the test set never drives selection; use the validation metric "
+                        f"`val_{spec.metric[5:]}`.", field="metric")
+    natural = metrics[spec.metric]
+    if spec.mode is not None and spec.mode != natural:
+        raise SpecError(f"`{spec.metric}` is to be {'maximized' if natural == 'max' else 'minimized'}; "
+                        f"mode `{spec.mode}` would select the worst trial. Use mode: {natural} "
+                        f"(or leave mode out).", field="mode")
+    return natural
+
+
+def _check_params(params: dict[str, Param], trainable: TrainableInfo, spec: Spec) -> None:
+    model = trainable.config_model
+    fields = list(model.model_fields)
+    for name in params:
+        if name not in fields:
+            raise SpecError(
+                f"trainable `{spec.trainable}` has no parameter `{name}`.{did_you_mean(name, fields)} "
+                f"Allowed: {', '.join(fields)}.",
+                field=f"params.{name}",
+            )
+    base = {k: thaw(p.value) for k, p in params.items() if not isinstance(p, Distribution)}
+    _validate(model, base, None)
+    for name, p in searched(params).items():
+        for v in p.candidates():
+            _validate(model, {**base, name: thaw(v)}, f"{name}.{p.kind}")
+
+
+def _validate(model: type[BaseModel], values: dict[str, Any], where: str | None) -> None:
+    try:
+        model.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        field = f"params.{where or loc}"
+        got = err.get("input")
+        raise SpecError(f"{err['msg']} (got {got!r}).", field=field) from None
+
+
+def _check_sizes(params: dict[str, Param], trainable: TrainableInfo, dataset: DatasetInfo,
+                 spec: Spec) -> None:
+    n_full = min(dataset.n_train, spec.dataset.train_size or dataset.n_train)
+    val = spec.dataset.val_size or dataset.default_val_size
+    if val >= dataset.n_train:
+        raise SpecError(f"val_size {val} leaves no training data ({dataset.n_train} examples).",
+                        field="dataset.val_size")
+    p = params.get("batch_size")
+    values = ([] if p is None else p.candidates() if isinstance(p, Distribution) else [p.value])
+    for bs in values:
+        if isinstance(bs, int) and bs > n_full:
+            raise SpecError(
+                f"batch size {bs} is larger than the training set ({n_full} examples of "
+                f"`{spec.dataset.name}`); use at most {n_full} (that is full-batch training).",
+                field="params.batch_size",
+            )
+
+
+def _options(model: type[BaseModel], options: dict[str, Any], kind: str) -> BaseModel:
+    try:
+        return model.model_validate(options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        allowed = [f for f in model.model_fields]
+        if err["type"] == "extra_forbidden":
+            msg = (f"unknown option.{did_you_mean(key, allowed)} "
+                   f"Allowed: {', '.join(allowed) or 'none'}.")
+        else:
+            msg = f"{err['msg']} (got {err.get('input')!r})."
+        raise SpecError(msg, field=f"{kind}.{key}") from None
+
+
+def _check_resources(spec: Spec) -> None:
+    cpus = os.cpu_count() or 1
+    if spec.resources.cpu > cpus:
+        raise SpecError(f"{spec.resources.cpu} CPUs per trial, but this machine has {cpus}. "
+                        f"Use at most {cpus}, or run on a cluster (--address).",
+                        field="resources.cpu")
+    if spec.resources.gpu > 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SpecError(f"{spec.resources.gpu} GPU per trial, but no CUDA GPU is visible "
+                            f"here. Set resources.gpu: 0, or run on a GPU node (--address).",
+                            field="resources.gpu")

@@ -1,0 +1,198 @@
+"""The results on disk: the contract between the runner and everything after it.
+
+A run folder ``<storage>/<name>/`` holds
+
+* ``spec.yaml``      the resolved spec (after ``--set``), and ``run.json`` (seed, versions,
+                     hardware, git commit, dataset, metric modes, start/end, state);
+* ``events.jsonl``   one line per finished trial, written by the driver as it happens;
+* ``trial_<id>/``    Ray's trial folders (``params.json``, ``result.json``, checkpoints,
+                     ``error.txt``) — the raw per-epoch reports;
+* ``trials.csv`` / ``trials.parquet``  one row per trial (columns in :data:`TRIAL_COLUMNS`
+                     plus ``param.<name>`` for every searched parameter and ``best_<metric>``
+                     for every metric);
+* ``history.parquet`` one row per trial per epoch (``trial_id``, ``epoch`` and every metric).
+
+:func:`collect` rebuilds both tables from the trial folders alone, so it works for finished,
+interrupted and still-running runs and for runs copied from another machine. No Ray import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+TRIAL_COLUMNS = {
+    "trial_id": "Ray's trial id",
+    "trial_index": "order in which the trial was created",
+    "status": "completed | stopped | diverged | error | incomplete",
+    "status_detail": "what happened, e.g. 'stopped by asha at epoch 3'",
+    "epochs": "epochs reported",
+    "time_s": "training time of the trial (Ray's time_total_s)",
+    "best_epoch": "epoch of the best validation value (the one test metrics belong to)",
+    "test_acc / test_loss": "test metrics at the best validation epoch",
+    "error": "first line of the error for failed trials",
+    "hostname / node_ip": "where the trial ran",
+}
+# Ray bookkeeping fields kept in the history table next to the metrics
+_RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
+_RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date", "trial_id",
+             "time_this_iter_s", "time_since_restore", "iterations_since_restore",
+             "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    p = Path(run_dir) / "run.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def read_spec(run_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(run_dir) / "spec.yaml").read_text())
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a crash: keep what came before it
+    return rows
+
+
+def _events(run_dir: Path) -> dict[str, dict[str, Any]]:
+    return {e["trial_id"]: e for e in _read_jsonl(run_dir / "events.jsonl")}
+
+
+def _trial_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "params.json").exists())
+
+
+def _trial_index(trial_id: str) -> int:
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, history) rebuilt from the files in a run folder."""
+    run_dir = Path(run_dir)
+    spec = read_spec(run_dir)
+    info = read_run_info(run_dir)
+    modes: dict[str, str] = info.get("metrics", {})
+    searched = [k for k, v in (spec.get("params") or {}).items() if isinstance(v, dict)]
+    max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
+    scheduler = spec.get("scheduler", {}).get("name", "fifo")
+    events = _events(run_dir)
+
+    trials, history = [], []
+    for d in _trial_dirs(run_dir):
+        config = json.loads((d / "params.json").read_text())
+        rows = _read_jsonl(d / "result.json")
+        trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
+        hist = _history_rows(trial_id, rows)
+        history.extend(hist)
+        trials.append(_trial_row(trial_id, d, config, hist, events.get(trial_id), searched,
+                                 modes, max_epochs, scheduler))
+    trials_df = pd.DataFrame(trials)
+    if not trials_df.empty:
+        trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
+    return trials_df, pd.DataFrame(history)
+
+
+def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        h = {"trial_id": trial_id}
+        h.update({k: v for k, v in r.items() if k not in _RAY_DROP})
+        # a restored trial (PBT, resume) may report an epoch again: the last report wins
+        out[int(r.get("epoch", r.get("training_iteration", 0)))] = h
+    return [out[k] for k in sorted(out)]
+
+
+def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[str, Any]],
+               event: dict[str, Any] | None, searched: list[str], modes: dict[str, str],
+               max_epochs: int, scheduler: str) -> dict[str, Any]:
+    last = hist[-1] if hist else {}
+    epochs = int(last.get("epoch", 0)) if last else 0
+    row: dict[str, Any] = {"trial_id": trial_id, "trial_index": _trial_index(trial_id)}
+    for k in searched:
+        v = config.get(k)
+        row[f"param.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    error = _error_text(d, event)
+    status, detail = _status(last, epochs, error, event, max_epochs, scheduler)
+    row.update(status=status, status_detail=detail, epochs=epochs,
+               time_s=float(last.get("time_total_s", math.nan)) if last else math.nan,
+               best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
+               error=error.splitlines()[0][:300] if error else None,
+               hostname=last.get("hostname"), node_ip=last.get("node_ip"))
+    for m, mode in modes.items():
+        vals = [h[m] for h in hist if isinstance(h.get(m), (int, float)) and not _bad(h[m])]
+        row[m] = last.get(m, math.nan) if last else math.nan
+        if not m.startswith("test_"):
+            row[f"best_{m}"] = (max(vals) if mode == "max" else min(vals)) if vals else math.nan
+    return row
+
+
+def _bad(x: float) -> bool:
+    return isinstance(x, float) and (math.isnan(x) or math.isinf(x))
+
+
+def _error_text(d: Path, event: dict[str, Any] | None) -> str | None:
+    if event and event.get("error"):
+        return str(event["error"])
+    p = d / "error.txt"
+    if p.exists():
+        lines = [ln for ln in p.read_text(errors="replace").strip().splitlines() if ln.strip()]
+        # Ray's error.txt ends with the exception line; that line is the message a user needs
+        return lines[-1] if lines else "error"
+    return None
+
+
+def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[str, Any] | None,
+            max_epochs: int, scheduler: str) -> tuple[str, str]:
+    if last.get("diverged"):
+        return "diverged", f"diverged (NaN/inf loss) at epoch {epochs}"
+    if error:
+        return "error", f"error: {error.splitlines()[0][:200]}"
+    if event is None:
+        return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
+    if epochs >= max_epochs:
+        return "completed", "completed"
+    return "stopped", f"stopped by {scheduler.upper() if scheduler != 'median' else 'median rule'} at epoch {epochs}"
+
+
+def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild and write trials.csv / trials.parquet / history.parquet; return the tables."""
+    run_dir = Path(run_dir)
+    trials, history = collect(run_dir)
+    _atomic(run_dir / "trials.csv", lambda p: trials.to_csv(p, index=False))
+    _atomic(run_dir / "trials.parquet", lambda p: trials.to_parquet(p, index=False))
+    _atomic(run_dir / "history.parquet", lambda p: history.to_parquet(p, index=False))
+    return trials, history
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of a run: rebuilt from the trial folders (always current)."""
+    return collect(run_dir)
+
+
+def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
+    col = f"best_{metric}" if f"best_{metric}" in trials else metric
+    ok = trials[trials["status"].isin(["completed", "stopped", "incomplete"])].dropna(subset=[col])
+    if ok.empty:
+        return None
+    return ok.loc[ok[col].idxmax() if mode == "max" else ok[col].idxmin()]

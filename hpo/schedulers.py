@@ -1,0 +1,108 @@
+"""Scheduler registry: when to stop (or perturb) a trial. Each entry is Ray Tune's own class.
+
+`budget.max_epochs` is every scheduler's time budget, counted in reported epochs
+(Ray's `training_iteration`, since trainables report once per epoch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpo.registry import Registry
+from hpo.space import Param, searched, thaw
+
+TIME_ATTR = "training_iteration"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FifoOptions(_Options):
+    pass
+
+
+class AshaOptions(_Options):
+    grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
+    reduction_factor: float = Field(3, gt=1, description="keep the top 1/reduction_factor")
+    brackets: int = Field(1, ge=1)
+
+
+class HyperbandOptions(_Options):
+    reduction_factor: float = Field(3, gt=1)
+
+
+class MedianOptions(_Options):
+    grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
+    min_samples_required: int = Field(3, ge=1)
+
+
+class PbtOptions(_Options):
+    perturbation_interval: int = Field(2, ge=1, description="epochs between exploit/explore")
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class SchedulerEntry:
+    options: type[_Options]
+    build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
+    needs_checkpoints: bool = False
+    stops_early: bool = True
+
+
+def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+    return None  # Ray's default FIFOScheduler
+
+
+def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=min(o.grace_period, max_epochs),
+                         reduction_factor=o.reduction_factor, brackets=o.brackets)
+
+
+def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr=TIME_ATTR, max_t=max_epochs,
+                              reduction_factor=o.reduction_factor)
+
+
+def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+    from ray.tune.schedulers import MedianStoppingRule
+
+    return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=o.grace_period,
+                              min_samples_required=o.min_samples_required)
+
+
+def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
+    """PBT resamples the searched parameters from their own distributions."""
+    from hpo.space import to_tune
+
+    out: dict[str, Any] = {}
+    for k, p in searched(params).items():
+        out[k] = [thaw(v) for v in p.values] if p.is_categorical else to_tune(p)
+    return out
+
+
+def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    return PopulationBasedTraining(
+        time_attr=TIME_ATTR, perturbation_interval=o.perturbation_interval,
+        quantile_fraction=o.quantile_fraction, resample_probability=o.resample_probability,
+        hyperparam_mutations=pbt_mutations(params), synch=False,
+    )
+
+
+SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
+SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, stops_early=False))
+SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha))
+SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband))
+SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median))
+SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, needs_checkpoints=True))

@@ -1,0 +1,238 @@
+"""The experiment spec: one YAML file, loaded safely and validated structurally.
+
+Semantic checks that need the registries (trainable params, metric names, searcher options)
+live in :mod:`hpo.experiment`; this module knows only the shape of the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hpo.errors import SpecError, did_you_mean
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budget(_Strict):
+    max_epochs: int = Field(10, ge=1, description="epochs per trial; the schedulers' time budget")
+    num_samples: int = Field(1, ge=1, description="samples (random/optuna) or grid repeats")
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+
+
+class Resources(_Strict):
+    cpu: float = Field(1, gt=0, description="CPUs per trial (torch threads follow it)")
+    gpu: float = Field(0, ge=0, description="GPUs per trial; fractions pack trials on one GPU")
+
+
+class CheckpointSpec(_Strict):
+    every: int = Field(1, ge=0, description="checkpoint every N epochs; 0 = never")
+    keep: int = Field(1, ge=1, description="checkpoints kept per trial")
+
+
+class DatasetSpec(_Strict):
+    name: str
+    val_size: int | None = Field(None, ge=1, description="validation examples split off train")
+    data_dir: str | None = Field(None, description="default: $HPO_DATA_DIR or ~/.cache/hpo")
+    strict: bool = Field(False, description="fail instead of falling back to the embedded sample")
+    train_size: int | None = Field(None, ge=1, description="keep only the first N training examples")
+
+
+class ComponentSpec(BaseModel):
+    """A searcher or scheduler: a registry name plus its options at the same level."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Spec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    trainable: str
+    dataset: DatasetSpec
+    metric: str
+    mode: Literal["min", "max"] | None = None
+    searcher: ComponentSpec = ComponentSpec(name="grid")
+    scheduler: ComponentSpec = ComponentSpec(name="fifo")
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+    checkpoint: CheckpointSpec = CheckpointSpec()
+    seed: int = 0
+    storage: str = "runs"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("dataset", "searcher", "scheduler", mode="before")
+    @classmethod
+    def _name_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("name")
+    @classmethod
+    def _no_dotdot(cls, v: str) -> str:
+        if ".." in v:
+            raise ValueError("must not contain `..`")
+        return v
+
+    @model_validator(mode="after")
+    def _params_names(self) -> Spec:
+        for k in self.params:
+            if not isinstance(k, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+                raise ValueError(f"parameter name {k!r} must be an identifier")
+        return self
+
+
+# --- YAML ------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-4` as a float and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                m = key_node.start_mark
+                raise SpecError(
+                    f"duplicate key `{key}` at line {m.line + 1}, column {m.column + 1} "
+                    f"(first at line {seen[key].line + 1}).",
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) needs a dot in floats; YAML 1.2 and every user read `1e-4` as a number.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, file: str | None = None) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except SpecError as e:
+        raise SpecError(e.message, file=file) from None
+    except yaml.MarkedYAMLError as e:
+        m = e.problem_mark
+        at = f"line {m.line + 1}, column {m.column + 1}: " if m else ""
+        raise SpecError(f"invalid YAML: {at}{e.problem or e}", file=file) from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"invalid YAML: {e}", file=file) from None
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise SpecError("spec file does not exist.", file=str(p))
+    if p.is_dir():
+        raise SpecError("is a directory; give the path of a YAML spec file.", file=str(p))
+    raw = parse_yaml(p.read_text(encoding="utf-8"), file=str(p))
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"the top level must be a mapping of fields (name:, trainable:, ...), "
+            f"got {type(raw).__name__}.",
+            file=str(p),
+        )
+    return raw
+
+
+# --- overrides (--set path=value) -------------------------------------------------------------
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``path=value`` override in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise SpecError(f"--set expects path=value, got {assignment!r}.", field="--set")
+    path, value_text = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    if not all(keys):
+        raise SpecError(f"bad path {path!r}.", field="--set")
+    top = list(Spec.model_fields)
+    if keys[0] not in top:
+        raise SpecError(
+            f"`{keys[0]}` is not a spec field.{did_you_mean(keys[0], top)} "
+            f"Allowed: {', '.join(top)}.",
+            field=f"--set {path}",
+        )
+    value = parse_yaml(value_text, file="--set")
+    node = raw
+    for i, k in enumerate(keys[:-1]):
+        child = node.get(k)
+        if child is None:
+            child = node[k] = {}
+        elif isinstance(child, str) and i == 0 and k in ("dataset", "searcher", "scheduler"):
+            child = node[k] = {"name": child}
+        elif not isinstance(child, dict):
+            raise SpecError(f"`{k}` is not a mapping, cannot set {path}.", field="--set")
+        node = child
+    node[keys[-1]] = value
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def validate_raw(raw: dict[str, Any], file: str | None = None) -> Spec:
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(_format_validation(e, raw), file=file) from None
+
+
+def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if x not in ("function-after[_no_dotdot(), str]",))
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(e["loc"][:-1])
+            allowed = list(parent.model_fields) if parent else []
+            key = str(e["loc"][-1])
+            hint = did_you_mean(key, allowed)
+            lines.append(f"{loc}: unknown field.{hint} Allowed: {', '.join(allowed)}.")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required field is missing.")
+        else:
+            got = e.get("input")
+            lines.append(f"{loc}: {e['msg']} (got {got!r}).")
+    return lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Spec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Read, override and validate a spec file (structure only)."""
+    raw = read_spec_file(path)
+    for o in overrides:
+        apply_override(raw, o)
+    return validate_raw(raw, file=str(path))
+
+
+def spec_to_yaml(spec: Spec) -> str:
+    data = spec.model_dump(mode="json")
+    for key in ("searcher", "scheduler"):
+        comp = getattr(spec, key)
+        data[key] = {"name": comp.name, **comp.options}
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,49 @@
+"""The one place trainables meet Ray: wrap a Ray-free `train` into a Tune function trainable.
+
+Checkpoints are written every `settings["checkpoint_every"]` epochs (torch.save of the state the
+loop hands over) and restored through `tune.get_checkpoint()`, so PBT and resume work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any
+
+from trainables import TrainableInfo
+
+STATE_FILE = "state.pt"
+
+
+def make_trainable(info: TrainableInfo) -> Any:
+    """A Tune function trainable `fn(config, data, settings)` for a registered trainable."""
+
+    def trainable(config: dict[str, Any], data: Any = None, settings: dict[str, Any] | None = None) -> None:
+        import torch
+        from ray import tune
+
+        settings = dict(settings or {})
+        # "Checkpoint successfully created" once per epoch per trial drowns the progress table
+        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+        torch.set_num_threads(max(1, int(settings.get("threads", 1))))
+        every = int(settings.get("checkpoint_every", 1))
+
+        state = None
+        ckpt = tune.get_checkpoint()
+        if ckpt is not None:
+            with ckpt.as_directory() as d:
+                state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+
+        def report(metrics: dict[str, Any], state_fn: Any) -> None:
+            if state_fn is not None and every and metrics["epoch"] % every == 0:
+                with tempfile.TemporaryDirectory() as d:
+                    torch.save(state_fn(), os.path.join(d, STATE_FILE))
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report(metrics)
+
+        info.train(config, data, settings, report, state)
+
+    trainable.__name__ = info.name
+    return trainable

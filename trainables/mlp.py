@@ -1,0 +1,65 @@
+"""`mlp`: a fully connected classifier (e.g. the 784-128-10 two-layer MNIST net)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from torch import nn
+
+from hpo.data.base import ArrayDataset
+from trainables.loop import CLASSIFICATION_METRICS, Reporter, device, fit_classifier, to_tensors
+from trainables.optim import ACTIVATIONS, OPTIMIZERS, make_optimizer
+
+METRICS = CLASSIFICATION_METRICS
+TASKS = ("classification",)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(0.1, gt=0)
+    optimizer: Literal[tuple(OPTIMIZERS)] = "sgd"  # type: ignore[valid-type]
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0, description="lambda of the L1 or L2 penalty")
+    reg_type: Literal["l2", "l1", "none"] = "l2"
+    batch_size: PositiveInt = 64
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [128], description="layer widths")
+    activation: Literal[tuple(ACTIVATIONS)] = "relu"  # type: ignore[valid-type]
+    dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: bool = False
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> Config:
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs optimizer sgd and momentum > 0")
+        return self
+
+
+def build_model(cfg: Config, in_features: int, n_classes: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in cfg.hidden:
+        layers.append(nn.Linear(width, h))
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(ACTIVATIONS[cfg.activation]())
+        if cfg.dropout:
+            layers.append(nn.Dropout(cfg.dropout))
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
+          report: Reporter, state: dict[str, Any] | None = None) -> None:
+    cfg = Config.model_validate(config)
+    torch.manual_seed(cfg.seed)
+    in_features = int(data.x_train[0].size)
+    tensors = to_tensors(data, (in_features,), key=settings.get("data_key"))
+    model = build_model(cfg, in_features, data.n_classes).to(device())
+    fit_classifier(model, make_optimizer(model.parameters(), cfg), tensors, cfg, settings,
+                   report, state)
