@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hpo", description="Hyperparameter search for PyTorch models on Ray Tune.")
+    p = argparse.ArgumentParser(
+        prog="hpo", description="Hyperparameter search for PyTorch models on Ray Tune.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment spec")
@@ -94,7 +95,8 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
           + ", ".join(f"{n} {s}" for s, n in t["status"].value_counts().items()))
     col = f"best_{metric}"
     if len(t) and col in t:
-        cols = [c for c in t.columns if c.startswith("param.")] + [col, "test_acc", "epochs", "time_s", "status_detail"]
+        cols = [c for c in t.columns if c.startswith("param.")]
+        cols += [col, "test_acc", "epochs", "time_s", "status_detail"]
         top = t.sort_values(col, ascending=(mode == "min")).head(5)[[c for c in cols if c in t]]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print("\nTop trials:\n" + top.to_string(index=False))

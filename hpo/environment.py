@@ -25,12 +25,14 @@ def versions() -> dict[str, str]:
 def hardware() -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
                             "cpus": os.cpu_count()}
+    # nvidia-smi rather than torch: the driver does not import torch (about 1.5 s)
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except ImportError:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10,
+                             check=False)
+        gpus = [ln.strip() for ln in out.stdout.splitlines() if ln.startswith("GPU")]
+        if gpus:
+            info["gpus"] = gpus
+    except (OSError, subprocess.SubprocessError):
         pass
     return info
 

@@ -166,7 +166,8 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
         return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
     if epochs >= max_epochs:
         return "completed", "completed"
-    return "stopped", f"stopped by {scheduler.upper() if scheduler != 'median' else 'median rule'} at epoch {epochs}"
+    who = "the median rule" if scheduler == "median" else scheduler.upper()
+    return "stopped", f"stopped by {who} at epoch {epochs}"
 
 
 def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,13 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
     run_dir = unique_run_dir(storage_path, name or spec.name)
     t0 = time.time()
 
-    data = load_dataset(spec.dataset.name, spec.dataset.data_dir, spec.dataset.val_size,
-                        spec.dataset.strict, spec.dataset.train_size)
+    # Ray's start (seconds, mostly the dashboard) overlaps with reading the dataset
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(load_dataset, spec.dataset.name, spec.dataset.data_dir,
+                              spec.dataset.val_size, spec.dataset.strict, spec.dataset.train_size)
+        _init_ray(address, dashboard, out)
+        data = loading.result()
+    _check_cluster(spec)
     run_dir.mkdir(parents=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     info = _run_info(exp, data)
@@ -66,7 +72,7 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
 
     state = "interrupted"
     try:
-        _fit(exp, data, run_dir, address, dashboard, verbose, out)
+        _fit(exp, data, run_dir, verbose)
         state = "finished"
     except KeyboardInterrupt:
         print("hpo: interrupted; results of finished trials are kept.", file=out)
@@ -104,7 +110,10 @@ def _init_ray(address: str | None, dashboard: bool, out: Any) -> None:
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING, "log_to_driver": True,
+        "runtime_env": {"worker_process_setup_hook": "trainables._ray.warm_up"},
+    }
     if address:
         ctx = ray.init(address=address, **kwargs)
     else:
@@ -115,15 +124,12 @@ def _init_ray(address: str | None, dashboard: bool, out: Any) -> None:
               f"printed by `ray get-auth-token` and kept in ~/.ray/auth_token)", file=out, flush=True)
 
 
-def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, address: str | None,
-         dashboard: bool, verbose: int, out: Any) -> None:
+def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> None:
     from ray import tune
 
     from trainables._ray import make_trainable
 
     spec = exp.spec
-    _init_ray(address, dashboard, out)
-    _check_cluster(spec)
     search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.metric,
                                                  exp.mode, spec.seed)
     if "seed" not in exp.params:

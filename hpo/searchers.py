@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hpo.errors import SpecError
 from hpo.registry import Registry
-from hpo.space import Distribution, Param, searched, to_param_space
+from hpo.space import Param, searched, to_param_space
 
 
 class _Options(BaseModel):
@@ -101,12 +101,8 @@ def _optuna(params: dict[str, Param], opts: OptunaOptions, metric: str, mode: st
         raise SpecError(f"sampler `{opts.sampler}` needs an extra package: {e}. "
                         f"Install it with `pip install {e.name or 'cmaes scipy'}`.",
                         field="searcher.sampler") from None
-    space = {k: v for k, v in to_param_space(params).items()}
-    constants = {k: v for k, v in space.items() if not isinstance(params[k], Distribution)}
-    searched_space = {k: v for k, v in space.items() if k not in constants}
-    # metric and mode reach the searcher through TuneConfig (Ray refuses them twice)
-    alg = OptunaSearch(space=searched_space, sampler=sampler)
-    return alg, constants
+    # Tune hands the whole param space (domains and constants) and metric/mode to the searcher
+    return OptunaSearch(sampler=sampler), to_param_space(params)
 
 
 SEARCHERS: Registry[SearcherEntry] = Registry("searcher")

@@ -20,14 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpo.data.base import ArrayDataset
+from trainables.metrics import CLASSIFICATION_METRICS
 
 # report(metrics, state_fn): state_fn builds the checkpoint state only if the caller saves one
 Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
-
-CLASSIFICATION_METRICS = {
-    "train_loss": "min", "train_acc": "max", "val_loss": "min", "val_acc": "max",
-    "test_loss": "min", "test_acc": "max", "epoch_time_s": "min",
-}
 
 
 @dataclass

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
-from torch import nn
 
 from hpo.data.base import ArrayDataset
-from trainables.loop import CLASSIFICATION_METRICS, Reporter, device, fit_classifier, to_tensors
-from trainables.optim import ACTIVATIONS, OPTIMIZERS, make_optimizer
+from trainables.metrics import CLASSIFICATION_METRICS
+from trainables.optim import ACTIVATIONS, OPTIMIZERS, activation, make_optimizer
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trainables.loop import Reporter
+
+# torch is imported inside the functions below so the driver can check specs without it.
 METRICS = CLASSIFICATION_METRICS
 TASKS = ("classification",)
 
@@ -40,13 +44,15 @@ class Config(BaseModel):
 
 
 def build_model(cfg: Config, in_features: int, n_classes: int) -> nn.Sequential:
+    from torch import nn
+
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in cfg.hidden:
         layers.append(nn.Linear(width, h))
         if cfg.batch_norm:
             layers.append(nn.BatchNorm1d(h))
-        layers.append(ACTIVATIONS[cfg.activation]())
+        layers.append(activation(cfg.activation))
         if cfg.dropout:
             layers.append(nn.Dropout(cfg.dropout))
         width = h
@@ -56,6 +62,10 @@ def build_model(cfg: Config, in_features: int, n_classes: int) -> nn.Sequential:
 
 def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
           report: Reporter, state: dict[str, Any] | None = None) -> None:
+    import torch
+
+    from trainables.loop import device, fit_classifier, to_tensors
+
     cfg = Config.model_validate(config)
     torch.manual_seed(cfg.seed)
     in_features = int(data.x_train[0].size)

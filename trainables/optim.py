@@ -1,41 +1,51 @@
-"""Optimizer and activation registries shared by the trainables."""
+"""Optimizer and activation registries shared by the trainables.
+
+Names are plain data so specs can be checked without importing torch (the driver never needs
+it); the factories import torch when a trial builds its model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import torch
-from torch import nn
-
-# name -> factory(params, lr, cfg); L2 goes through the optimizer's weight_decay only when
-# reg_type == "l2" (L1 is an explicit penalty added to the loss, see loop.l1_penalty).
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda p, c, wd: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum,
-                                            nesterov=c.nesterov, weight_decay=wd, foreach=True),
-    "adam": lambda p, c, wd: torch.optim.Adam(p, lr=c.lr, weight_decay=wd, foreach=True),
-    "adagrad": lambda p, c, wd: torch.optim.Adagrad(p, lr=c.lr, weight_decay=wd, foreach=True),
-    "rmsprop": lambda p, c, wd: torch.optim.RMSprop(p, lr=c.lr, momentum=c.momentum,
-                                                    weight_decay=wd, foreach=True),
+# name -> torch.optim class name and the config fields it takes besides lr and weight_decay.
+# L2 goes through the optimizer's weight_decay only when reg_type == "l2" (L1 is an explicit
+# penalty added to the loss, see loop.l1_penalty).
+OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sgd": ("SGD", ("momentum", "nesterov")),
+    "adam": ("Adam", ()),
+    "adagrad": ("Adagrad", ()),
+    "rmsprop": ("RMSprop", ("momentum",)),
 }
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-}
+# name -> torch.nn class name
+ACTIVATIONS: dict[str, str] = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
-    wd = cfg.weight_decay if cfg.reg_type == "l2" else 0.0
-    return OPTIMIZERS[cfg.optimizer](params, cfg, wd)
+def activation(name: str) -> Any:
+    from torch import nn
+
+    return getattr(nn, ACTIVATIONS[name])()
 
 
-def set_hyperparams(opt: torch.optim.Optimizer, cfg: Any) -> None:
+def _weight_decay(cfg: Any) -> float:
+    return cfg.weight_decay if cfg.reg_type == "l2" else 0.0
+
+
+def make_optimizer(params: Iterable[Any], cfg: Any) -> Any:
+    import torch
+
+    cls_name, extra = OPTIMIZERS[cfg.optimizer]
+    kwargs = {k: getattr(cfg, k) for k in extra}
+    return getattr(torch.optim, cls_name)(params, lr=cfg.lr, weight_decay=_weight_decay(cfg),
+                                          foreach=True, **kwargs)
+
+
+def set_hyperparams(opt: Any, cfg: Any) -> None:
     """Apply (possibly mutated, e.g. by PBT) hyperparameters to a restored optimizer."""
-    wd = cfg.weight_decay if cfg.reg_type == "l2" else 0.0
     for g in opt.param_groups:
         g["lr"] = cfg.lr
-        g["weight_decay"] = wd
+        g["weight_decay"] = _weight_decay(cfg)
         if "momentum" in g:
             g["momentum"] = cfg.momentum

@@ -1,0 +1,136 @@
+"""The yardstick: the lr_reg grid (16 configs x 2 epochs, 784-128-10 MLP, batch 64, in-memory
+MNIST) three ways in one run, so machine noise cancels in the ratios:
+
+  1. a plain Optuna loop in one process (GridSampler, the training code a user would write);
+  2. plain Ray Tune with reuse_actors=True (same code, data through with_parameters);
+  3. `hpo run search_spaces/lr_reg.yaml --set budget.max_epochs=2` as a user runs it.
+
+Each is a fresh Python process timed from the outside, as a user would experience it: start-up,
+imports and reading MNIST included.
+
+    HPO_DATA_DIR=../shared/datasets python benchmarks/yardstick.py [--skip optuna,tune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LRS, WDS, EPOCHS, BS = [1, 0.1, 0.05, 0.01], [1e-1, 1e-2, 1e-3, 1e-4], 2, 64
+
+
+def load() -> dict[str, np.ndarray]:
+    from hpo.data import load_dataset
+
+    ds = load_dataset("mnist", strict=True)
+    return {"xt": ds.x_train, "yt": ds.y_train, "xv": ds.x_val, "yv": ds.y_val}
+
+
+def train(config: dict, data: dict, report) -> None:
+    """What a user writes: the two-layer net, in-memory tensors, index-slice batches."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(0)
+    xt = torch.tensor(data["xt"].reshape(-1, 784), dtype=torch.float32) / 255
+    yt = torch.tensor(data["yt"], dtype=torch.long)
+    xv = torch.tensor(data["xv"].reshape(-1, 784), dtype=torch.float32) / 255
+    yv = torch.tensor(data["yv"], dtype=torch.long)
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9,
+                          weight_decay=config["wd"])
+    for epoch in range(EPOCHS):
+        perm = torch.randperm(len(yt))
+        for i in range(0, len(yt), BS):
+            idx = perm[i:i + BS]
+            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            acc = (model(xv).argmax(1) == yv).float().mean().item()
+        report(epoch, acc if acc == acc else 0.0)
+
+
+def optuna_loop(data: dict) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = {"lr": trial.suggest_categorical("lr", LRS), "wd": trial.suggest_categorical("wd", WDS)}
+        accs: list[float] = []
+        train(cfg, data, lambda e, a: accs.append(a))
+        return max(accs)
+
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.GridSampler({"lr": LRS, "wd": WDS}))
+    study.optimize(objective, n_trials=len(LRS) * len(WDS))
+
+
+def ray_tune(data: dict, storage: str) -> None:
+    import ray
+    from ray import tune
+
+    ray.init(logging_level="WARNING")
+
+    def trainable(config: dict, data: dict) -> None:
+        train(config, data, lambda e, a: tune.report({"val_acc": a, "epoch": e}))
+
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, data=data), {"cpu": 1}),
+        param_space={"lr": tune.grid_search(LRS), "wd": tune.grid_search(WDS)},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True,
+                                    max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=storage, verbose=0),
+    )
+    tuner.fit()
+    ray.shutdown()
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip", default="", help="comma list of optuna,tune,hpo")
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # run one baseline in this process
+    ap.add_argument("--storage", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.only == "optuna":
+        return optuna_loop(load())
+    if args.only == "tune":
+        return ray_tune(load(), args.storage)
+    skip = set(filter(None, args.skip.split(",")))
+    me = [sys.executable, __file__]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "optuna" not in skip:
+            out["optuna loop (1 process)"] = timed(me + ["--only", "optuna"])
+        if "tune" not in skip:
+            out["Ray Tune, reuse_actors=True"] = timed(me + ["--only", "tune", "--storage", tmp])
+        if "hpo" not in skip:
+            out["hpo run"] = timed([
+                sys.executable, "-m", "hpo.cli", "run", str(ROOT / "search_spaces/lr_reg.yaml"),
+                "--set", f"budget.max_epochs={EPOCHS}", "--storage", tmp, "--quiet"])
+    ref = out.get("Ray Tune, reuse_actors=True")
+    print(f"\nlr_reg grid, 16 configs x {EPOCHS} epochs, batch {BS}, {os.cpu_count()} CPUs")
+    for k, v in out.items():
+        ratio = f"  ({v / ref:.2f}x Ray Tune)" if ref else ""
+        print(f"  {k:32s} {v:6.1f} s{ratio}")
+
+
+if __name__ == "__main__":
+    main()

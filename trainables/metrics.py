@@ -1,0 +1,6 @@
+"""Metric declarations shared by trainables: name -> "min" | "max"."""
+
+CLASSIFICATION_METRICS = {
+    "train_loss": "min", "train_acc": "max", "val_loss": "min", "val_acc": "max",
+    "test_loss": "min", "test_acc": "max", "epoch_time_s": "min",
+}
