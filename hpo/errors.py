@@ -24,8 +24,10 @@ class SpecError(Exception):
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:
-    """' Did you mean `x`?' for the closest option, or ''."""
-    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)
+    """' Did you mean `x`?' for the closest option (a prefix match first), or ''."""
+    opts = list(options)
+    prefix = [o for o in opts if o.startswith(str(name)) or str(name).startswith(o)]
+    close = prefix or difflib.get_close_matches(str(name), opts, n=1, cutoff=0.6)
     return f" Did you mean `{close[0]}`?" if close else ""
 
 

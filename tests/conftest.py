@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def shared_mnist() -> Path | None:
+    """The real MNIST folder, from HPO_DATA_DIR or ../shared/datasets, when it is there."""
+    for d in (os.environ.get("HPO_DATA_DIR"), str(SHARED)):
+        if d and (Path(d) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+            return Path(d)
+    return None
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    d = shared_mnist()
+    if d is None:
+        pytest.skip("real MNIST not available (set HPO_DATA_DIR)")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No test downloads anything.
+    monkeypatch.setenv("HPO_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for all in-process runner tests (no dashboard: faster start)."""
+    import ray
+
+    os.environ["HPO_OFFLINE"] = "1"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"worker_process_setup_hook": "trainables._ray.warm_up",
+                          "env_vars": {"HPO_OFFLINE": "1"}})
+    yield
+    ray.shutdown()
+
+
+def write_spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+MINIMAL = """\
+name: t
+trainable: mlp
+dataset: mnist_sample
+metric: val_acc
+params:
+  lr: {grid: [0.1, 0.01]}
+"""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpo.errors import SpecError
+from hpo.experiment import load_experiment
+from hpo.schedulers import SCHEDULERS
+from hpo.searchers import SEARCHERS
+from tests.conftest import MINIMAL, ROOT, write_spec
+
+SPECS = sorted((ROOT / "search_spaces").glob("**/*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_every_shipped_spec_validates(path: Path):
+    exp = load_experiment(path)
+    assert exp.n_trials >= 1 and exp.searched_names
+
+
+def test_lr_reg_is_the_4x4_study():
+    exp = load_experiment(ROOT / "search_spaces/lr_reg.yaml")
+    assert exp.n_trials == 16 and exp.mode == "max"
+    assert exp.params["weight_decay"].values == (0.1, 0.01, 0.001, 0.0001)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["trainable=mpl"], r"trainable: unknown trainable `mpl`\. Did you mean `mlp`\? Allowed: mlp"),
+    (["dataset=mnsit"], r"dataset\.name: unknown dataset `mnsit`\. Did you mean `mnist`"),
+    (["searcher.name=optuan"], r"searcher\.name: unknown searcher `optuan`\. Did you mean `optuna`"),
+    (["scheduler.name=ahsa"], r"scheduler\.name: unknown scheduler `ahsa`\. Did you mean `asha`"),
+    (["metric=val_accuracy"], r"metric: unknown metric for trainable `mlp` `val_accuracy`\. Did you mean `val_acc`"),
+    (["metric=test_acc"], r"test set never drives selection"),
+    (["mode=min"], r"`val_acc` is to be maximized; mode `min`"),
+    (["params.lrate=0.1"], r"params\.lrate: trainable `mlp` has no parameter `lrate`"),
+    (["params.optimizer=adamw"], r"params\.optimizer: Input should be 'sgd', 'adam', 'adagrad' or 'rmsprop' \(got 'adamw'\)"),
+    (["params.activation={grid: [relu, gelu]}"], r"params\.activation\.grid: Input should be 'relu', 'sigmoid' or 'tanh' \(got 'gelu'\)"),
+    (["params.lr={grid: [0.1, -1]}"], r"params\.lr\.grid: Input should be greater than 0 \(got -1\)"),
+    (["params.nesterov=true"], r"nesterov needs optimizer sgd and momentum > 0"),
+    (["params.batch_size=20000"], r"batch size 20000 is larger than the training set \(10000 examples"),
+    (["searcher.name=optuna"], r"params\.lr\.grid: Optuna .* use `choice: \[\.\.\.\]`"),
+    (["searcher.name=grid", "params.lr={loguniform: [0.001, 0.1]}"], r"params\.lr: the grid searcher tries listed values only"),
+    (["searcher.name=random", "searcher.sed=3"], r"searcher\.sed: unknown option\. Did you mean `seed`"),
+    (["scheduler.name=asha", "scheduler.grace=2"], r"scheduler\.grace: unknown option\. Did you mean `grace_period`\? Allowed: grace_period"),
+    (["scheduler.name=asha", "scheduler.reduction_factor=1"], r"scheduler\.reduction_factor: Input should be greater than 1"),
+    (["scheduler.name=pbt", "checkpoint.every=0"], r"scheduler `pbt` moves weights between trials through checkpoints"),
+    (["resources.cpu=512"], r"resources\.cpu: 512.0 CPUs per trial, but this machine has"),
+    (["params.lr=0.1"], r"params: no parameter is searched"),
+    (["dataset.val_size=10000"], r"val_size 10000 leaves no training data"),
+])
+def test_bad_experiments_fail_before_ray(tmp_path, overrides, match):
+    with pytest.raises(SpecError, match=match) as e:
+        load_experiment(write_spec(tmp_path, MINIMAL), overrides)
+    assert str(tmp_path) in str(e.value)  # every message names the file
+
+
+def test_options_registries_cover_their_builders():
+    # every registered searcher/scheduler validates its defaults and builds Ray's object
+    from hpo.space import parse_param
+
+    params = {"lr": parse_param("lr", {"choice": [0.1, 0.01]})}
+    for name in SEARCHERS:
+        entry = SEARCHERS.get(name)
+        if name == "grid":
+            continue
+        alg, space = entry.build(params, entry.options(), "val_acc", "max", 0)
+        assert "lr" in space
+    for name in SCHEDULERS:
+        entry = SCHEDULERS.get(name)
+        sched = entry.build(entry.options(), params, 5, 0)
+        assert (sched is None) == (name == "fifo")
