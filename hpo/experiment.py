@@ -74,6 +74,12 @@ def check(spec: Spec, local: bool = True) -> Experiment:
     searcher.check(params)
     scheduler = SCHEDULERS.get(spec.scheduler.name, field="scheduler.name")
     t_opts = _options(scheduler.options, spec.scheduler.options, "scheduler")
+    if scheduler.searchers is not None and spec.searcher.name not in scheduler.searchers:
+        raise SpecError(
+            f"scheduler `{spec.scheduler.name}` cannot be combined with searcher "
+            f"`{spec.searcher.name}`; use searcher {' or '.join(scheduler.searchers)}.",
+            field="searcher.name",
+        )
     if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
         raise SpecError(
             f"scheduler `{spec.scheduler.name}` moves weights between trials through "

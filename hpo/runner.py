@@ -161,7 +161,9 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
         ),
         run_config=tune.RunConfig(
             name=run_dir.name, storage_path=str(run_dir.parent), verbose=verbose,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
+            # PBT restores trials from other trials' older checkpoints: keep them all
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
             callbacks=[_events_callback(run_dir)],
             log_to_file=True,
         ),

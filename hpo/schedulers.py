@@ -53,6 +53,7 @@ class SchedulerEntry:
     build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
     needs_checkpoints: bool = False
     stops_early: bool = True
+    searchers: tuple[str, ...] | None = None  # None: any searcher
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -105,4 +106,6 @@ SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, stops_early=False))
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median))
-SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, needs_checkpoints=True))
+# PBT explores by mutating the population itself; Ray refuses a search algorithm beside it
+SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, needs_checkpoints=True,
+                                     searchers=("random", "grid")))

@@ -1,0 +1,97 @@
+"""Results tables rebuilt from a run folder written by hand (no Ray)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from hpo.results import best_trial, collect, write_tables
+
+SPEC = {"name": "t", "trainable": "mlp", "dataset": {"name": "mnist"}, "metric": "val_acc",
+        "budget": {"max_epochs": 3}, "scheduler": {"name": "asha"},
+        "params": {"lr": {"grid": [0.1, 0.01]}, "momentum": 0.9}}
+MODES = {"val_acc": "max", "val_loss": "min", "test_acc": "max"}
+
+
+def make_run(tmp_path, trials, events):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text(yaml.safe_dump(SPEC))
+    (run / "run.json").write_text(json.dumps({"metric": "val_acc", "mode": "max", "metrics": MODES}))
+    for tid, (lr, accs, extra) in trials.items():
+        d = run / f"trial_{tid}"
+        d.mkdir()
+        (d / "params.json").write_text(json.dumps({"lr": lr, "momentum": 0.9}))
+        lines = []
+        for i, a in enumerate(accs):
+            r = {"trial_id": tid, "epoch": i + 1, "training_iteration": i + 1, "val_acc": a,
+                 "val_loss": 1 - a, "test_acc": a - 0.01, "time_total_s": 1.0 * (i + 1),
+                 "config": {"lr": lr}, "diverged": False, "hostname": "h"}
+            if i == len(accs) - 1:
+                r.update(extra)
+            lines.append(json.dumps(r))
+        (d / "result.json").write_text("\n".join(lines) + "\n")
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return run
+
+
+@pytest.fixture
+def run(tmp_path):
+    trials = {
+        "a_00000": (0.1, [0.5, 0.7, 0.8], {}),
+        "a_00001": (0.01, [0.4], {}),
+        "a_00002": (1.0, [0.1, 0.1], {"diverged": True, "val_loss": math.inf}),
+        "a_00003": (0.5, [0.6], {}),
+        "a_00004": (0.3, [0.6, 0.9], {}),
+    }
+    events = [{"trial_id": "a_00000", "event": "complete"}, {"trial_id": "a_00001", "event": "complete"},
+              {"trial_id": "a_00002", "event": "complete"},
+              {"trial_id": "a_00003", "event": "error", "error": "RuntimeError: out of memory"}]
+    return make_run(tmp_path, trials, events)
+
+
+def test_status_of_every_kind(run):
+    trials, _ = collect(run)
+    s = dict(zip(trials["trial_id"], trials["status_detail"], strict=True))
+    assert s["a_00000"] == "completed"
+    assert s["a_00001"] == "stopped by ASHA at epoch 1"
+    assert s["a_00002"] == "diverged (NaN/inf loss) at epoch 2"
+    assert s["a_00003"] == "error: RuntimeError: out of memory"
+    assert s["a_00004"].startswith("incomplete at epoch 2")
+
+
+def test_columns_best_and_final(run):
+    trials, history = collect(run)
+    row = trials.set_index("trial_id").loc["a_00000"]
+    assert row["param.lr"] == 0.1 and "param.momentum" not in trials  # only searched params
+    assert row["best_val_acc"] == 0.8 and row["best_val_loss"] == pytest.approx(0.2)
+    assert row["epochs"] == 3 and row["time_s"] == 3.0 and row["test_acc"] == pytest.approx(0.79)
+    assert list(trials["trial_index"]) == [0, 1, 2, 3, 4]
+    assert len(history) == 3 + 1 + 2 + 1 + 2 and "config" not in history
+    # a diverged trial's inf loss is not its "best"
+    assert trials.set_index("trial_id").loc["a_00002", "best_val_loss"] == pytest.approx(0.9)
+
+
+def test_best_trial_ignores_failed_and_diverged(run):
+    trials, _ = collect(run)
+    assert best_trial(trials, "val_acc", "max")["trial_id"] == "a_00004"
+    assert best_trial(trials, "val_loss", "min")["trial_id"] == "a_00004"
+
+
+def test_a_line_cut_by_a_crash_is_skipped(run):
+    p = run / "trial_a_00000" / "result.json"
+    p.write_text(p.read_text() + '{"trial_id": "a_00000", "epo')
+    trials, history = collect(run)
+    assert (history["trial_id"] == "a_00000").sum() == 3
+
+
+def test_write_tables(run):
+    trials, history = write_tables(run)
+    import pandas as pd
+
+    assert pd.read_parquet(run / "trials.parquet").shape == trials.shape
+    assert pd.read_parquet(run / "history.parquet").shape == history.shape
+    assert len(pd.read_csv(run / "trials.csv")) == 5

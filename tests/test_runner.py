@@ -1,0 +1,99 @@
+"""End-to-end runs on Ray, in process, on tiny real data (the embedded MNIST sample)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from hpo.errors import SpecError
+from hpo.experiment import load_experiment
+from hpo.runner import run
+from tests.conftest import write_spec
+
+pytestmark = pytest.mark.slow
+
+TINY = ["dataset.name=mnist_sample", "dataset.train_size=1000", "dataset.val_size=500",
+        "params.batch_size=100", "params.hidden=[32]"]
+
+SPACES = {
+    "grid": "lr: {grid: [0.3, 0.1, 0.01, 0.001]}",
+    "random": "lr: {loguniform: [1e-3, 0.5]}\n  momentum: {uniform: [0.0, 0.9]}",
+    "optuna": "lr: {loguniform: [1e-3, 0.5]}\n  optimizer: {choice: [sgd, adam]}",
+}
+
+
+def spec_text(searcher: str, scheduler: str) -> str:
+    extra = {"pbt": ", perturbation_interval: 1", "asha": ", grace_period: 1, reduction_factor: 2",
+             "median": ", grace_period: 1, min_samples_required: 1",
+             "hyperband": ", reduction_factor: 2"}.get(scheduler, "")
+    return f"""\
+name: smoke_{searcher}_{scheduler}
+trainable: mlp
+dataset: mnist_sample
+metric: val_acc
+searcher: {{name: {searcher}}}
+scheduler: {{name: {scheduler}{extra}}}
+budget: {{max_epochs: 3, num_samples: {1 if searcher == "grid" else 4}, max_concurrent_trials: 2}}
+params:
+  {SPACES[searcher]}
+"""
+
+
+@pytest.mark.parametrize("searcher", ["grid", "random", "optuna"])
+@pytest.mark.parametrize("scheduler", ["fifo", "asha", "hyperband", "median", "pbt"])
+def test_every_searcher_with_every_scheduler(tmp_path, ray_session, searcher, scheduler):
+    path = write_spec(tmp_path, spec_text(searcher, scheduler))
+    if (searcher, scheduler) == ("optuna", "pbt"):
+        with pytest.raises(SpecError, match="scheduler `pbt` cannot be combined with searcher `optuna`"):
+            load_experiment(path, TINY)
+        return
+    exp = load_experiment(path, TINY)
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    t, h = res.trials, res.history
+    assert res.state == "finished" and len(t) == 4
+    assert set(t["status"]) <= {"completed", "stopped"}, t["status_detail"].tolist()
+    if scheduler == "fifo":
+        assert (t["epochs"] == 3).all()
+    # one history row per trial per epoch, matching the trials table
+    assert h.groupby("trial_id")["epoch"].max().to_dict() == dict(zip(t["trial_id"], t["epochs"], strict=True))
+    assert t["best_val_acc"].between(0, 1).all() and t["test_acc"].notna().all()
+    assert res.best is not None and res.best["best_val_acc"] == t["best_val_acc"].max()
+    for f in ("spec.yaml", "run.json", "trials.csv", "trials.parquet", "history.parquet", "events.jsonl"):
+        assert (res.run_dir / f).exists(), f
+    assert pd.read_parquet(res.run_dir / "trials.parquet").shape == t.shape
+
+
+def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_path, ray_session):
+    text = spec_text("grid", "fifo").replace(
+        "lr: {grid: [0.3, 0.1, 0.01, 0.001]}",
+        "lr: {grid: [0.1, 1000.0]}\n  hidden: {grid: [[32], [100000000]]}")
+    exp = load_experiment(write_spec(tmp_path, text), TINY[:3])
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    by = {(r["param.lr"], r["param.hidden"]): r for _, r in res.trials.iterrows()}
+    assert by[(0.1, "[32]")]["status"] == "completed"
+    assert by[(1000.0, "[32]")]["status"] == "diverged"
+    big = by[(0.1, "[100000000]")]
+    assert big["status"] == "error" and "alloc" in big["error"].lower(), big["error"]
+    assert res.state == "finished"
+
+
+def test_same_name_never_overwrites(tmp_path, ray_session):
+    path = write_spec(tmp_path, spec_text("grid", "fifo"))
+    exp = load_experiment(path, TINY + ["budget.max_epochs=1", "params.lr={grid: [0.1]}"])
+    a = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    b = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    assert a.run_dir.name == "smoke_grid_fifo" and b.run_dir.name == "smoke_grid_fifo-2"
+    assert len(a.trials) == len(b.trials) == 1
+
+
+def test_same_seed_same_metrics(tmp_path, ray_session):
+    path = write_spec(tmp_path, spec_text("random", "fifo"))
+    exp = load_experiment(path, TINY + ["budget.max_epochs=2", "budget.num_samples=2"])
+    a = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    b = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    cols = ["param.lr", "param.momentum", "val_acc", "val_loss", "train_loss"]
+    pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
+    info = json.loads((a.run_dir / "run.json").read_text())
+    assert info["seed"] == 0 and "torch" in info["versions"] and info["hardware"]["cpus"]
