@@ -1,0 +1,35 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and install what they need.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Real MNIST: $HPO_DATA_DIR, else ../shared/datasets when it is there, else the user cache
+# (downloaded when online; the embedded sample, with a loud warning, when offline).
+SHARED := $(abspath ../shared/datasets)
+export HPO_DATA_DIR ?= $(if $(wildcard $(SHARED)/MNIST/raw),$(SHARED),)
+
+.PHONY: demo test test-fast bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: these wheels are on this machine's disk (other pins download GBs)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/hpo run search_spaces/lr_reg.yaml
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -ra
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/yardstick.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hpo trainables tests benchmarks scripts
+
+clean:
+	rm -rf runs .pytest_cache

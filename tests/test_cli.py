@@ -1,0 +1,64 @@
+"""The `hpo` command as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import MINIMAL, ROOT, write_spec
+
+
+def hpo(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hpo.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "HPO_OFFLINE": "1", **(env or {})})
+
+
+def test_validate_ok():
+    r = hpo("validate", "search_spaces/lr_reg.yaml")
+    assert r.returncode == 0 and "16 trial(s)" in r.stdout
+
+
+@pytest.mark.parametrize("text,args,match", [
+    (MINIMAL.replace("mlp", "mpl"), [], "unknown trainable `mpl`. Did you mean `mlp`?"),
+    ("name: [unclosed\n", [], "invalid YAML: line 2"),
+    (MINIMAL, ["--set", "budget.max_epoch=2"], "budget.max_epoch: unknown field. Did you mean `max_epochs`?"),
+    (MINIMAL, ["--set", "params.lr={grid: []}"], "params.lr.grid: `grid` needs at least one value"),
+])
+def test_bad_input_is_one_message_exit_2_no_traceback(tmp_path, text, args, match):
+    path = write_spec(tmp_path, text)
+    for cmd in ("validate", "run"):
+        r = hpo(cmd, str(path), *args)
+        assert r.returncode == 2, r.stderr
+        assert match in r.stderr and "Traceback" not in r.stderr
+        assert r.stderr.startswith("hpo: error: ")
+
+
+def test_missing_spec_file(tmp_path):
+    r = hpo("run", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "spec file does not exist" in r.stderr
+
+
+@pytest.mark.slow
+def test_run_on_real_mnist_then_best(tmp_path, mnist_dir):
+    r = hpo("run", "search_spaces/lr_reg.yaml", "--set", "budget.max_epochs=1",
+            "--set", "params.lr={grid: [0.1, 0.01]}", "--set", "params.weight_decay=1e-4",
+            "--storage", str(tmp_path), "--no-dashboard", "--quiet",
+            env={"HPO_DATA_DIR": str(mnist_dir)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "55000 train / 5000 val / 10000 test" in r.stdout
+    assert "Best configuration:" in r.stdout and "2 completed" in r.stdout
+    run_dir = tmp_path / "lr_reg"
+    assert (run_dir / "trials.csv").exists() and (run_dir / "history.parquet").exists()
+    b = hpo("best", str(run_dir), "--format", "json")
+    best = json.loads(b.stdout)
+    assert best["config"]["lr"] in (0.1, 0.01) and best["metrics"]["best_val_acc"] > 0.9
+    assert best["metrics"]["test_acc"] > 0.9
+
+
+def test_best_on_a_folder_that_is_not_a_run(tmp_path):
+    r = hpo("best", str(tmp_path))
+    assert r.returncode == 2 and "not a run folder" in r.stderr
