@@ -2,6 +2,8 @@
 
     hpo run SPEC [--set k=v]... [--name NAME] [--storage DIR] [--address ADDR] [--no-dashboard]
     hpo validate SPEC [--set k=v]...
+    hpo report RUN_DIR [-o FILE]
+    hpo compare RUN_DIR... -o FILE
     hpo best RUN_DIR [--format yaml|json]
 
 Bad input exits with code 2 and one message, before Ray starts.
@@ -49,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     _spec_args(v)
     v.set_defaults(func=cmd_validate)
 
+    rp = sub.add_parser("report", help="build the HTML report of a run (finished or not)")
+    rp.add_argument("run_dir")
+    rp.add_argument("-o", "--output", help="HTML file (default: reports/<run name>.html)")
+    rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="several runs on one HTML page")
+    c.add_argument("run_dirs", nargs="+")
+    c.add_argument("-o", "--output", required=True, help="HTML file to write")
+    c.set_defaults(func=cmd_compare)
+
     b = sub.add_parser("best", help="print the best configuration of a run")
     b.add_argument("run_dir")
     b.add_argument("--format", choices=["yaml", "json"], default="yaml")
@@ -82,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     res = run(exp, storage=args.storage, name=args.name, address=args.address,
               dashboard=not args.no_dashboard, verbose=0 if args.quiet else 1)
     _print_summary(res, exp.spec.metric, exp.mode)
+    from hpo.report import build_report
+
+    report = build_report(res.run_dir, Path("reports") / f"{res.run_dir.name}.html")
+    print(f"  report:  {report.resolve()}")
     return 0 if res.state == "finished" else 130
 
 
@@ -125,6 +141,25 @@ def _best_yaml(run_dir: Path, row: Any) -> str:
     import yaml
 
     return yaml.safe_dump(_best_config(run_dir, row), sort_keys=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import time
+
+    from hpo.report import build_report
+
+    t0 = time.perf_counter()
+    out = build_report(args.run_dir, args.output)
+    print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from hpo.report.compare import build_compare
+
+    out = build_compare(args.run_dirs, args.output)
+    print(f"comparison: {out}")
+    return 0
 
 
 def cmd_best(args: argparse.Namespace) -> int:

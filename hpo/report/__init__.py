@@ -1,0 +1,179 @@
+"""Static, self-contained HTML report of one run, built only from the files in its folder.
+
+    build_report(run_dir, out=None) -> Path
+
+Sections: header, warnings, best configuration, grid table and heatmap (1-D/2-D grids),
+learning curves, optimization history, Optuna's parallel coordinates / importance / slice /
+contour, early-stopping audit, and the sortable results table. One figure per module, each
+with a data step testable without drawing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo.report import checks, curves, history, study, tables
+from hpo.report.html import esc, figure, fmt, kv, page, table
+from hpo.report.load import RunData, load_run
+
+__all__ = ["build_report", "load_run", "render"]
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    data = load_run(run_dir)
+    out = Path(out) if out else Path("reports") / f"{Path(run_dir).name}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(render(data), encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def render(data: RunData) -> str:
+    parts = [header(data), warnings_section(data), best_section(data), grid_section(data),
+             curves_section(data), history_section(data), optuna_section(data),
+             audit_section(data), results_section(data)]
+    return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
+
+
+def _component(c: dict[str, Any] | str | None) -> str:
+    if not c:
+        return ""
+    if isinstance(c, str):
+        return c
+    opts = ", ".join(f"{k}={v}" for k, v in c.items() if k != "name")
+    return f"{c.get('name')}" + (f" ({opts})" if opts else "")
+
+
+def header(data: RunData) -> str:
+    s, info = data.spec, data.info
+    ds = info.get("dataset", {})
+    ds_text = (f"{ds.get('name', (s.get('dataset') or {}).get('name'))}: {ds.get('train', '?')} train / "
+               f"{ds.get('val', '?')} val / {ds.get('test', '?')} test"
+               + (" — EMBEDDED SAMPLE, not full MNIST" if ds.get("is_sample") else "")
+               + (f" ({ds['source']})" if ds.get("source") else ""))
+    counts = tables.status_counts(data)
+    comp = tables.compute_used(data)
+    wall = info.get("wall_time_s")
+    versions = ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())
+    hw = info.get("hardware") or {}
+    hw_text = f"{hw.get('cpus', '?')} CPUs, {hw.get('platform', '')}" + (
+        f", GPUs: {', '.join(hw['gpus'])}" if hw.get("gpus") else "")
+    budget = s.get("budget") or {}
+    pairs = [
+        ("trainable", s.get("trainable")), ("dataset", ds_text),
+        ("metric", f"{data.metric} ({data.mode})"),
+        ("searcher", _component(s.get("searcher"))), ("scheduler", _component(s.get("scheduler"))),
+        ("budget", ", ".join(f"{k}={v}" for k, v in budget.items() if v is not None)),
+        ("resources per trial", ", ".join(f"{k}={v}" for k, v in (s.get("resources") or {}).items())),
+        ("trials", ", ".join(f"{n} {k}" for k, n in counts.items()) or "none yet"),
+        ("state", info.get("state", "unknown")),
+        ("wall time", f"{wall:.1f} s" if isinstance(wall, (int, float)) else "unknown (unfinished)"),
+        ("compute used", f"{comp['trial_epochs']} trial-epochs, {comp['cpu_seconds']:.0f} CPU-s, "
+                         f"{comp['gpu_seconds']:.0f} GPU-s"),
+        ("seed", s.get("seed")), ("versions", versions), ("hardware", hw_text),
+        ("code", info.get("git_commit") or "unknown"), ("run folder", str(data.run_dir)),
+    ]
+    desc = f'<p class="desc">{esc(s.get("description", ""))}</p>' if s.get("description") else ""
+    return f"<h1>{esc(data.name)}</h1>{desc}{kv(pairs)}"
+
+
+def warnings_section(data: RunData) -> str:
+    ws = checks.warnings_for(data)
+    if not ws:
+        return ""
+    return "<h2>Warnings</h2>" + "".join(f'<div class="warn">{esc(w)}</div>' for w in ws)
+
+
+def best_section(data: RunData) -> str:
+    best = data.best()
+    if best is None:
+        return "<h2>Best configuration</h2><p>No trial with a finite metric yet.</p>"
+    cfg_path = data.run_dir / f"trial_{best['trial_id']}" / "params.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {
+        k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
+    at = tables.at_best_epoch(data)
+    row = at[at["trial_id"] == best["trial_id"]].drop(columns="trial_id")
+    metrics = row.assign(epoch=int(best["best_epoch"]), status=best["status_detail"])
+    return ("<h2>Best configuration</h2>"
+            f"<p>Trial {esc(best['trial_id'])}: {esc(data.best_col)} = {esc(fmt(best[data.best_col]))}"
+            f" at epoch {esc(int(best['best_epoch']))}; test metrics are from that epoch.</p>"
+            f"<pre>{esc(yaml.safe_dump(cfg, sort_keys=False))}</pre>"
+            + table(metrics, sortable=False))
+
+
+def grid_section(data: RunData) -> str:
+    st = tables.seed_table(data)
+    if st is None:
+        return ""
+    best_i = None
+    val_col = [c for c in st.columns if c.startswith("val ")]
+    if val_col and st[val_col[0]].notna().any():
+        best_i = int(st[val_col[0]].idxmax() if data.mode == "max" else st[val_col[0]].idxmin())
+    out = ["<h2>Grid results</h2><p class='note'>Train / validation / test at each trial's best "
+           "validation epoch.</p>", table(st, highlight=best_i, table_id="grid-table")]
+    hm = tables.heatmap_data(data)
+    if hm is not None:
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Heatmap(
+            x=[esc(x) for x in hm["x"]], y=[esc(y) for y in hm["y"]], z=hm["z"],
+            colorscale="Viridis", reversescale=data.mode == "min", texttemplate="%{z:.4f}",
+            colorbar=dict(title=esc(hm["metric"]))))
+        fig.update_layout(height=420, xaxis=dict(title=esc(hm["x_name"]), type="category"),
+                          yaxis=dict(title=esc(hm["y_name"]), type="category"),
+                          margin=dict(t=30, l=60, r=20, b=50))
+        out.append(figure(fig, "heatmap"))
+    return "".join(out)
+
+
+def curves_section(data: RunData) -> str:
+    if data.history.empty:
+        return ""
+    by = curves.color_param(data)
+    return ("<h2>Learning curves</h2><p class='note'>Every trial; the best in black. A trial that "
+            "ended early (stopped, diverged, failed) ends with an ×.</p>"
+            + figure(curves.curves_figure(data, by), "curves"))
+
+
+def history_section(data: RunData) -> str:
+    if data.trials.empty:
+        return ""
+    return "<h2>Optimization history</h2>" + figure(history.history_figure(data), "history")
+
+
+def optuna_section(data: RunData) -> str:
+    figs = study.optuna_figures(data)
+    if not figs:
+        return ""
+    out = ["<h2>Parameters</h2><p class='note'>Optuna's visualizations on a study rebuilt from "
+           f"the trials table (value: {esc(data.best_col)}).</p>"]
+    for i, (title, fig) in enumerate(figs.items()):
+        out.append(f"<h3>{esc(title)}</h3>" + figure(fig, f"optuna-{i}"))
+    return "".join(out)
+
+
+def audit_section(data: RunData) -> str:
+    audit = tables.early_stopping_audit(data)
+    if audit is None:
+        return ""
+    saved = tables.epochs_saved(data)
+    sched = _component(data.spec.get("scheduler") or {})
+    return ("<h2>Early-stopping audit</h2>"
+            f"<p>{esc(sched)} used {saved['used']} trial-epochs of the {saved['full']} that running "
+            f"every trial to {data.max_epochs} epochs would take: {saved['saved_fraction']:.0%} saved.</p>"
+            + table(audit, sortable=False, table_id="audit-table"))
+
+
+def results_section(data: RunData) -> str:
+    t = tables.results_table(data)
+    if t.empty:
+        return ""
+    best = data.best()
+    hi = int(t.index[data.trials["trial_id"] == best["trial_id"]][0]) if best is not None else None
+    return ("<h2>All trials</h2><p class='note'>Click a column to sort.</p>"
+            + table(t, highlight=hi, table_id="results-table"))

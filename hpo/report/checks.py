@@ -1,0 +1,68 @@
+"""Warnings a careful reader needs, computed from the tables."""
+
+from __future__ import annotations
+
+import math
+
+from hpo.report.load import RunData, finite
+
+
+def warnings_for(data: RunData) -> list[str]:
+    out: list[str] = []
+    t = data.trials
+    if t.empty:
+        return ["No trial has reported yet."]
+    for status, what in (("diverged", "diverged (NaN/inf loss)"), ("error", "failed with an error"),
+                         ("incomplete", "did not finish (interrupted or still running)")):
+        n = int((t["status"] == status).sum())
+        if n:
+            out.append(f"{n} of {len(t)} trial(s) {what}; see the status column.")
+    best = data.best()
+    if best is None:
+        out.append("No trial produced a finite metric.")
+        return out
+    out += _edge_warnings(data, best)
+    out += _still_improving(data, best)
+    if data.info.get("dataset", {}).get("is_sample"):
+        out.append("This run used the embedded MNIST sample (10,000 images), not full MNIST.")
+    return out
+
+
+def _edge_warnings(data: RunData, best) -> list[str]:
+    out = []
+    for name, spec in data.searched.items():
+        kind, args = next(iter(spec.items()))
+        v = best.get(f"param.{name}")
+        if not finite(v):
+            continue
+        v = float(v)
+        if kind == "grid":
+            nums = [float(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            if len(nums) >= 3 and v in (min(nums), max(nums)):
+                side = "smallest" if v == min(nums) else "largest"
+                out.append(f"The best {name} ({v:g}) is the {side} value of the grid: the optimum "
+                           f"may lie beyond it; extend the grid.")
+        elif kind in ("uniform", "loguniform", "quniform", "qloguniform", "randint"):
+            lo, hi = float(args[0]), float(args[1])
+            f = (lambda x: math.log10(x)) if kind in ("loguniform", "qloguniform") else (lambda x: x)
+            pos = (f(v) - f(lo)) / (f(hi) - f(lo))
+            if pos < 0.1 or pos > 0.9:
+                out.append(f"The best {name} ({v:g}) lies in the outer 10% of its range "
+                           f"[{lo:g}, {hi:g}]: widen the range on that side.")
+    return out
+
+
+def _still_improving(data: RunData, best) -> list[str]:
+    h = data.history
+    hh = h[h["trial_id"] == best["trial_id"]].sort_values("epoch")
+    if len(hh) < 2 or int(best["epochs"]) < data.max_epochs or data.metric not in hh:
+        return []
+    last, prev = hh[data.metric].iloc[-1], hh[data.metric].iloc[:-1]
+    if not finite(last):
+        return []
+    prev_best = prev.max() if data.mode == "max" else prev.min()
+    gain = (last - prev_best) if data.mode == "max" else (prev_best - last)
+    if gain > 1e-3 * max(abs(prev_best), 1e-8):
+        return [f"The best trial's {data.metric} was still improving at the last epoch "
+                f"({prev_best:.4g} → {last:.4g}): train longer (budget.max_epochs)."]
+    return []

@@ -1,0 +1,118 @@
+"""Learning curves: per-epoch metric and losses of every trial, coloured by one parameter."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+from hpo.report.load import RunData, is_log_scale, is_numeric
+
+
+def color_param(data: RunData) -> str | None:
+    """The parameter to colour by: the searched one with the most distinct values."""
+    best, n = None, 0
+    for p in data.searched:
+        col = f"param.{p}"
+        if col in data.trials and data.trials[col].nunique() > n:
+            best, n = p, data.trials[col].nunique()
+    return best
+
+
+def curve_data(data: RunData, color_by: str | None) -> list[dict[str, Any]]:
+    """One record per trial: epochs, metric and loss series, colour value, best flag, how it ended."""
+    h, t = data.history, data.trials
+    if h.empty or t.empty:
+        return []
+    best = data.best()
+    best_id = best["trial_id"] if best is not None else None
+    values = t[f"param.{color_by}"] if color_by else None
+    log = bool(color_by) and is_log_scale(data.searched[color_by], values)
+    numeric = values is not None and is_numeric(values)
+    lo = hi = 0.0
+    if numeric:
+        v = values.dropna().astype(float)
+        v = v.map(math.log10) if log else v
+        lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+    cats = sorted(map(str, values.dropna().unique())) if values is not None and not numeric else []
+    fam = data.metric.split("_", 1)[1] if "_" in data.metric else data.metric
+    out = []
+    for _, row in t.iterrows():
+        hh = h[h["trial_id"] == row["trial_id"]].sort_values("epoch")
+        if hh.empty:
+            continue
+        cv = row.get(f"param.{color_by}") if color_by else None
+        if numeric and pd.notna(cv):
+            x = math.log10(float(cv)) if log else float(cv)
+            pos = 0.5 if hi == lo else (x - lo) / (hi - lo)
+        elif cats:
+            pos = cats.index(str(cv)) / max(len(cats) - 1, 1) if str(cv) in cats else 0.0
+        else:
+            pos = 0.5
+        out.append({
+            "trial_id": row["trial_id"],
+            "label": f"{color_by}={cv}" if color_by else row["trial_id"],
+            "epoch": hh["epoch"].tolist(),
+            "metric": _clean(hh.get(data.metric)),
+            "train_loss": _clean(hh.get(f"train_{'loss' if fam == 'acc' else fam}")),
+            "val_loss": _clean(hh.get(f"val_{'loss' if fam == 'acc' else fam}")),
+            "pos": pos, "best": row["trial_id"] == best_id, "status": row["status_detail"],
+            "stopped_early": row["status"] in ("stopped", "diverged", "error"),
+        })
+    return out
+
+
+def loss_range(recs: list[dict[str, Any]]) -> list[float] | None:
+    """log10 y-range for the loss panel: from the smallest loss to 20x the median first-epoch
+    loss, so one exploding trial does not flatten every other curve."""
+    vals = [v for r in recs for k in ("val_loss", "train_loss") for v in r[k] if v and v > 0]
+    firsts = sorted(r[k][0] for r in recs for k in ("val_loss", "train_loss") if r[k] and r[k][0])
+    if not vals or not firsts:
+        return None
+    hi = min(max(vals), 20 * firsts[len(firsts) // 2])
+    return [math.log10(min(vals)) - 0.05, math.log10(max(hi, min(vals) * 1.5)) + 0.05]
+
+
+def _clean(s: pd.Series | None) -> list[float | None]:
+    if s is None:
+        return []
+    return [float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None for x in s]
+
+
+def curves_figure(data: RunData, color_by: str | None) -> Any:
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+    from plotly.subplots import make_subplots
+
+    recs = curve_data(data, color_by)
+    fam = data.metric.split("_", 1)[1] if "_" in data.metric else data.metric
+    loss = "loss" if fam == "acc" else fam
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        html.escape(data.metric), f"train (dashed) and val (solid) {loss}"))
+    for r in sorted(recs, key=lambda r: r["best"]):  # best drawn last, on top
+        color = "black" if r["best"] else sample_colorscale("Viridis", [r["pos"]])[0]
+        width = 4 if r["best"] else 1.5
+        name = html.escape(("BEST " if r["best"] else "") + r["label"])
+        hover = html.escape(f"{r['trial_id']} {r['label']} — {r['status']}")
+        end = "x" if r["stopped_early"] else "circle"
+        common = dict(legendgroup=r["trial_id"], line=dict(color=color, width=width),
+                      hovertext=hover, hoverinfo="x+y+text")
+        fig.add_trace(go.Scatter(x=r["epoch"], y=r["metric"], mode="lines+markers", name=name,
+                                 marker=dict(symbol=[("circle" if i < len(r["epoch"]) - 1 else end)
+                                                     for i in range(len(r["epoch"]))], size=6),
+                                 **common), row=1, col=1)
+        fig.add_trace(go.Scatter(x=r["epoch"], y=r["val_loss"], mode="lines", showlegend=False,
+                                 **common), row=1, col=2)
+        common["line"] = dict(color=color, width=width, dash="dash")
+        fig.add_trace(go.Scatter(x=r["epoch"], y=r["train_loss"], mode="lines", showlegend=False,
+                                 **common), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    lr = loss_range(recs)
+    if lr is not None:
+        fig.update_yaxes(type="log", range=lr, row=1, col=2)
+    title = f"coloured by {html.escape(color_by)}" if color_by else ""
+    fig.update_layout(height=460, title=title, legend=dict(font=dict(size=10)),
+                      margin=dict(t=60, l=50, r=20, b=40))
+    return fig

@@ -1,0 +1,85 @@
+"""Everything a report needs, read from a run folder's files (never from Ray)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpo import results
+from hpo.errors import SpecError
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    spec: dict[str, Any]
+    info: dict[str, Any]
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    metric: str
+    mode: str
+    modes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", self.run_dir.name))
+
+    @property
+    def searched(self) -> dict[str, dict[str, Any]]:
+        """Searched params: name -> {kind: args} as written in the spec."""
+        return {k: v for k, v in (self.spec.get("params") or {}).items() if isinstance(v, dict)}
+
+    @property
+    def max_epochs(self) -> int:
+        return int((self.spec.get("budget") or {}).get("max_epochs", 0))
+
+    @property
+    def best_col(self) -> str:
+        return f"best_{self.metric}"
+
+    def best(self) -> pd.Series | None:
+        return results.best_trial(self.trials, self.metric, self.mode) if len(self.trials) else None
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.yaml").exists():
+        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    spec = results.read_spec(run_dir)
+    info = results.read_run_info(run_dir)
+    trials, history = results.collect(run_dir)
+    metric = info.get("metric") or spec["metric"]
+    mode = info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
+    return RunData(run_dir, spec, info, trials, history, metric, mode, info.get("metrics", {}))
+
+
+def param_values(data: RunData, name: str) -> pd.Series:
+    return data.trials[f"param.{name}"]
+
+
+def is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def is_log_scale(spec_param: dict[str, Any], values: pd.Series) -> bool:
+    kind, args = next(iter(spec_param.items()))
+    if kind in ("loguniform", "qloguniform"):
+        return True
+    if not is_numeric(values):
+        return False
+    v = values.dropna()
+    return bool(len(v)) and (v > 0).all() and v.max() / v.min() >= 20
+
+
+def finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,148 @@
+"""Data steps for the report's tables: pure functions of the run's tables (no drawing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hpo.report.load import RunData
+
+
+def metric_family(metric: str) -> str:
+    """'acc' for accuracy metrics, else the suffix after the split prefix (loss, mse, ...)."""
+    return metric.split("_", 1)[1] if "_" in metric else metric
+
+
+def at_best_epoch(data: RunData) -> pd.DataFrame:
+    """Per trial: train/val/test values of the metric family at the best validation epoch."""
+    fam = metric_family(data.metric)
+    rows = []
+    h = data.history
+    for _, t in data.trials.iterrows():
+        row: dict[str, Any] = {"trial_id": t["trial_id"]}
+        ep = int(t.get("best_epoch") or 0)
+        hh = h[(h["trial_id"] == t["trial_id"]) & (h["epoch"] == ep)] if len(h) and ep else h.iloc[0:0]
+        for split in ("train", "val"):
+            col = f"{split}_{fam}"
+            row[col] = hh[col].iloc[0] if len(hh) and col in hh else None
+        row[f"test_{fam}"] = t.get(f"test_{fam}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def grid_params(data: RunData) -> list[str]:
+    """The searched params when the sweep is a pure grid, else []."""
+    searched = data.searched
+    if not searched or not all(next(iter(v)) == "grid" for v in searched.values()):
+        return []
+    return list(searched)
+
+
+def seed_table(data: RunData) -> pd.DataFrame | None:
+    """The classic study table: one row per grid value (1-D) or value pair (2-D), columns
+    train / val / test of the metric family at the best validation epoch, plus epochs/status.
+    Repeats (num_samples > 1) are averaged."""
+    params = grid_params(data)
+    if not 1 <= len(params) <= 2 or data.trials.empty:
+        return None
+    fam = metric_family(data.metric)
+    t = data.trials.merge(at_best_epoch(data), on="trial_id", suffixes=("", "_at_best"))
+    cols = [f"param.{p}" for p in params]
+    vals = [f"train_{fam}_at_best" if f"train_{fam}_at_best" in t else f"train_{fam}",
+            f"val_{fam}_at_best" if f"val_{fam}_at_best" in t else f"val_{fam}",
+            f"test_{fam}_at_best" if f"test_{fam}_at_best" in t else f"test_{fam}"]
+    agg = t.groupby(cols, sort=False, dropna=False).agg(
+        **{f"train {fam}": (vals[0], "mean"), f"val {fam}": (vals[1], "mean"),
+           f"test {fam}": (vals[2], "mean"), "epochs": ("epochs", "max"),
+           "status": ("status", lambda s: ", ".join(sorted(set(s)))), "n": ("trial_id", "count")})
+    agg = agg.reset_index().rename(columns={c: c.removeprefix("param.") for c in cols})
+    order = [_grid_order(data, p) for p in params]
+    agg["_k"] = [tuple(o.get(_key(v), 0) for o, v in zip(order, row, strict=True))
+                 for row in agg[params].itertuples(index=False)]
+    agg = agg.sort_values("_k").drop(columns="_k").reset_index(drop=True)
+    if (agg["n"] == 1).all():
+        agg = agg.drop(columns="n")
+    return agg
+
+
+def _key(v: Any) -> str:
+    """A grid value and the same value read back from a table compare equal (1 == 1.0)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(float(v))
+    return str(v)
+
+
+def _grid_order(data: RunData, p: str) -> dict[str, int]:
+    import json
+
+    values = data.searched[p]["grid"]
+    return {(_key(json.dumps(v)) if isinstance(v, list) else _key(v)): i for i, v in enumerate(values)}
+
+
+def heatmap_data(data: RunData) -> dict[str, Any] | None:
+    """2-D grid: z[i][j] = mean best metric for (row value i, column value j)."""
+    params = grid_params(data)
+    if len(params) != 2 or data.trials.empty:
+        return None
+    a, b = params
+    t = data.trials
+    pv = t.pivot_table(index=f"param.{a}", columns=f"param.{b}", values=data.best_col, aggfunc="mean")
+    oa, ob = _grid_order(data, a), _grid_order(data, b)
+    pv = pv.loc[sorted(pv.index, key=lambda v: oa.get(_key(v), 0)),
+                sorted(pv.columns, key=lambda v: ob.get(_key(v), 0))]
+    return {"x": [str(c) for c in pv.columns], "y": [str(i) for i in pv.index],
+            "z": pv.to_numpy().tolist(), "x_name": b, "y_name": a, "metric": data.best_col}
+
+
+def results_table(data: RunData) -> pd.DataFrame:
+    """One row per trial: params, best and final metric, train/test, epochs, time, status."""
+    t = data.trials
+    if t.empty:
+        return t
+    fam = metric_family(data.metric)
+    cols = ["trial_index"] + [c for c in t.columns if c.startswith("param.")]
+    cols += [data.best_col, data.metric, f"train_{fam}", f"test_{fam}", "epochs", "time_s",
+             "status_detail"]
+    out = t[[c for c in cols if c in t]].copy()
+    return out.rename(columns={c: c.removeprefix("param.") for c in out.columns})
+
+
+def status_counts(data: RunData) -> dict[str, int]:
+    if data.trials.empty:
+        return {}
+    return {str(k): int(v) for k, v in data.trials["status"].value_counts().items()}
+
+
+def compute_used(data: RunData) -> dict[str, float]:
+    t = data.trials
+    res = data.spec.get("resources") or {}
+    trial_s = float(t["time_s"].fillna(0).sum()) if len(t) else 0.0
+    return {"trial_epochs": int(t["epochs"].sum()) if len(t) else 0,
+            "trial_seconds": trial_s,
+            "cpu_seconds": trial_s * float(res.get("cpu", 1)),
+            "gpu_seconds": trial_s * float(res.get("gpu", 0))}
+
+
+def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
+    """Per epoch milestone (rung): trials that reached it, went on, or were stopped there."""
+    t = data.trials
+    sched = (data.spec.get("scheduler") or {}).get("name", "fifo")
+    if sched == "fifo" or t.empty:
+        return None
+    rows = []
+    for e in range(1, data.max_epochs + 1):
+        reached = int((t["epochs"] >= e).sum())
+        stopped = int(((t["epochs"] == e) & (t["status"] == "stopped")).sum())
+        ended = int(((t["epochs"] == e) & t["status"].isin(["diverged", "error"])).sum())
+        if stopped or e == data.max_epochs or e == 1:
+            rows.append({"epoch": e, "reached": reached, "stopped here": stopped,
+                         "diverged/failed here": ended, "went on": reached - stopped - ended
+                         if e < data.max_epochs else 0})
+    return pd.DataFrame(rows)
+
+
+def epochs_saved(data: RunData) -> dict[str, float]:
+    used = int(data.trials["epochs"].sum()) if len(data.trials) else 0
+    full = len(data.trials) * data.max_epochs
+    return {"used": used, "full": full, "saved_fraction": 1 - used / full if full else 0.0}
