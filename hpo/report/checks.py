@@ -54,6 +54,8 @@ def _edge_warnings(data: RunData, best) -> list[str]:
 
 def _still_improving(data: RunData, best) -> list[str]:
     h = data.history
+    if h.empty:
+        return []
     hh = h[h["trial_id"] == best["trial_id"]].sort_values("epoch")
     if len(hh) < 2 or int(best["epochs"]) < data.max_epochs or data.metric not in hh:
         return []

@@ -19,7 +19,8 @@ def progress(data: RunData) -> pd.DataFrame:
     h = data.history
     if h.empty or data.metric not in h:
         return pd.DataFrame(columns=["trial_epochs", "wall_s", "best_so_far"])
-    start = float(data.info.get("started") or h["timestamp"].min())
+    started = data.info.get("started")
+    start = float(started if started is not None else h["timestamp"].min())
     idx = {t: i for t, i in zip(data.trials["trial_id"], data.trials["trial_index"], strict=True)}
     h = h.assign(_i=h["trial_id"].map(idx)).sort_values(["timestamp", "_i", "epoch"])
     best, out = None, []

@@ -15,7 +15,8 @@ def history_data(data: RunData) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame(columns=["trial_index", "value", "end_s", "best_so_far"])
     h = data.history
-    start = float(data.info.get("started") or (h["timestamp"].min() if len(h) else 0))
+    started = data.info.get("started")
+    start = float(started if started is not None else (h["timestamp"].min() if len(h) else 0))
     ends = h.groupby("trial_id")["timestamp"].max() if len(h) and "timestamp" in h else pd.Series()
     df = pd.DataFrame({
         "trial_id": t["trial_id"], "trial_index": t["trial_index"],

@@ -1,0 +1,149 @@
+"""Reports opened in headless Chromium, as a reader would open them: built from a real small
+run, no JavaScript errors, every plot drawn, tables sortable, hostile strings inert."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo.experiment import load_experiment
+from hpo.report import build_report
+from hpo.report.compare import build_compare
+from hpo.runner import run
+from tests.conftest import write_spec
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+EVIL = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
+
+SPEC = """\
+name: browser
+description: lr x L2 on a tiny sample
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 1000, val_size: 500}
+metric: val_acc
+searcher: {name: grid}
+scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
+budget: {max_epochs: 3}
+params:
+  lr: {grid: [1.0, 0.1, 0.01]}
+  weight_decay: {grid: [0.01, 0.0001]}
+  hidden: [32]
+  batch_size: 100
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("chromium / chromedriver missing in CI (.ci/run installs them)")
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--disable-sync", "--window-size=1280,2000"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, ray_session):
+    tmp = tmp_path_factory.mktemp("browser")
+    exp = load_experiment(write_spec(tmp, SPEC))
+    return run(exp, storage=tmp / "runs", dashboard=False, verbose=0).run_dir
+
+
+def open_page(driver, path: Path) -> list[dict]:
+    driver.get_log("browser")  # drop earlier entries
+    driver.get(path.resolve().as_uri())
+    driver.implicitly_wait(0)
+    return driver.get_log("browser")
+
+
+def plots_drawn(driver) -> tuple[int, int]:
+    divs = driver.execute_script("return document.querySelectorAll('.plotly-graph-div').length")
+    drawn = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+        ".filter(d => d.querySelector('svg.main-svg') && d._fullData && d._fullData.length).length")
+    return divs, drawn
+
+
+def test_report_renders_without_errors_and_sorts(browser, real_run, tmp_path):
+    out = build_report(real_run, tmp_path / "r.html")
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    # heatmap, curves, history, and Optuna's parallel/importance/slice/contour
+    assert divs >= 6 and drawn == divs
+    assert browser.find_element("id", "grid-table") and browser.find_element("id", "audit-table")
+    assert "<script src" not in out.read_text()  # plotly.js is inline, no CDN
+    # sort the results table by its best_val_acc column, both ways
+    table = browser.find_element("id", "results-table")
+    headers = [th.text for th in table.find_elements("css selector", "th")]
+    col = headers.index("best_val_acc")
+
+    def column() -> list[float]:
+        cells = table.find_elements("css selector", f"tbody tr td:nth-child({col + 1})")
+        return [float(c.get_attribute("data-v")) for c in cells]
+
+    table.find_elements("css selector", "th")[col].click()
+    assert column() == sorted(column())
+    table.find_elements("css selector", "th")[col].click()
+    assert column() == sorted(column(), reverse=True)
+
+
+def test_hostile_strings_are_shown_not_run(browser, real_run, tmp_path):
+    copy = tmp_path / "evil"
+    shutil.copytree(real_run, copy)
+    spec = yaml.safe_load((copy / "spec.yaml").read_text())
+    spec["name"], spec["description"] = EVIL, EVIL
+    spec["params"]["activation"] = {"grid": ["relu", EVIL]}
+    (copy / "spec.yaml").write_text(yaml.safe_dump(spec))
+    for i, d in enumerate(sorted(copy.glob("trial_*"))):
+        p = json.loads((d / "params.json").read_text())
+        p["activation"] = EVIL if i % 2 else "relu"
+        (d / "params.json").write_text(json.dumps(p))
+    out = build_report(copy, tmp_path / "evil.html")
+    logs = open_page(browser, out)
+    assert browser.execute_script("return window.__pwned") is None
+    assert EVIL in browser.find_element("tag name", "h1").text
+    assert "<script>window.__pwned" not in out.read_text()
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+
+
+def test_compare_page(browser, real_run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(real_run, other)
+    out = build_compare([real_run, other], tmp_path / "cmp.html")
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    assert divs == 1 and drawn == 1
+    rows = browser.find_elements("css selector", "#compare-table tbody tr")
+    assert len(rows) == 2
+
+
+def test_report_of_an_interrupted_run(real_run, tmp_path):
+    # a run folder whose driver died: no tables, no events for some trials
+    copy = tmp_path / "partial"
+    shutil.copytree(real_run, copy)
+    for f in ("trials.csv", "trials.parquet", "history.parquet"):
+        (copy / f).unlink()
+    lines = (copy / "events.jsonl").read_text().splitlines()
+    (copy / "events.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    html = build_report(copy, tmp_path / "partial.html").read_text()
+    assert "did not finish (interrupted or still running)" in html

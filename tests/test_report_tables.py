@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import pytest
+
+from hpo.report import checks, curves, history, tables
+from hpo.report.compare import at_equal_compute, progress
+from hpo.report.study import build_study
+from tests.report_fixtures import grid_run, rundata
+
+
+def test_seed_table_is_in_grid_order_with_train_val_test():
+    st = tables.seed_table(grid_run())
+    assert list(st.columns[:5]) == ["lr", "weight_decay", "train acc", "val acc", "test acc"]
+    assert list(zip(st["lr"], st["weight_decay"], strict=True)) == [(1, 0.01), (1, 0.0001), (0.1, 0.01), (0.1, 0.0001)]
+    row = st.iloc[3]
+    assert (row["train acc"], row["val acc"], row["test acc"]) == pytest.approx((0.95, 0.9, 0.89))
+
+
+def test_heatmap_is_rows_by_columns():
+    hm = tables.heatmap_data(grid_run())
+    assert hm["y"] == ["1.0", "0.1"] and hm["x"] == ["0.01", "0.0001"]
+    assert hm["z"] == [[0.2, 0.3], [0.8, 0.9]] and hm["metric"] == "best_val_acc"
+
+
+def test_no_seed_table_for_random_search():
+    d = grid_run()
+    d.spec["params"]["lr"] = {"loguniform": [1e-3, 1]}
+    assert tables.seed_table(d) is None and tables.heatmap_data(d) is None
+
+
+def test_repeats_are_averaged():
+    t = [{"trial_id": f"x_{i}", "param.lr": 0.1, "best_val_acc": a, "val_acc": a, "test_acc": a,
+          "epochs": 1, "best_epoch": 1} for i, a in enumerate([0.8, 0.9])]
+    h = [{"trial_id": f"x_{i}", "epoch": 1, "val_acc": a, "train_acc": a} for i, a in enumerate([0.8, 0.9])]
+    st = tables.seed_table(rundata(t, h, {"lr": {"grid": [0.1]}}))
+    assert len(st) == 1 and st["val acc"][0] == pytest.approx(0.85) and st["n"][0] == 2
+
+
+def test_audit_counts_rungs_and_savings():
+    t = [{"trial_id": "a", "epochs": 3, "status": "completed", "best_val_acc": 0.9},
+         {"trial_id": "b", "epochs": 1, "status": "stopped", "best_val_acc": 0.5},
+         {"trial_id": "c", "epochs": 1, "status": "stopped", "best_val_acc": 0.4},
+         {"trial_id": "d", "epochs": 2, "status": "diverged", "best_val_acc": 0.1}]
+    d = rundata(t, [], {"lr": {"uniform": [0, 1]}}, scheduler="asha", max_epochs=3)
+    audit = tables.early_stopping_audit(d).set_index("epoch")
+    assert audit.loc[1, "reached"] == 4 and audit.loc[1, "stopped here"] == 2
+    assert audit.loc[1, "went on"] == 2 and audit.loc[3, "reached"] == 1
+    assert tables.epochs_saved(d) == {"used": 7, "full": 12, "saved_fraction": pytest.approx(5 / 12)}
+    assert tables.early_stopping_audit(rundata(t, [], {}, scheduler="fifo")) is None
+
+
+def test_compute_used():
+    d = grid_run()
+    assert tables.compute_used(d) == {"trial_epochs": 8, "trial_seconds": 4.0, "cpu_seconds": 8.0,
+                                      "gpu_seconds": 0.0}
+
+
+def test_warnings_edge_of_grid_and_still_improving():
+    d = grid_run()
+    d.spec["params"]["weight_decay"] = {"grid": [0.1, 0.01, 0.001, 0.0001]}
+    ws = " | ".join(checks.warnings_for(d))
+    assert "best weight_decay (0.0001) is the smallest value of the grid" in ws
+    assert "still improving at the last epoch" in ws
+
+
+def test_warnings_outer_range_and_failures():
+    t = [{"trial_id": "a", "param.lr": 0.95, "best_val_acc": 0.9, "epochs": 1, "best_epoch": 1,
+          "status": "completed"},
+         {"trial_id": "b", "param.lr": 0.5, "best_val_acc": 0.5, "epochs": 1, "status": "diverged"},
+         {"trial_id": "c", "param.lr": 0.4, "best_val_acc": None, "epochs": 0, "status": "error"}]
+    ws = " | ".join(checks.warnings_for(rundata(t, [], {"lr": {"uniform": [0.0, 1.0]}}, max_epochs=1)))
+    assert "best lr (0.95) lies in the outer 10% of its range [0, 1]" in ws
+    assert "1 of 3 trial(s) diverged" in ws and "1 of 3 trial(s) failed with an error" in ws
+
+
+def test_curve_data_colours_by_the_most_varied_param_and_marks_the_best():
+    d = grid_run()
+    assert curves.color_param(d) in ("lr", "weight_decay")
+    recs = curves.curve_data(d, "lr")
+    assert len(recs) == 4 and sum(r["best"] for r in recs) == 1
+    best = next(r for r in recs if r["best"])
+    assert best["metric"] == pytest.approx([0.8, 0.9]) and best["epoch"] == [1, 2]
+    assert {r["pos"] for r in recs} == {0.0, 1.0}  # log-scale colour from lr 0.1 to 1
+
+
+def test_loss_range_ignores_exploding_trials():
+    recs = [{"val_loss": [1.0, 0.5], "train_loss": [1.2, 0.6]},
+            {"val_loss": [1.0, 1e20], "train_loss": [1.1, 1e22]}]
+    lo, hi = curves.loss_range(recs)
+    assert lo < 0 and hi < 2  # capped near 20 x the first-epoch loss, not 1e22
+
+
+def test_history_best_so_far():
+    df = history.history_data(grid_run())
+    assert df["best_so_far"].tolist() == [0.2, 0.3, 0.8, 0.9]
+    assert df["end_s"].tolist() == [2.0, 12.0, 22.0, 32.0]
+    df = history.history_data(grid_run(mode="min"))
+    assert df["best_so_far"].tolist() == [0.2, 0.2, 0.2, 0.2]
+
+
+def test_study_rebuilt_from_the_trials_table():
+    study = build_study(grid_run())
+    assert len(study.trials) == 4 and study.best_value == 0.9
+    assert study.best_params == {"lr": 0.1, "weight_decay": 0.0001}
+
+
+def test_compare_progress_and_equal_compute():
+    a, b = grid_run(), grid_run()
+    b.spec["name"] = "other"
+    p = progress(a)
+    assert p["trial_epochs"].tolist() == list(range(1, 9))
+    assert p["best_so_far"].iloc[-1] == 0.9 and p["best_so_far"].iloc[0] == pytest.approx(0.1)
+    eq = at_equal_compute([a, b])
+    assert "best @ 8 trial-epochs" in eq and "best @ 2 trial-epochs" in eq
+    assert eq["final best"].tolist() == [0.9, 0.9]
