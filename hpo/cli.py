@@ -1,6 +1,8 @@
 """`hpo` command line: a thin layer over importable functions.
 
     hpo run SPEC [--set k=v]... [--name NAME] [--storage DIR] [--address ADDR] [--no-dashboard]
+    hpo resume RUN_DIR
+    hpo plan SPEC [--set k=v]...
     hpo validate SPEC [--set k=v]...
     hpo report RUN_DIR [-o FILE]
     hpo compare RUN_DIR... -o FILE
@@ -45,7 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     r.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     r.add_argument("--quiet", action="store_true", help="no live progress table")
+    r.add_argument("--resume", action="store_true",
+                   help="continue <storage>/<name> if it exists (refused if the spec changed)")
+    r.add_argument("--force", action="store_true", help="with --resume: even if the spec changed")
     r.set_defaults(func=cmd_run)
+
+    rs = sub.add_parser("resume", help="continue an interrupted run in place")
+    rs.add_argument("run_dir")
+    rs.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
+    rs.add_argument("--no-dashboard", action="store_true")
+    rs.add_argument("--quiet", action="store_true")
+    rs.set_defaults(func=cmd_resume)
+
+    pl = sub.add_parser("plan", help="validate a spec and say what running it would take")
+    _spec_args(pl)
+    pl.set_defaults(func=cmd_plan)
 
     v = sub.add_parser("validate", help="check a spec without running it")
     _spec_args(v)
@@ -88,17 +104,66 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hpo.experiment import load_experiment
-    from hpo.runner import run
+    from hpo.runner import resume, run
 
     exp = load_experiment(args.spec, args.overrides, local=args.address is None)
-    res = run(exp, storage=args.storage, name=args.name, address=args.address,
-              dashboard=not args.no_dashboard, verbose=0 if args.quiet else 1)
-    _print_summary(res, exp.spec.metric, exp.mode)
+    kw = {"address": args.address, "dashboard": not args.no_dashboard,
+          "verbose": 0 if args.quiet else 1}
+    run_dir = Path(args.storage or exp.spec.storage) / (args.name or exp.spec.name)
+    if args.resume and (run_dir / "spec.yaml").exists():
+        _check_same_spec(exp, run_dir, args.force)
+        res = resume(exp, run_dir, **kw)
+    else:
+        if args.resume:
+            print(f"hpo: nothing to resume at {run_dir}; starting it.")
+        res = run(exp, storage=args.storage, name=args.name, **kw)
+    return _finish(res, exp)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from hpo.experiment import load_experiment
+    from hpo.runner import resume
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.yaml").exists():
+        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
+    res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
+                 verbose=0 if args.quiet else 1)
+    return _finish(res, exp)
+
+
+def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
+    import difflib
+
+    from hpo.spec import spec_to_yaml
+
+    old, new = (run_dir / "spec.yaml").read_text(), spec_to_yaml(exp.spec)
+    if old == new or force:
+        return
+    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                        f"{run_dir}/spec.yaml (on disk)", "given spec"))
+    raise SpecError(f"the spec differs from the one this run started with; resuming would mix "
+                    f"two experiments. Use --force to resume anyway, or --name for a new run.\n{diff}",
+                    file=str(run_dir))
+
+
+def _finish(res: Any, exp: Any) -> int:
     from hpo.report import build_report
 
+    _print_summary(res, exp.spec.metric, exp.mode)
     report = build_report(res.run_dir, Path("reports") / f"{res.run_dir.name}.html")
     print(f"  report:  {report.resolve()}")
-    return 0 if res.state == "finished" else 130
+    return {"finished": 0, "aborted": 3}.get(res.state, 130)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from hpo.experiment import load_experiment
+    from hpo.plan import describe, make_plan
+
+    exp = load_experiment(args.spec, args.overrides)
+    print(describe(exp, make_plan(exp)))
+    return 0
 
 
 def _print_summary(res: Any, metric: str, mode: str) -> None:

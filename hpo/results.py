@@ -68,8 +68,21 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def trial_events(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The last event of each trial in events.jsonl."""
+    return _events(Path(run_dir))
+
+
 def _events(run_dir: Path) -> dict[str, dict[str, Any]]:
-    return {e["trial_id"]: e for e in _read_jsonl(run_dir / "events.jsonl")}
+    return {e["trial_id"]: e for e in _read_jsonl(run_dir / "events.jsonl") if e.get("trial_id")}
+
+
+def abort_reason(run_dir: str | Path) -> str | None:
+    """Why the experiment was aborted (failure.max_failed_trials), or None."""
+    for e in _read_jsonl(Path(run_dir) / "events.jsonl"):
+        if e.get("event") == "abort":
+            return str(e.get("reason"))
+    return None
 
 
 def _trial_dirs(run_dir: Path) -> list[Path]:
@@ -91,6 +104,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
     scheduler = spec.get("scheduler", {}).get("name", "fifo")
     events = _events(run_dir)
+    aborted = abort_reason(run_dir) is not None
 
     trials, history = [], []
     for d in _trial_dirs(run_dir):
@@ -100,7 +114,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         hist = _history_rows(trial_id, rows)
         history.extend(hist)
         trials.append(_trial_row(trial_id, d, config, hist, events.get(trial_id), searched,
-                                 modes, max_epochs, scheduler))
+                                 modes, max_epochs, "abort" if aborted else scheduler))
     trials_df = pd.DataFrame(trials)
     if not trials_df.empty:
         trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
@@ -166,6 +180,8 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
         return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
     if epochs >= max_epochs:
         return "completed", "completed"
+    if scheduler == "abort":
+        return "stopped", f"stopped at epoch {epochs}: experiment aborted after too many failures"
     who = "the median rule" if scheduler == "median" else scheduler.upper()
     return "stopped", f"stopped by {who} at epoch {epochs}"
 

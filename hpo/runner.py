@@ -50,39 +50,91 @@ def unique_run_dir(storage: Path, name: str) -> Path:
 def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None = None,
         address: str | None = None, dashboard: bool = True, verbose: int = 1,
         out: Any = sys.stdout) -> RunResult:
+    """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one)."""
     spec = exp.spec
     storage_path = Path(storage or spec.storage).expanduser().resolve()
     run_dir = unique_run_dir(storage_path, name or spec.name)
     t0 = time.time()
+    data = _start(exp, address, dashboard, out)
+    run_dir.mkdir(parents=True)
+    (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
+    info = _run_info(exp, data)
+    _announce(exp, data, run_dir, out)
+    return _execute(exp, run_dir, info, t0, out, lambda: _fit(exp, data, run_dir, verbose))
 
-    # Ray's start (seconds, mostly the dashboard) overlaps with reading the dataset
-    with ThreadPoolExecutor(1) as pool:
+
+def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
+           dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout) -> RunResult:
+    """Continue an interrupted run in place: finished trials are kept and never rerun,
+    unfinished ones restart from their last checkpoint, the searcher's state is restored by Ray.
+    Ray does not persist scheduler state: ASHA/Hyperband/median rungs start empty again."""
+    from ray import tune
+
+    run_dir = Path(run_dir).resolve()
+    if not tune.Tuner.can_restore(str(run_dir)):
+        raise SpecError("no Ray experiment state here (tuner.pkl); nothing to resume.",
+                        file=str(run_dir))
+    t0 = time.time()
+    data = _start(exp, address, dashboard, out)
+    info = results.read_run_info(run_dir) or _run_info(exp, data)
+    info.setdefault("resumed", []).append(t0)
+    print(f"hpo: resuming {run_dir} (finished trials are kept; unfinished ones restart from "
+          f"their last checkpoint; scheduler rungs start empty)", file=out, flush=True)
+
+    def fit() -> None:
+        tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(exp, data),
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+        tuner.fit()
+
+    return _execute(exp, run_dir, info, t0, out, fit)
+
+
+def _start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> ArrayDataset:
+    """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
+    spec = exp.spec
+    with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
         loading = pool.submit(load_dataset, spec.dataset.name, spec.dataset.data_dir,
                               spec.dataset.val_size, spec.dataset.strict, spec.dataset.train_size)
         _init_ray(address, dashboard, out)
         data = loading.result()
     _check_cluster(spec)
-    run_dir.mkdir(parents=True)
-    (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
-    info = _run_info(exp, data)
-    _write_json(run_dir / "run.json", info)
-    print(f"hpo: {spec.name}: {exp.n_trials} trial(s) of `{spec.trainable}` on {data.name} "
-          f"({data.sizes['train']} train / {data.sizes['val']} val / {data.sizes['test']} test"
+    return data
+
+
+def _announce(exp: Experiment, data: ArrayDataset, run_dir: Path, out: Any) -> None:
+    s = data.sizes
+    print(f"hpo: {exp.spec.name}: {exp.n_trials} trial(s) of `{exp.spec.trainable}` on {data.name} "
+          f"({s['train']} train / {s['val']} val / {s['test']} test"
           f"{', EMBEDDED SAMPLE' if data.is_sample else ''}) -> {run_dir}", file=out, flush=True)
 
+
+def _execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out: Any,
+             fit: Any) -> RunResult:
+    """Run `fit`, then always write the tables and the run's state, whatever happened."""
+    prior = float(info.get("wall_time_s") or 0.0)
+    info["state"] = "running"
+    _write_json(run_dir / "run.json", info)
     state = "interrupted"
     try:
-        _fit(exp, data, run_dir, verbose)
+        fit()
         state = "finished"
     except KeyboardInterrupt:
-        print("hpo: interrupted; results of finished trials are kept.", file=out)
+        print("hpo: interrupted; finished trials are kept. Continue with "
+              f"`hpo resume {run_dir}`.", file=out)
     finally:
         trials, history = results.write_tables(run_dir)
+        aborted = results.abort_reason(run_dir)
         incomplete = bool(len(trials)) and (trials["status"] == "incomplete").any()
-        state = "interrupted" if (state != "finished" or incomplete) else "finished"
-        info.update(state=state, finished=time.time(), wall_time_s=time.time() - t0)
+        if aborted:
+            state = "aborted"
+        elif state == "finished" and incomplete:
+            state = "interrupted"
+        info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0)
         _write_json(run_dir / "run.json", info)
-    best = results.best_trial(trials, spec.metric, exp.mode) if len(trials) else None
+    if aborted:
+        print(f"hpo: ABORTED: {aborted}", file=out)
+    best = results.best_trial(trials, exp.spec.metric, exp.mode) if len(trials) else None
     return RunResult(run_dir, trials, history, best, time.time() - t0, state)
 
 
@@ -124,13 +176,31 @@ def _init_ray(address: str | None, dashboard: bool, out: Any) -> None:
               f"printed by `ray get-auth-token` and kept in ~/.ray/auth_token)", file=out, flush=True)
 
 
+def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
+    """The Tune trainable: data through the object store once, resources per trial."""
+    from ray import tune
+
+    from trainables._ray import make_trainable
+
+    spec = exp.spec
+    settings = {
+        "max_epochs": spec.budget.max_epochs,
+        "select": spec.metric,
+        "threads": max(1, int(spec.resources.cpu)),
+        "checkpoint_every": spec.checkpoint.every,
+        "data_key": uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
+    }
+    return tune.with_resources(
+        tune.with_parameters(make_trainable(exp.trainable), data=data, settings=settings),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
 def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> None:
     # num_to_keep forces an experiment-state snapshot after each checkpoint; measured on the
     # lr_reg grid it costs nothing here, so silence Ray's warning about it
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
-
-    from trainables._ray import make_trainable
 
     spec = exp.spec
     search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.metric,
@@ -139,19 +209,9 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
         param_space["seed"] = spec.seed
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
                                     spec.seed)
-    settings = {
-        "max_epochs": spec.budget.max_epochs,
-        "select": spec.metric,
-        "threads": max(1, int(spec.resources.cpu)),
-        "checkpoint_every": spec.checkpoint.every,
-        "data_key": uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
-    }
-    trainable = tune.with_resources(
-        tune.with_parameters(make_trainable(exp.trainable), data=data, settings=settings),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
+    events = _events_callback(run_dir, spec.failure.max_failed_trials)
     tuner = tune.Tuner(
-        trainable,
+        _trainable(exp, data),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
@@ -167,7 +227,9 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
             # PBT restores trials from other trials' older checkpoints: keep them all
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
-            callbacks=[_events_callback(run_dir)],
+            failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
+            callbacks=[events],
+            stop=events.stopper(),
             log_to_file=True,
         ),
     )
@@ -185,21 +247,33 @@ def _check_cluster(spec: Any) -> None:
                             f"{have.get(key, 0)}.", field=f"resources.{key.lower()}")
 
 
-def _events_callback(run_dir: Path) -> Any:
-    from ray.tune import Callback
+def _events_callback(run_dir: Path, max_failed: int | None) -> Any:
+    from ray.tune import Callback, Stopper
 
     class Events(Callback):
-        """Appends one line per finished trial to events.jsonl as it happens."""
+        """Appends one line per finished trial to events.jsonl as it happens, and aborts the
+        experiment (through its stopper) after `max_failed` failed trials."""
 
-        def _write(self, trial: Any, event: str, error: str | None = None) -> None:
-            line = {"trial_id": trial.trial_id, "event": event, "time": time.time()}
-            if error:
-                line["error"] = error
+        def __init__(self) -> None:
+            self.failed = 0
+            self.abort: str | None = None
+            self.completed: set[str] = set()
+
+        def setup(self, **info: Any) -> None:
+            # On resume Ray may restore a trial that finished after its last experiment snapshot;
+            # it then ends at once (its final checkpoint) and must not be logged twice.
+            self.completed = {t for t, e in results.trial_events(run_dir).items()
+                              if e.get("event") == "complete"}
+
+        def _write(self, line: dict[str, Any]) -> None:
+            line["time"] = time.time()
             with open(run_dir / "events.jsonl", "a") as f:
                 f.write(json.dumps(line) + "\n")
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._write(trial, "complete")
+            if trial.trial_id not in self.completed:
+                self.completed.add(trial.trial_id)
+                self._write({"trial_id": trial.trial_id, "event": "complete"})
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             err = None
@@ -207,6 +281,23 @@ def _events_callback(run_dir: Path) -> Any:
             if path and os.path.exists(path):
                 lines = [ln for ln in open(path, errors="replace").read().splitlines() if ln.strip()]
                 err = lines[-1] if lines else None
-            self._write(trial, "error", err)
+            self._write({"trial_id": trial.trial_id, "event": "error", "error": err})
+            self.failed += 1
+            if max_failed is not None and self.failed >= max_failed and not self.abort:
+                self.abort = (f"{self.failed} trial(s) failed (failure.max_failed_trials = "
+                              f"{max_failed}); the remaining trials were stopped.")
+                self._write({"trial_id": None, "event": "abort", "reason": self.abort})
+
+        def stopper(self) -> Stopper:
+            events = self
+
+            class AbortStopper(Stopper):
+                def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+                    return events.abort is not None
+
+                def stop_all(self) -> bool:
+                    return events.abort is not None
+
+            return AbortStopper()
 
     return Events()

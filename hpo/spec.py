@@ -39,6 +39,12 @@ class CheckpointSpec(_Strict):
     keep: int = Field(1, ge=1, description="checkpoints kept per trial")
 
 
+class FailureSpec(_Strict):
+    retries: int = Field(0, ge=0, description="retries of a failed trial (from its checkpoint)")
+    max_failed_trials: int | None = Field(
+        None, ge=1, description="abort the experiment after this many failed trials")
+
+
 class DatasetSpec(_Strict):
     name: str
     val_size: int | None = Field(None, ge=1, description="validation examples split off train")
@@ -70,6 +76,7 @@ class Spec(_Strict):
     budget: Budget = Budget()
     resources: Resources = Resources()
     checkpoint: CheckpointSpec = CheckpointSpec()
+    failure: FailureSpec = FailureSpec()
     seed: int = 0
     storage: str = "runs"
     params: dict[str, Any] = Field(default_factory=dict)

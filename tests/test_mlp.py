@@ -60,6 +60,7 @@ def test_huge_lr_diverges_and_stops():
                              "hidden": [16], "activation": "relu"}, epochs=5)
     assert reports[-1]["diverged"] is True and len(reports) < 5
     assert reports[-1]["train_loss"] == math.inf and reports[-1]["val_loss"] == math.inf
+    assert reports[-1]["val_acc"] == 0.0  # the searcher is told the worst value, never NaN
     assert states[-1] is None  # no checkpoint of a diverged model
 
 

@@ -75,8 +75,24 @@ def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_pat
     assert by[(0.1, "[32]")]["status"] == "completed"
     assert by[(1000.0, "[32]")]["status"] == "diverged"
     big = by[(0.1, "[100000000]")]
-    assert big["status"] == "error" and "alloc" in big["error"].lower(), big["error"]
+    assert big["status"] == "error", big["error"]
+    assert "out of memory: batch_size=64, model 79,500,000,010 parameters" in big["error"]
     assert res.state == "finished"
+
+
+def test_max_failed_trials_aborts_with_a_clear_reason(tmp_path, ray_session):
+    text = spec_text("grid", "fifo").replace(
+        "lr: {grid: [0.3, 0.1, 0.01, 0.001]}",
+        "lr: {grid: [0.1, 0.01, 0.001]}\n  hidden: {grid: [[100000000], [32]]}")
+    text = text.replace("max_concurrent_trials: 2", "max_concurrent_trials: 1")
+    exp = load_experiment(write_spec(tmp_path, text),
+                          TINY[:3] + ["failure.max_failed_trials=2", "budget.max_epochs=2"])
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    assert res.state == "aborted"
+    assert (res.trials["status"] == "error").sum() == 2
+    assert len(res.trials) < 6  # the rest never ran
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["state"] == "aborted"
 
 
 def test_same_name_never_overwrites(tmp_path, ray_session):

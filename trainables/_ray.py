@@ -42,7 +42,10 @@ def make_trainable(info: TrainableInfo) -> Any:
                 state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
-            if state_fn is not None and every and metrics["epoch"] % every == 0:
+            # the last epoch always checkpoints: a trial that finished just before a crash is then
+            # restored at its end on resume and trains nothing again
+            last = metrics["epoch"] >= int(settings.get("max_epochs", 0))
+            if state_fn is not None and every and (metrics["epoch"] % every == 0 or last):
                 with tempfile.TemporaryDirectory() as d:
                     torch.save(state_fn(), os.path.join(d, STATE_FILE))
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

@@ -86,6 +86,30 @@ def l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
     return lam * sum(p.abs().sum() for p in model.parameters())
 
 
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class TrialOutOfMemory(MemoryError):
+    """Raised instead of a bare allocator error, with what the user needs to fix it.
+    (One string argument only: Ray pickles the exception to the driver.)"""
+
+
+def oom_error(err: BaseException, batch_size: int, n_params: int | None) -> TrialOutOfMemory:
+    size = (f"{n_params:,} parameters ({n_params * 4 / 1e6:,.0f} MB of float32)"
+            if n_params else "of unknown size")
+    return TrialOutOfMemory(
+        f"out of memory: batch_size={batch_size}, model {size}; lower batch_size or the model "
+        f"size, or give the trial more memory ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+
+
+def is_oom(err: BaseException) -> bool:
+    text = str(err).lower()
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                           or "not enough memory" in text))
+
+
 def fit_classifier(
     model: nn.Module,
     opt: torch.optim.Optimizer,
@@ -141,8 +165,8 @@ def fit_classifier(
             best["score"] = sign * m[select]
             best["test_loss"], best["test_acc"] = evaluate(model, data.x_test, data.y_test)
             best["best_epoch"] = epoch + 1
-        if diverged:
-            m["train_loss"] = m["val_loss"] = math.inf
+        if diverged:  # the searcher must see the worst value, never NaN
+            m.update(train_loss=math.inf, val_loss=math.inf, train_acc=0.0, val_acc=0.0)
         m.update(
             epoch=epoch + 1,
             epoch_time_s=time.perf_counter() - t0,

@@ -18,6 +18,8 @@ class DatasetInfo:
     task: str  # "classification" | "regression"
     input_shape: tuple[int, ...]
     n_train: int  # before the validation split
+    n_test: int
+    n_classes: int  # 0 for regression
     default_val_size: int
     # (data_dir, val_size, strict) -> ArrayDataset
     load: Callable[[Path, int, bool], ArrayDataset]
@@ -36,8 +38,9 @@ def _mnist_sample(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
-DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 5_000, _mnist))
-DATASETS.add("mnist_sample", DatasetInfo("classification", (1, 28, 28), 10_000, 1_000, _mnist_sample))
+DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 10_000, 10, 5_000, _mnist))
+DATASETS.add("mnist_sample",
+             DatasetInfo("classification", (1, 28, 28), 10_000, 2_000, 10, 1_000, _mnist_sample))
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, val_size: int | None = None,

@@ -1,0 +1,99 @@
+"""`hpo plan`: what a spec would do, before spending any compute on it.
+
+Counts trials and trial-epochs, and estimates wall time from a one-batch timing of the
+trainable's model on this machine (a few configurations drawn from the space).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from hpo.experiment import Experiment
+from hpo.space import Distribution, thaw
+
+LARGE_GRID = 300
+RAY_STARTUP_S = 10.0  # Ray + dashboard start and the first trial's imports, measured here
+
+
+@dataclass
+class Plan:
+    n_trials: int
+    max_epochs: int
+    max_trial_epochs: int
+    concurrency: int
+    epoch_s: float | None  # mean estimated seconds per epoch over the timed configs
+    wall_s: float | None  # upper bound: every trial runs to max_epochs
+    warnings: list[str]
+
+
+def sample_configs(exp: Experiment, k: int = 4) -> list[dict[str, Any]]:
+    """k configurations spread over the space: categorical values in turn, range ends/middles."""
+    base = {n: thaw(p.value) for n, p in exp.params.items() if not isinstance(p, Distribution)}
+    out = []
+    for i in range(k):
+        cfg = dict(base)
+        for name, p in exp.params.items():
+            if isinstance(p, Distribution):
+                c = p.candidates() if p.is_categorical else [p.low, p.high, _mid(p)]
+                cfg[name] = thaw(c[i % len(c)])
+                if p.kind == "randint":
+                    cfg[name] = int(cfg[name])
+        out.append(cfg)
+    return out
+
+
+def _mid(p: Distribution) -> float:
+    if p.kind in ("loguniform", "qloguniform"):
+        return math.sqrt(p.low * p.high)
+    return (p.low + p.high) / 2
+
+
+def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
+    spec = exp.spec
+    n, epochs = exp.n_trials, spec.budget.max_epochs
+    cpus = os.cpu_count() or 1
+    by_cpu = max(1, int(cpus // spec.resources.cpu))
+    conc = min(spec.budget.max_concurrent_trials or by_cpu, by_cpu, n)
+    warnings = []
+    if spec.searcher.name == "grid" and n > LARGE_GRID:
+        warnings.append(f"{n} grid points: a grid this large rarely pays; consider random or "
+                        f"optuna with an early-stopping scheduler.")
+    epoch_s = wall_s = None
+    timer = getattr(exp.trainable.module, "estimate_epoch_s", None)
+    if time_it and timer is not None:
+        info = exp.dataset
+        val = spec.dataset.val_size or info.default_val_size
+        n_train = min(info.n_train - val, spec.dataset.train_size or info.n_train)
+        sizes = {"train": n_train, "val": val, "test": info.n_test}
+        times = [timer(cfg, info.input_shape, info.n_classes, sizes, max(1, int(spec.resources.cpu)))
+                 for cfg in sample_configs(exp)]
+        epoch_s = sum(times) / len(times)
+        wall_s = RAY_STARTUP_S + math.ceil(n / conc) * epochs * epoch_s
+    return Plan(n, epochs, n * epochs, conc, epoch_s, wall_s, warnings)
+
+
+def describe(exp: Experiment, plan: Plan) -> str:
+    s = exp.spec
+    lines = [
+        f"{s.name}: {plan.n_trials} trial(s) of `{s.trainable}` on `{s.dataset.name}`",
+        f"  searcher {s.searcher.name}, scheduler {s.scheduler.name}; selecting on {s.metric} ({exp.mode})",
+        f"  searched: {', '.join(exp.searched_names)}",
+        f"  epochs per trial: up to {plan.max_epochs}; trial-epochs at most {plan.max_trial_epochs}"
+        + ("" if s.scheduler.name == "fifo" else f" ({s.scheduler.name} stops many trials earlier)"),
+        f"  resources per trial: {s.resources.cpu:g} CPU, {s.resources.gpu:g} GPU; "
+        f"{plan.concurrency} trial(s) at a time on this machine",
+    ]
+    if plan.epoch_s is not None:
+        lines.append(f"  estimated {plan.epoch_s:.2f} s per epoch (one-batch timing here); wall time "
+                     f"at most ~{_dur(plan.wall_s)}")
+    lines += [f"  WARNING: {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "?"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
