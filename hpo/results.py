@@ -28,7 +28,7 @@ import yaml
 
 TRIAL_COLUMNS = {
     "trial_id": "Ray's trial id",
-    "trial_index": "order in which the trial was created",
+    "trial_index": "order in which the trial first started",
     "status": "completed | stopped | diverged | error | incomplete",
     "status_detail": "what happened, e.g. 'stopped by asha at epoch 3'",
     "epochs": "epochs reported",
@@ -36,7 +36,7 @@ TRIAL_COLUMNS = {
     "best_epoch": "epoch of the best validation value (the one test metrics belong to)",
     "test_acc / test_loss": "test metrics at the best validation epoch",
     "error": "first line of the error for failed trials",
-    "hostname / node_ip": "where the trial ran",
+    "hostname / node_ip / node_id": "where the trial ran (Ray node)",
 }
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
@@ -74,7 +74,18 @@ def trial_events(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _events(run_dir: Path) -> dict[str, dict[str, Any]]:
-    return {e["trial_id"]: e for e in _read_jsonl(run_dir / "events.jsonl") if e.get("trial_id")}
+    """The last end event (complete / error) of each trial."""
+    return {e["trial_id"]: e for e in _read_jsonl(run_dir / "events.jsonl")
+            if e.get("trial_id") and e.get("event") in ("complete", "error")}
+
+
+def start_order(run_dir: str | Path) -> dict[str, int]:
+    """trial_id -> index in the order trials first started."""
+    order: dict[str, int] = {}
+    for e in _read_jsonl(Path(run_dir) / "events.jsonl"):
+        if e.get("event") == "start" and e.get("trial_id") not in order:
+            order[e["trial_id"]] = len(order)
+    return order
 
 
 def abort_reason(run_dir: str | Path) -> str | None:
@@ -105,6 +116,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     scheduler = spec.get("scheduler", {}).get("name", "fifo")
     events = _events(run_dir)
     aborted = abort_reason(run_dir) is not None
+    order = start_order(run_dir)
 
     trials, history = [], []
     for d in _trial_dirs(run_dir):
@@ -115,6 +127,9 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         history.extend(hist)
         trials.append(_trial_row(trial_id, d, config, hist, events.get(trial_id), searched,
                                  modes, max_epochs, "abort" if aborted else scheduler))
+    for row in trials:  # searchers' random trial ids carry no index: use the start order
+        if row["trial_index"] < 0:
+            row["trial_index"] = order.get(row["trial_id"], len(order) + len(trials))
     trials_df = pd.DataFrame(trials)
     if not trials_df.empty:
         trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
@@ -146,7 +161,8 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
                time_s=float(last.get("time_total_s", math.nan)) if last else math.nan,
                best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
                error=error.splitlines()[0][:300] if error else None,
-               hostname=last.get("hostname"), node_ip=last.get("node_ip"))
+               hostname=last.get("hostname"), node_ip=last.get("node_ip"),
+               node_id=last.get("node_id"))
     for m, mode in modes.items():
         vals = [h[m] for h in hist if isinstance(h.get(m), (int, float)) and not _bad(h[m])]
         row[m] = last.get(m, math.nan) if last else math.nan

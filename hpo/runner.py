@@ -203,8 +203,8 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
     from ray import tune
 
     spec = exp.spec
-    search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.metric,
-                                                 exp.mode, spec.seed)
+    search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
+                                                 spec.budget.max_concurrent_trials)
     if "seed" not in exp.params:
         param_space["seed"] = spec.seed
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
@@ -215,8 +215,7 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
-            num_samples=spec.budget.num_samples,
-            max_concurrent_trials=spec.budget.max_concurrent_trials,
+            num_samples=spec.budget.num_samples,  # concurrency: set on the searcher above
             time_budget_s=spec.budget.time_budget_s,
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
             trial_name_creator=lambda t: f"trial_{t.trial_id}",
@@ -258,12 +257,20 @@ def _events_callback(run_dir: Path, max_failed: int | None) -> Any:
             self.failed = 0
             self.abort: str | None = None
             self.completed: set[str] = set()
+            self.started: set[str] = set()
 
         def setup(self, **info: Any) -> None:
             # On resume Ray may restore a trial that finished after its last experiment snapshot;
             # it then ends at once (its final checkpoint) and must not be logged twice.
             self.completed = {t for t, e in results.trial_events(run_dir).items()
                               if e.get("event") == "complete"}
+            self.started = set(results.start_order(run_dir))
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            # searchers name trials with random ids: the start order is the trial index
+            if trial.trial_id not in self.started:
+                self.started.add(trial.trial_id)
+                self._write({"trial_id": trial.trial_id, "event": "start"})
 
         def _write(self, line: dict[str, Any]) -> None:
             line["time"] = time.time()

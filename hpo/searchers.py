@@ -40,7 +40,7 @@ class OptunaOptions(_Options):
 class SearcherEntry:
     options: type[_Options]
     check: Callable[[dict[str, Param]], None]
-    # (params, options, metric, mode, seed) -> (Ray search_alg or None, param_space)
+    # (params, options, seed, max_concurrent) -> (Ray search_alg, param_space)
     build: Callable[..., tuple[Any, dict[str, Any]]]
 
 
@@ -75,15 +75,19 @@ def _no_grid(params: dict[str, Param]) -> None:
             )
 
 
-def _basic(params: dict[str, Param], opts: Any, metric: str, mode: str, seed: int) -> Any:
+def _basic(params: dict[str, Param], opts: Any, seed: int, max_concurrent: int | None) -> Any:
     from ray.tune.search import BasicVariantGenerator
 
     s = getattr(opts, "seed", None)
-    return BasicVariantGenerator(random_state=seed if s is None else s), to_param_space(params)
+    # Ray ignores TuneConfig.max_concurrent_trials for a variant generator: it takes its own
+    gen = BasicVariantGenerator(random_state=seed if s is None else s,
+                                max_concurrent=max_concurrent or 0)
+    return gen, to_param_space(params)
 
 
-def _optuna(params: dict[str, Param], opts: OptunaOptions, metric: str, mode: str, seed: int) -> Any:
+def _optuna(params: dict[str, Param], opts: OptunaOptions, seed: int, max_concurrent: int | None) -> Any:
     import optuna
+    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     s = seed if opts.seed is None else opts.seed
@@ -102,7 +106,10 @@ def _optuna(params: dict[str, Param], opts: OptunaOptions, metric: str, mode: st
                         f"Install it with `pip install {e.name or 'cmaes scipy'}`.",
                         field="searcher.sampler") from None
     # Tune hands the whole param space (domains and constants) and metric/mode to the searcher
-    return OptunaSearch(sampler=sampler), to_param_space(params)
+    alg = OptunaSearch(sampler=sampler)
+    if max_concurrent:
+        alg = ConcurrencyLimiter(alg, max_concurrent=max_concurrent)
+    return alg, to_param_space(params)
 
 
 SEARCHERS: Registry[SearcherEntry] = Registry("searcher")

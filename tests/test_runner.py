@@ -113,3 +113,26 @@ def test_same_seed_same_metrics(tmp_path, ray_session):
     pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
     info = json.loads((a.run_dir / "run.json").read_text())
     assert info["seed"] == 0 and "torch" in info["versions"] and info["hardware"]["cpus"]
+
+
+def test_optuna_suggestions_are_reproducible(tmp_path, ray_session):
+    text = spec_text("optuna", "fifo").replace("max_concurrent_trials: 2", "max_concurrent_trials: 1")
+    exp = load_experiment(write_spec(tmp_path, text), TINY + ["budget.max_epochs=1"])
+    a = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    b = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    cols = ["param.lr", "param.optimizer", "val_acc"]
+    assert a.trials["param.lr"].nunique() == 4
+    pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
+
+
+@pytest.mark.parametrize("searcher", ["grid", "optuna"])
+def test_max_concurrent_trials_is_respected(tmp_path, ray_session, searcher):
+    text = spec_text(searcher, "fifo").replace("max_concurrent_trials: 2", "max_concurrent_trials: 1")
+    exp = load_experiment(write_spec(tmp_path, text), TINY + ["budget.max_epochs=2"])
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    events = [json.loads(line) for line in (res.run_dir / "events.jsonl").read_text().splitlines()]
+    running, most = 0, 0
+    for e in events:  # in time order: +1 at a start, -1 at an end
+        running += 1 if e["event"] == "start" else -1
+        most = max(most, running)
+    assert most == 1 and len(res.trials) == 4

@@ -7,6 +7,11 @@ A trainable module defines, next to its code:
   - ``TASKS``: the dataset tasks it accepts (e.g. ("classification",));
   - ``train(config, data, settings, report, state)``: the training loop, free of Ray.
 Adding a trainable is one module plus one line below.
+
+A user's own trainable is allowed only as an explicit ``module:function`` reference in the spec
+(``trainable: my_lab.trainables:train``): the module must define ``Config``, ``METRICS`` and
+``TASKS`` like the built-in ones, and be importable on every Ray node. Nothing else in a spec is
+ever imported or evaluated.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ TRAINABLES.add("mlp", "trainables.mlp")
 class TrainableInfo:
     name: str
     module_path: str
+    function: str = "train"
 
     @cached_property
     def module(self) -> ModuleType:
@@ -49,8 +55,30 @@ class TrainableInfo:
         return bool(getattr(self.module, "CHECKPOINTS", True))
 
     def train(self, *args: Any, **kwargs: Any) -> None:
-        self.module.train(*args, **kwargs)
+        getattr(self.module, self.function)(*args, **kwargs)
 
 
 def get_trainable(name: str, field: str = "trainable") -> TrainableInfo:
-    return TrainableInfo(name, TRAINABLES.get(name, field=field))
+    if ":" not in name:
+        return TrainableInfo(name, TRAINABLES.get(name, field=field))
+    return _user_trainable(name, field)
+
+
+def _user_trainable(ref: str, field: str) -> TrainableInfo:
+    from hpo.errors import SpecError
+
+    module_path, _, function = ref.partition(":")
+    if not module_path or not function.isidentifier():
+        raise SpecError(f"`{ref}` is not a `module:function` reference.", field=field)
+    info = TrainableInfo(ref, module_path, function)
+    try:
+        module = info.module
+    except ImportError as e:
+        raise SpecError(f"cannot import `{module_path}` ({e}); it must be importable on every "
+                        f"Ray node (installed, or on PYTHONPATH).", field=field) from None
+    missing = [a for a in ("Config", "METRICS", "TASKS", function) if not hasattr(module, a)]
+    if missing:
+        raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable module defines "
+                        f"Config, METRICS, TASKS and the training function (see trainables/mlp.py).",
+                        field=field)
+    return info

@@ -41,7 +41,12 @@ def make_trainable(info: TrainableInfo) -> Any:
             with ckpt.as_directory() as d:
                 state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
 
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()  # where it ran, for the report
+
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
+            metrics = {**metrics, "node_id": node_id}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
             last = metrics["epoch"] >= int(settings.get("max_epochs", 0))

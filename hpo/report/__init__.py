@@ -36,7 +36,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 def render(data: RunData) -> str:
     parts = [header(data), warnings_section(data), best_section(data), grid_section(data),
              curves_section(data), history_section(data), optuna_section(data),
-             audit_section(data), results_section(data)]
+             audit_section(data), nodes_section(data), results_section(data)]
     return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
 
 
@@ -167,6 +167,13 @@ def audit_section(data: RunData) -> str:
             f"<p>{esc(sched)} used {saved['used']} trial-epochs of the {saved['full']} that running "
             f"every trial to {data.max_epochs} epochs would take: {saved['saved_fraction']:.0%} saved.</p>"
             + table(audit, sortable=False, table_id="audit-table"))
+
+
+def nodes_section(data: RunData) -> str:
+    nodes = tables.trials_per_node(data)
+    if nodes is None:
+        return ""
+    return "<h2>Where trials ran</h2>" + table(nodes, table_id="nodes-table")
 
 
 def results_section(data: RunData) -> str:

@@ -146,3 +146,14 @@ def epochs_saved(data: RunData) -> dict[str, float]:
     used = int(data.trials["epochs"].sum()) if len(data.trials) else 0
     full = len(data.trials) * data.max_epochs
     return {"used": used, "full": full, "saved_fraction": 1 - used / full if full else 0.0}
+
+
+def trials_per_node(data: RunData) -> pd.DataFrame | None:
+    """Trials and trial-epochs per Ray node (host, short node id)."""
+    t = data.trials
+    if t.empty or "node_id" not in t or t["node_id"].isna().all():
+        return None
+    g = t.assign(node=t["node_id"].fillna("?").str[:8], host=t["hostname"].fillna("?"))
+    return (g.groupby(["host", "node"], sort=True)
+             .agg(trials=("trial_id", "count"), trial_epochs=("epochs", "sum"))
+             .reset_index())

@@ -1,0 +1,22 @@
+"""A user's own trainable, referenced from a spec as `tests.custom_trainable:fit`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+METRICS = {"val_loss": "min"}
+TASKS = ("classification",)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: float = Field(0.0, ge=-10, le=10)
+    seed: int = 0
+
+
+def fit(config: dict[str, Any], data: Any, settings: dict[str, Any], report: Any, state: Any = None) -> None:
+    cfg = Config.model_validate(config)
+    for epoch in range(1, settings["max_epochs"] + 1):
+        report({"epoch": epoch, "val_loss": (cfg.x - 2) ** 2 / epoch}, None)
