@@ -2,6 +2,7 @@
 
     hpo run SPEC [--set k=v]... [--name NAME] [--storage DIR] [--address ADDR] [--no-dashboard]
     hpo resume RUN_DIR
+    hpo submit SPEC --address http://HEAD:8265 --storage SHARED_DIR [--wait]
     hpo plan SPEC [--set k=v]...
     hpo validate SPEC [--set k=v]...
     hpo report RUN_DIR [-o FILE]
@@ -47,10 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     r.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     r.add_argument("--quiet", action="store_true", help="no live progress table")
+    r.add_argument("--reports", default="reports", help="folder for the HTML report (default: reports)")
     r.add_argument("--resume", action="store_true",
                    help="continue <storage>/<name> if it exists (refused if the spec changed)")
     r.add_argument("--force", action="store_true", help="with --resume: even if the spec changed")
     r.set_defaults(func=cmd_run)
+
+    sb = sub.add_parser("submit", help="run an experiment as a Ray Job on a cluster")
+    _spec_args(sb)
+    sb.add_argument("--address", required=True, help="the cluster's dashboard, http://HEAD:8265")
+    sb.add_argument("--storage", required=True, help="results folder on the cluster's shared filesystem")
+    sb.add_argument("--name", help="run name (default: the spec's name)")
+    sb.add_argument("--working-dir", help="a project folder to upload with the job (e.g. your own trainable)")
+    sb.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
+    sb.set_defaults(func=cmd_submit)
 
     rs = sub.add_parser("resume", help="continue an interrupted run in place")
     rs.add_argument("run_dir")
@@ -117,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.resume:
             print(f"hpo: nothing to resume at {run_dir}; starting it.")
         res = run(exp, storage=args.storage, name=args.name, **kw)
-    return _finish(res, exp)
+    return _finish(res, exp, args.reports)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -131,6 +142,24 @@ def cmd_resume(args: argparse.Namespace) -> int:
     res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
                  verbose=0 if args.quiet else 1)
     return _finish(res, exp)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from hpo.experiment import load_experiment
+    from hpo.submit import submit, wait
+
+    exp = load_experiment(args.spec, args.overrides, local=False)  # fail here, not on the cluster
+    client, job_id = submit(exp, args.address, args.storage, args.name, args.working_dir)
+    print(f"hpo: submitted {exp.spec.name} as Ray Job {job_id} to {args.address}\n"
+          f"  follow: ray job logs --follow {job_id} --address {args.address}\n"
+          f"  status: ray job status {job_id} --address {args.address}\n"
+          f"  results: {args.storage}/{args.name or exp.spec.name}")
+    if not args.wait:
+        return 0
+    status = wait(client, job_id)
+    print(client.get_job_logs(job_id))
+    print(f"hpo: job {job_id} {status}")
+    return 0 if status == "SUCCEEDED" else 1
 
 
 def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
@@ -148,11 +177,11 @@ def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
                     file=str(run_dir))
 
 
-def _finish(res: Any, exp: Any) -> int:
+def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
     from hpo.report import build_report
 
     _print_summary(res, exp.spec.metric, exp.mode)
-    report = build_report(res.run_dir, Path("reports") / f"{res.run_dir.name}.html")
+    report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
     print(f"  report:  {report.resolve()}")
     return {"finished": 0, "aborted": 3}.get(res.state, 130)
 

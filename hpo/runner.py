@@ -38,6 +38,23 @@ class RunResult:
     state: str
 
 
+def writable_storage(storage: str) -> Path:
+    """The storage folder, created and checked for write access before anything starts."""
+    if "://" in storage:
+        raise SpecError(f"storage URIs ({storage.split('://')[0]}://) are not supported yet; use a "
+                        f"folder, on a filesystem every node shares for a cluster.", field="storage")
+    path = Path(storage).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".hpo-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SpecError(f"cannot write to the storage folder {path}: {e.strerror or e}.",
+                        field="storage") from None
+    return path
+
+
 def unique_run_dir(storage: Path, name: str) -> Path:
     """`<storage>/<name>`, or `<name>-2`, `-3`, ... so two runs never share a folder."""
     d, i = storage / name, 1
@@ -52,7 +69,7 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
         out: Any = sys.stdout) -> RunResult:
     """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one)."""
     spec = exp.spec
-    storage_path = Path(storage or spec.storage).expanduser().resolve()
+    storage_path = writable_storage(str(storage or spec.storage))
     run_dir = unique_run_dir(storage_path, name or spec.name)
     t0 = time.time()
     data = _start(exp, address, dashboard, out)
@@ -90,8 +107,18 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     return _execute(exp, run_dir, info, t0, out, fit)
 
 
+def _tune_env() -> None:
+    # No TensorBoard logger: it imports torch into the driver (1.5 s, and a crash inside a Ray
+    # Job's driver here); result.json (the source of our tables) and progress.csv are kept below.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # num_to_keep forces an experiment-state snapshot after each checkpoint; measured on the
+    # lr_reg grid it costs nothing here, so silence Ray's warning about it
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def _start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> ArrayDataset:
     """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
+    _tune_env()
     spec = exp.spec
     with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
         loading = pool.submit(load_dataset, spec.dataset.name, spec.dataset.data_dir,
@@ -162,14 +189,15 @@ def _init_ray(address: str | None, dashboard: bool, out: Any) -> None:
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {
-        "logging_level": logging.WARNING, "log_to_driver": True,
-        "runtime_env": {"worker_process_setup_hook": "trainables._ray.warm_up"},
-    }
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address:
+        # no runtime_env of ours here: inside a Ray Job it would replace the job's own (its
+        # working_dir, where this driver runs, would then be deleted under it)
         ctx = ray.init(address=address, **kwargs)
     else:
-        ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1", **kwargs)
+        ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                       runtime_env={"worker_process_setup_hook": "trainables._ray.warm_up"},
+                       **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:
         print(f"hpo: Ray dashboard: http://{url}  (token authentication is on: the token is "
@@ -197,10 +225,8 @@ def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
 
 
 def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> None:
-    # num_to_keep forces an experiment-state snapshot after each checkpoint; measured on the
-    # lr_reg grid it costs nothing here, so silence Ray's warning about it
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     spec = exp.spec
     search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
@@ -227,7 +253,7 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
-            callbacks=[events],
+            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), events],
             stop=events.stopper(),
             log_to_file=True,
         ),

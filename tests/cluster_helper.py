@@ -1,21 +1,31 @@
 """Start a real two-node Ray cluster on this machine with Ray's own test utilities, print its
 address, and shut down exactly the processes it started when stdin closes.
 
-    python -m tests.cluster_helper   # prints "ADDRESS <gcs address>" then waits
+    python -m tests.cluster_helper   # prints "DASHBOARD <url>", "ADDRESS <gcs address>", waits
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 
 from ray.cluster_utils import Cluster
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
+    port = free_port()
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "resources": {"head": 1}})
+        "num_cpus": 1, "resources": {"head": 1}, "include_dashboard": True,
+        "dashboard_host": "127.0.0.1", "dashboard_port": port})
     cluster.add_node(num_cpus=1, resources={"worker": 1})
     cluster.wait_for_nodes()
+    print(f"DASHBOARD http://127.0.0.1:{port}", flush=True)
     print(f"ADDRESS {cluster.address}", flush=True)
     try:
         sys.stdin.read()  # until the test closes our stdin

@@ -62,3 +62,12 @@ def test_run_on_real_mnist_then_best(tmp_path, mnist_dir):
 def test_best_on_a_folder_that_is_not_a_run(tmp_path):
     r = hpo("best", str(tmp_path))
     assert r.returncode == 2 and "not a run folder" in r.stderr
+
+
+@pytest.mark.parametrize("storage,match", [
+    ("s3://bucket/runs", "storage URIs (s3://) are not supported yet"),
+    ("/proc/hpo-runs", "cannot write to the storage folder /proc/hpo-runs"),
+])
+def test_unusable_storage_fails_before_any_trial(tmp_path, storage, match):
+    r = hpo("run", "search_spaces/lr_reg.yaml", "--storage", storage, "--no-dashboard")
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

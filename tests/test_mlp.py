@@ -124,3 +124,16 @@ def test_full_batch_is_one_step_per_epoch():
     data = blobs(n=200)
     reports, _ = train({"lr": 0.5, "batch_size": 200, "hidden": [16]}, epochs=3, data=data)
     assert len(reports) == 3 and reports[-1]["train_loss"] < reports[0]["train_loss"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_the_gpu_it_was_given():
+    from trainables.loop import device, to_tensors
+
+    assert device().type == "cuda"
+    t = to_tensors(blobs(), (20,), key=None)
+    assert t.x_train.is_cuda and t.y_val.is_cuda
+    reports, states = train({"lr": 0.1, "hidden": [32]}, epochs=2)
+    assert reports[-1]["val_acc"] > 0.9
+    assert all(v.is_cuda for v in states[-1]["model"].values())
