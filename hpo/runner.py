@@ -25,8 +25,6 @@ from hpo.errors import SpecError
 from hpo.experiment import Experiment
 from hpo.spec import spec_to_yaml
 
-log = logging.getLogger("hpo")
-
 
 @dataclass
 class RunResult:
