@@ -59,7 +59,8 @@ def main() -> None:
     t = to_tensors(ds, (784,), key="bench")
     n = len(t.y_train)
     print(f"MLP 784-128-10, {n} training images, {args.threads} thread(s), best of {args.epochs} epochs")
-    print(f"{'batch':>7} {'plain s/epoch':>14} {'hpo s/epoch':>12} {'ratio plain/hpo':>16} {'hpo samples/s':>14}")
+    print(f"{'batch':>7} {'plain s/epoch':>14} {'hpo s/epoch':>12} {'ratio plain/hpo':>16} "
+          f"{'hpo samples/s':>14}")
     for bs in (64, 128, 1024, n):
         p, h = plain_epoch_s(t.x_train, t.y_train, bs, args.epochs), hpo_epoch_s(ds, bs, args.epochs)
         print(f"{bs:>7} {p:>14.3f} {h:>12.3f} {p / h:>16.2f} {n / h:>14,.0f}")
