@@ -26,7 +26,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/yardstick.py
+	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hpo trainables tests benchmarks scripts

@@ -126,10 +126,10 @@ def main() -> None:
                 sys.executable, "-m", "hpo.cli", "run", str(ROOT / "search_spaces/lr_reg.yaml"),
                 "--set", f"budget.max_epochs={EPOCHS}", "--storage", tmp, "--quiet"])
     ref = out.get("Ray Tune, reuse_actors=True")
-    print(f"\nlr_reg grid, 16 configs x {EPOCHS} epochs, batch {BS}, {os.cpu_count()} CPUs")
+    print(f"### lr_reg grid, 16 configs x {EPOCHS} epochs, batch {BS}, {os.cpu_count()} CPUs\n")
+    print("| | wall s (fresh process, start-up included) | vs plain Ray Tune |\n|---|---|---|")
     for k, v in out.items():
-        ratio = f"  ({v / ref:.2f}x Ray Tune)" if ref else ""
-        print(f"  {k:32s} {v:6.1f} s{ratio}")
+        print(f"| {k} | {v:.1f} | {f'{v / ref:.2f}x' if ref else ''} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 import time
 import uuid
@@ -155,7 +156,8 @@ def _execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, ou
             state = "aborted"
         elif state == "finished" and incomplete:
             state = "interrupted"
-        info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0)
+        info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0,
+                    driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         _write_json(run_dir / "run.json", info)
     if aborted:
         print(f"hpo: ABORTED: {aborted}", file=out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import tempfile
 from typing import Any
 
@@ -46,7 +47,9 @@ def make_trainable(info: TrainableInfo) -> Any:
         node_id = ray.get_runtime_context().get_node_id()  # where it ran, for the report
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
-            metrics = {**metrics, "node_id": node_id}
+            # peak RSS of this worker process (ru_maxrss is in KiB on Linux)
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            metrics = {**metrics, "node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
             last = metrics["epoch"] >= int(settings.get("max_epochs", 0))
