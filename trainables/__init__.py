@@ -26,6 +26,7 @@ from hpo.registry import Registry
 
 TRAINABLES: Registry[str] = Registry("trainable")
 TRAINABLES.add("mlp", "trainables.mlp")
+TRAINABLES.add("cnn", "trainables.cnn")
 
 
 @dataclass(frozen=True)

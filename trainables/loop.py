@@ -180,3 +180,45 @@ def fit_classifier(
             "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": e, "best": best})
         if diverged:
             return
+
+
+def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: Callable[[], nn.Module],
+                   n_params: int, settings: dict[str, Any], report: Reporter,
+                   state: dict[str, Any] | None = None) -> None:
+    """Seed, convert the data once per worker, build the model on the trial's device, train.
+    An allocator failure becomes a TrialOutOfMemory naming the batch size and model size."""
+    from trainables.optim import make_optimizer
+
+    torch.manual_seed(cfg.seed)
+    tensors = to_tensors(data, shape, key=settings.get("data_key"))
+    try:
+        model = build().to(device())
+        fit_classifier(model, make_optimizer(model.parameters(), cfg), tensors, cfg, settings,
+                       report, state)
+    except Exception as e:
+        if is_oom(e):
+            raise oom_error(e, cfg.batch_size, n_params) from e
+        raise
+
+
+def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
+               sizes: dict[str, int], threads: int = 1) -> float:
+    """Seconds per epoch estimated from a few timed training steps on one random batch."""
+    from trainables.optim import make_optimizer
+
+    torch.set_num_threads(threads)
+    bs = min(cfg.batch_size, sizes["train"])
+    model = build()
+    opt = make_optimizer(model.parameters(), cfg)
+    x, y = torch.randn(bs, *shape), torch.randint(0, n_classes, (bs,))
+    times = []
+    for _ in range(4):  # the first is warm-up
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    step = min(times[1:])
+    steps = math.ceil(sizes["train"] / bs)
+    return steps * step + step / 3 * (sizes["val"] + sizes["test"]) / bs  # eval: forward only
