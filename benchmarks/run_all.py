@@ -52,9 +52,17 @@ def main() -> None:
         parts.append(f"## {title}\n\n`python benchmarks/{script} {' '.join(extra)}`".rstrip()
                      + f" ({time.time() - t0:.0f} s)\n\n{body}\n")
         print(f"{script}: {time.time() - t0:.0f} s", flush=True)
-    parts.append(f"_All benchmarks: {(time.time() - t_all) / 60:.1f} min._\n")
-    Path(args.out).write_text("\n".join(parts))
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    if only and out.exists():  # refresh only the chosen sections of an existing file
+        old = out.read_text().split("\n## ")
+        fresh = {p.split("\n", 1)[0].removeprefix("## "): p for p in parts[2:]}
+        merged = [old[0]] + [fresh.pop(sec.split("\n", 1)[0], "## " + sec).removeprefix("## ")
+                             for sec in old[1:]]
+        out.write_text("\n## ".join(merged + [p.removeprefix("## ") for p in fresh.values()]))
+    else:
+        parts.append(f"_All benchmarks: {(time.time() - t_all) / 60:.1f} min._\n")
+        out.write_text("\n".join(parts))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

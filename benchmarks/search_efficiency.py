@@ -30,7 +30,8 @@ trainable: mlp
 dataset: mnist
 metric: val_acc
 budget: {{max_epochs: {EPOCHS}, num_samples: NUM, max_concurrent_trials: 2}}
-params:
+"""
+PARAMS = """params:
   momentum: 0.9
   batch_size: 128
 """
@@ -78,14 +79,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         t0 = time.time()
-        grid_dir = sweep(tmp, "grid", BASE.replace("NUM", "1") + "searcher: {name: grid}\n" + GRID)
+        grid_dir = sweep(tmp, "grid", BASE.replace("NUM", "1") + "searcher: {name: grid}\n" + PARAMS + GRID)
         grid_best = load_run(grid_dir).trials["best_val_acc"].max()
         target = grid_best - 0.002
         rows = [("grid", [to_target(grid_dir, target)])]
         for name, extra in STRATEGIES.items():
             res = []
             for seed in range(args.seeds):
-                text = BASE.replace("NUM", str(N)) + extra.replace("SEED", str(seed)) + RANGES
+                text = BASE.replace("NUM", str(N)) + extra.replace("SEED", str(seed)) + PARAMS + RANGES
                 res.append(to_target(sweep(tmp, f"{name.replace('+', '_')}_{seed}", text), target))
             rows.append((name, res))
         total = time.time() - t0

@@ -95,7 +95,8 @@ def check(spec: Spec, local: bool = True) -> Experiment:
 def _check_metric(spec: Spec, trainable: TrainableInfo) -> str:
     metrics = trainable.metrics
     if spec.metric not in metrics:
-        raise SpecError(unknown_name(f"metric for trainable `{spec.trainable}`", spec.metric, metrics),
+        raise SpecError(f"trainable `{spec.trainable}` does not report "
+                        + unknown_name("metric", spec.metric, metrics).removeprefix("unknown "),
                         field="metric")
     if spec.metric.startswith("test_"):
         raise SpecError("the test set never drives selection; use the validation metric "
@@ -133,7 +134,7 @@ def _validate(model: type[BaseModel], values: dict[str, Any], where: str | None)
         loc = ".".join(str(x) for x in err["loc"])
         field = f"params.{where or loc}"
         got = err.get("input")
-        raise SpecError(f"{err['msg']} (got {got!r}).", field=field) from None
+        raise SpecError(f"{err['msg'].removeprefix('Value error, ')} (got {got!r}).", field=field) from None
 
 
 def _check_sizes(params: dict[str, Param], trainable: TrainableInfo, dataset: DatasetInfo,

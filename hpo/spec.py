@@ -65,7 +65,7 @@ class ComponentSpec(BaseModel):
 
 
 class Spec(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     description: str = ""
     trainable: str
     dataset: DatasetSpec
@@ -88,9 +88,11 @@ class Spec(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _no_dotdot(cls, v: str) -> str:
-        if ".." in v:
-            raise ValueError("must not contain `..`")
+    def _safe_name(cls, v: str) -> str:
+        # the name becomes a folder under storage: nothing that could escape it
+        if not re.match(NAME_PATTERN, v) or ".." in v:
+            raise ValueError("use 1-100 letters, digits, `_`, `.` or `-`, starting with a letter "
+                             "or digit, without `..` (it names the run folder)")
         return v
 
     @model_validator(mode="after")
@@ -203,7 +205,7 @@ def validate_raw(raw: dict[str, Any], file: str | None = None) -> Spec:
 def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if x not in ("function-after[_no_dotdot(), str]",))
+        loc = ".".join(str(x) for x in e["loc"])
         if e["type"] == "extra_forbidden":
             parent = _model_at(e["loc"][:-1])
             allowed = list(parent.model_fields) if parent else []
@@ -214,7 +216,7 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
             lines.append(f"{loc}: required field is missing.")
         else:
             got = e.get("input")
-            lines.append(f"{loc}: {e['msg']} (got {got!r}).")
+            lines.append(f"{loc}: {e['msg'].removeprefix('Value error, ')} (got {got!r}).")
     return lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines)
 
 

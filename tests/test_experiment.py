@@ -30,7 +30,7 @@ def test_lr_reg_is_the_4x4_study():
     (["dataset=mnsit"], r"dataset\.name: unknown dataset `mnsit`\. Did you mean `mnist`"),
     (["searcher.name=optuan"], r"searcher\.name: unknown searcher `optuan`\. Did you mean `optuna`"),
     (["scheduler.name=ahsa"], r"scheduler\.name: unknown scheduler `ahsa`\. Did you mean `asha`"),
-    (["metric=val_accuracy"], r"metric: unknown metric for trainable `mlp` `val_accuracy`\. Did you mean `val_acc`"),
+    (["metric=val_accuracy"], r"metric: trainable `mlp` does not report metric `val_accuracy`\. Did you mean `val_acc`"),
     (["metric=test_acc"], r"test set never drives selection"),
     (["mode=min"], r"`val_acc` is to be maximized; mode `min`"),
     (["params.lrate=0.1"], r"params\.lrate: trainable `mlp` has no parameter `lrate`"),
