@@ -90,15 +90,31 @@ def timed(cmd: list[str], cwd: str) -> float:
     return time.perf_counter() - t0
 
 
+def phases(run_dir: Path, t_cmd: float, wall: float) -> dict[str, float]:
+    """Where the wall time of one `hpo run` went, from run.json and events.jsonl timestamps."""
+    info = json.loads((run_dir / "run.json").read_text())
+    ev = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    first = min(e["time"] for e in ev if e["event"] == "start")
+    last = max(e["time"] for e in ev if e["event"] in ("complete", "error"))
+    return {"start-up (imports, Ray, data)": info["started"] - t_cmd,
+            "until the first trial starts": first - info["started"],
+            "trials": last - first, "tables after the last trial": info["finished"] - last,
+            "report, summary, exit": t_cmd + wall - info["finished"]}
+
+
 def measure(n: int, conc: int = CONC) -> dict[str, dict[str, float]]:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "overhead.yaml"
         spec.write_text(SPEC.format(n=n, conc=conc, train_size=TRAIN_SIZE, bs=BS))
-        wall = timed([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", tmp, "--quiet"], tmp)
-        t = pd.read_csv(Path(tmp) / "overhead" / "trials.csv")
-        info = json.loads((Path(tmp) / "overhead" / "run.json").read_text())
-        out["hpo run"] = summarize(wall, t["time_s"].tolist(), n, conc, info.get("wall_time_s"))
+        for label, extra in (("hpo run", []), ("hpo run --no-dashboard", ["--no-dashboard"])):
+            t_cmd = time.time()
+            wall = timed([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", tmp,
+                          "--name", "overhead", "--quiet", *extra], tmp)
+            run_dir = sorted(Path(tmp).glob("overhead*"), key=lambda p: p.stat().st_mtime)[-1]
+            t = pd.read_csv(run_dir / "trials.csv")
+            out[label] = summarize(wall, t["time_s"].tolist(), n, conc, None)
+            out[label]["phases"] = phases(run_dir, t_cmd, wall)
         if conc == CONC:
             wall = timed([sys.executable, __file__, "--plain", str(n), "--storage", tmp], tmp)
             train_s = json.loads((Path(tmp) / "train_s.json").read_text())
@@ -133,6 +149,10 @@ def main() -> None:
     print(f"### Orchestration overhead: {args.trials} trials x 1 epoch ({TRAIN_SIZE} images, "
           f"batch {BS}), {CONC} concurrent\n")
     print(table(res))
+    for label in ("hpo run", "hpo run --no-dashboard"):
+        ph = res[label]["phases"]
+        print(f"\n`{label}`, where the {res[label]['wall_s']:.1f} s went: "
+              + "; ".join(f"{k} {v:.1f} s" for k, v in ph.items()))
     a, b = res["hpo run"], res["plain Ray Tune (defaults)"]
     print(f"\nhpo's per-trial overhead is {a['overhead_per_trial_s'] / b['overhead_per_trial_s']:.2f}x "
           f"plain Ray Tune's; hpo's whole command takes {a['wall_s'] / b['wall_s']:.2f}x its time.")

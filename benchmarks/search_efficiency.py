@@ -11,6 +11,8 @@ Runs in one process on one local Ray, so the numbers are side by side.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -55,8 +57,9 @@ STRATEGIES = {
 def sweep(tmp: Path, name: str, text: str) -> Path:
     spec = tmp / f"{name}.yaml"
     spec.write_text(text)
-    return run(load_experiment(spec), storage=tmp / "runs", name=name, dashboard=False,
-               verbose=0).run_dir
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # only the table
+        return run(load_experiment(spec), storage=tmp / "runs", name=name, dashboard=False,
+                   verbose=0, out=null).run_dir
 
 
 def to_target(run_dir: Path, target: float) -> tuple[float | None, float | None, int, float]:

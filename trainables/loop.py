@@ -69,7 +69,7 @@ def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Ten
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10_000) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) in eval mode."""
     model.eval()
     loss = torch.zeros((), device=x.device)
