@@ -70,3 +70,12 @@ def test_options_registries_cover_their_builders():
         entry = SCHEDULERS.get(name)
         sched = entry.build(entry.options(), params, 5, 0)
         assert (sched is None) == (name == "fifo")
+
+
+def test_gpu_asked_for_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    with pytest.raises(SpecError, match=r"resources\.gpu: 1\.0 GPU per trial, but no CUDA GPU is visible"):
+        load_experiment(write_spec(tmp_path, MINIMAL), ["resources.gpu=1"])
