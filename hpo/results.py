@@ -101,8 +101,10 @@ def _trial_dirs(run_dir: Path) -> list[Path]:
 
 
 def _trial_index(trial_id: str) -> int:
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
+    """The creation index in a variant generator's id ("99a3c_00014" -> 14); -1 for searchers'
+    random ids (e.g. "3ca312b9", which can be all digits)."""
+    head, sep, tail = trial_id.rpartition("_")
+    return int(tail) if sep and head and tail.isdigit() else -1
 
 
 def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

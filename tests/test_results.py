@@ -95,3 +95,10 @@ def test_write_tables(run):
     assert pd.read_parquet(run / "trials.parquet").shape == trials.shape
     assert pd.read_parquet(run / "history.parquet").shape == history.shape
     assert len(pd.read_csv(run / "trials.csv")) == 5
+
+
+def test_trial_index_only_from_variant_generator_ids():
+    from hpo.results import _trial_index
+
+    assert _trial_index("99a3c_00014") == 14
+    assert _trial_index("3ca312b9") == -1 and _trial_index("12345678") == -1
