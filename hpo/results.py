@@ -37,6 +37,7 @@ TRIAL_COLUMNS = {
     "test_acc / test_loss": "test metrics at the best validation epoch",
     "error": "first line of the error for failed trials",
     "hostname / node_ip / node_id": "where the trial ran (Ray node)",
+    "n_params": "trainable parameters of the model",
 }
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
@@ -164,7 +165,7 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
                best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
                error=error.splitlines()[0][:300] if error else None,
                hostname=last.get("hostname"), node_ip=last.get("node_ip"),
-               node_id=last.get("node_id"))
+               node_id=last.get("node_id"), n_params=last.get("n_params"))
     for m, mode in modes.items():
         vals = [h[m] for h in hist if isinstance(h.get(m), (int, float)) and not _bad(h[m])]
         row[m] = last.get(m, math.nan) if last else math.nan

@@ -147,3 +147,21 @@ def test_report_of_an_interrupted_run(real_run, tmp_path):
     (copy / "events.jsonl").write_text("\n".join(lines[:2]) + "\n")
     html = build_report(copy, tmp_path / "partial.html").read_text()
     assert "did not finish (interrupted or still running)" in html
+
+
+def test_model_size_and_batch_size_sections(browser, ray_session, tmp_path):
+    text = SPEC.replace("lr: {grid: [1.0, 0.1, 0.01]}", "hidden: {grid: [[16], [64]]}").replace(
+        "weight_decay: {grid: [0.01, 0.0001]}", "batch_size: {grid: [50, 100]}").replace(
+        "  hidden: [32]\n", "").replace("  batch_size: 100\n", "").replace(
+        "scheduler: {name: asha, grace_period: 1, reduction_factor: 2}", "scheduler: {name: fifo}")
+    exp = load_experiment(write_spec(tmp_path, text), ["budget.max_epochs=2"])
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    assert res.trials["n_params"].nunique() == 2
+    out = build_report(res.run_dir, tmp_path / "arch.html")
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    assert drawn == divs and browser.find_element("id", "model-size")
+    rows = browser.find_elements("css selector", "#epoch-time-table tbody tr")
+    assert len(rows) == 2
+    assert len(browser.find_elements("css selector", "#model-size-table tbody tr")) == 4

@@ -113,3 +113,26 @@ def test_compare_progress_and_equal_compute():
     eq = at_equal_compute([a, b])
     assert "best @ 8 trial-epochs" in eq and "best @ 2 trial-epochs" in eq
     assert eq["final best"].tolist() == [0.9, 0.9]
+
+
+def test_model_size_data_needs_varying_sizes_and_computes_the_gap():
+    d = grid_run()
+    assert tables.model_size_data(d) is None  # no n_params column
+    d.trials["n_params"] = [1000, 1000, 5000, 5000]
+    ms = tables.model_size_data(d)
+    assert ms["n_params"].tolist() == [1000, 1000, 5000, 5000]
+    best = ms[ms["best_val_acc"] == 0.9].iloc[0]
+    assert best["train-test gap"] == pytest.approx(0.95 - 0.89)
+    assert "lr=0.1" in best["config"] and "weight_decay=0.0001" in best["config"]
+    d.trials["n_params"] = 1000
+    assert tables.model_size_data(d) is None
+
+
+def test_epoch_time_by_batch_size():
+    d = grid_run()
+    assert tables.epoch_time_data(d) is None
+    d.trials["param.batch_size"] = [64, 64, 1024, 1024]
+    d.history["epoch_time_s"] = [1.0 if t in ("x_00000", "x_00001") else 0.2 for t in d.history["trial_id"]]
+    et = tables.epoch_time_data(d).set_index("batch_size")
+    assert et.loc[64, "s per epoch"] == 1.0 and et.loc[1024, "s per epoch"] == 0.2
+    assert et.loc[1024, "best_val_acc"] == 0.9 and et.loc[64, "trials"] == 2

@@ -135,6 +135,7 @@ def fit_classifier(
 
         set_hyperparams(opt, cfg)  # PBT may have changed them since the checkpoint
         best, start = dict(state["best"]), int(state["epoch"])
+    n_params = count_params(model)
     l1 = cfg.weight_decay if cfg.reg_type == "l1" and cfg.weight_decay > 0 else 0.0
     n, bs = len(data.y_train), min(cfg.batch_size, len(data.y_train))
     gen = torch.Generator()
@@ -174,6 +175,7 @@ def fit_classifier(
             test_acc=best["test_acc"],
             best_epoch=best.get("best_epoch", 0),
             diverged=diverged,
+            n_params=n_params,
         )
         e = epoch + 1
         report(m, None if diverged else lambda e=e: {

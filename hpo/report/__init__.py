@@ -36,7 +36,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 def render(data: RunData) -> str:
     parts = [header(data), warnings_section(data), best_section(data), grid_section(data),
              curves_section(data), history_section(data), optuna_section(data),
-             audit_section(data), nodes_section(data), results_section(data)]
+             model_size_section(data), epoch_time_section(data), audit_section(data),
+             nodes_section(data), results_section(data)]
     return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
 
 
@@ -167,6 +168,36 @@ def audit_section(data: RunData) -> str:
             f"<p>{esc(sched)} used {saved['used']} trial-epochs of the {saved['full']} that running "
             f"every trial to {data.max_epochs} epochs would take: {saved['saved_fraction']:.0%} saved.</p>"
             + table(audit, sortable=False, table_id="audit-table"))
+
+
+def model_size_section(data: RunData) -> str:
+    ms = tables.model_size_data(data)
+    if ms is None:
+        return ""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(esc(data.best_col), "train - test gap"))
+    text = [esc(c) for c in ms["config"]]
+    fig.add_trace(go.Scatter(x=ms["n_params"], y=ms[data.best_col], mode="markers+text", text=text,
+                             textposition="top center", textfont=dict(size=9), showlegend=False),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=ms["n_params"], y=ms["train-test gap"], mode="markers", hovertext=text,
+                             showlegend=False), row=1, col=2)
+    fig.update_xaxes(type="log", title_text="parameters")
+    fig.update_layout(height=420, margin=dict(t=40, l=50, r=20, b=40))
+    return ("<h2>Model size</h2><p class='note'>Accuracy and overfitting (train minus test at the "
+            "best validation epoch) against the number of parameters.</p>"
+            + figure(fig, "model-size") + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
+
+
+def epoch_time_section(data: RunData) -> str:
+    et = tables.epoch_time_data(data)
+    if et is None:
+        return ""
+    return ("<h2>Time per epoch by batch size</h2><p class='note'>Median seconds per epoch "
+            "(training and evaluation) and the median epoch of the best validation value.</p>"
+            + table(et, table_id="epoch-time-table"))
 
 
 def nodes_section(data: RunData) -> str:

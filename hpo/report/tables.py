@@ -157,3 +157,39 @@ def trials_per_node(data: RunData) -> pd.DataFrame | None:
     return (g.groupby(["host", "node"], sort=True)
              .agg(trials=("trial_id", "count"), trial_epochs=("epochs", "sum"))
              .reset_index())
+
+
+def model_size_data(data: RunData) -> pd.DataFrame | None:
+    """Per trial with a finite metric: parameter count, best validation value and the
+    train-test gap at the best validation epoch; None unless model size varies."""
+    t = data.trials
+    if t.empty or "n_params" not in t or t["n_params"].nunique(dropna=True) < 2:
+        return None
+    fam = metric_family(data.metric)
+    at = at_best_epoch(data).set_index("trial_id")
+    ok = t[t["status"].isin(["completed", "stopped", "incomplete"])].dropna(subset=[data.best_col])
+    rows = []
+    for _, r in ok.iterrows():
+        train = at.loc[r["trial_id"], f"train_{fam}"] if r["trial_id"] in at.index else None
+        test = r.get(f"test_{fam}")
+        label = ", ".join(f"{c.removeprefix('param.')}={r[c]}" for c in t.columns if c.startswith("param."))
+        rows.append({"trial_id": r["trial_id"], "config": label, "n_params": int(r["n_params"]),
+                     data.best_col: r[data.best_col], f"train {fam}": train, f"test {fam}": test,
+                     "train-test gap": (train - test) if train is not None and pd.notna(test) else None})
+    return pd.DataFrame(rows).sort_values("n_params").reset_index(drop=True)
+
+
+def epoch_time_data(data: RunData) -> pd.DataFrame | None:
+    """When batch size is searched: per batch size, seconds per epoch, epochs to the best
+    validation value and the best value reached."""
+    col = "param.batch_size"
+    t, h = data.trials, data.history
+    if col not in t or t[col].nunique() < 2 or h.empty or "epoch_time_s" not in h:
+        return None
+    per_trial = h.groupby("trial_id")["epoch_time_s"].median()
+    g = t.assign(epoch_s=t["trial_id"].map(per_trial))
+    out = g.groupby(col, sort=True).agg(**{"s per epoch": ("epoch_s", "median"),
+                                           "best epoch": ("best_epoch", "median"),
+                                           data.best_col: (data.best_col, "max"),
+                                           "trials": ("trial_id", "count")})
+    return out.reset_index().rename(columns={col: "batch_size"})
