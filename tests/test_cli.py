@@ -71,3 +71,22 @@ def test_best_on_a_folder_that_is_not_a_run(tmp_path):
 def test_unusable_storage_fails_before_any_trial(tmp_path, storage, match):
     r = hpo("run", "search_spaces/lr_reg.yaml", "--storage", storage, "--no-dashboard")
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_compare_needs_two_runs_of_the_same_metric(tmp_path):
+    import yaml
+
+    def fake_run(name: str, metric: str):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "spec.yaml").write_text(yaml.safe_dump({"name": name, "metric": metric}))
+        (d / "run.json").write_text(json.dumps({"metric": metric, "mode": "max" if metric.endswith("acc") else "min"}))
+        return str(d)
+
+    a, b = fake_run("a", "val_acc"), fake_run("b", "val_loss")
+    r = hpo("compare", a, "-o", str(tmp_path / "c.html"))
+    assert r.returncode == 2 and "at least two run folders" in r.stderr
+    r = hpo("compare", a, b, "-o", str(tmp_path / "c.html"))
+    assert r.returncode == 2 and "different metrics" in r.stderr and "Traceback" not in r.stderr
+    r = hpo("report", str(tmp_path), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 2 and "not a run folder" in r.stderr
