@@ -229,8 +229,14 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     spec = exp.spec
+    max_concurrent = spec.budget.max_concurrent_trials
+    if exp.scheduler.pauses_trials and max_concurrent:
+        print(f"hpo: note: budget.max_concurrent_trials is not applied with scheduler "
+              f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
+              f"deadlock); resources per trial still bound how many run at once.", flush=True)
+        max_concurrent = None
     search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
-                                                 spec.budget.max_concurrent_trials)
+                                                 max_concurrent)
     if "seed" not in exp.params:
         param_space["seed"] = spec.seed
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,

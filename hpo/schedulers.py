@@ -54,6 +54,9 @@ class SchedulerEntry:
     needs_checkpoints: bool = False
     stops_early: bool = True
     searchers: tuple[str, ...] | None = None  # None: any searcher
+    # Synchronous HyperBand pauses trials until their bracket fills; a cap on live trials would
+    # then deadlock (paused trials hold the slots), so max_concurrent_trials is not applied.
+    pauses_trials: bool = False
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -104,7 +107,7 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
 SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, stops_early=False))
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha))
-SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband))
+SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, pauses_trials=True))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median))
 # PBT explores by mutating the population itself; Ray refuses a search algorithm beside it
 SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, needs_checkpoints=True,
