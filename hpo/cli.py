@@ -133,11 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from hpo.experiment import load_experiment
+    from hpo.results import require_run_dir
     from hpo.runner import resume
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "spec.yaml").exists():
-        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    run_dir = require_run_dir(args.run_dir)
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
     res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
                  verbose=0 if args.quiet else 1)
@@ -258,11 +257,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from hpo.results import best_trial, collect, read_run_info
+    from hpo.results import best_trial, collect, read_run_info, require_run_dir
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "spec.yaml").exists():
-        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    run_dir = require_run_dir(args.run_dir)
     info = read_run_info(run_dir)
     trials, _ = collect(run_dir)
     best = best_trial(trials, info["metric"], info["mode"]) if len(trials) else None

@@ -46,6 +46,16 @@ _RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date
              "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
 
 
+def require_run_dir(run_dir: str | Path) -> Path:
+    """`run_dir` as a Path, or a SpecError when it is not a run folder."""
+    from hpo.errors import SpecError
+
+    p = Path(run_dir)
+    if not (p / "spec.yaml").exists():
+        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(p))
+    return p
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     p = Path(run_dir) / "run.json"
     return json.loads(p.read_text()) if p.exists() else {}
@@ -219,11 +229,6 @@ def _atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     tmp.replace(path)
-
-
-def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tables of a run: rebuilt from the trial folders (always current)."""
-    return collect(run_dir)
 
 
 def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:

@@ -52,7 +52,6 @@ class SchedulerEntry:
     options: type[_Options]
     build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
     needs_checkpoints: bool = False
-    stops_early: bool = True
     searchers: tuple[str, ...] | None = None  # None: any searcher
     # Synchronous HyperBand pauses trials until their bracket fills; a cap on live trials would
     # then deadlock (paused trials hold the slots), so max_concurrent_trials is not applied.
@@ -105,7 +104,7 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 
 
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
-SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, stops_early=False))
+SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo))
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, pauses_trials=True))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median))

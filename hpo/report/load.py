@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
-from hpo.errors import SpecError
 
 
 @dataclass
@@ -44,24 +43,15 @@ class RunData:
     def best(self) -> pd.Series | None:
         return results.best_trial(self.trials, self.metric, self.mode) if len(self.trials) else None
 
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.mode == "max" else a < b
-
 
 def load_run(run_dir: str | Path) -> RunData:
-    run_dir = Path(run_dir)
-    if not (run_dir / "spec.yaml").exists():
-        raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(run_dir))
+    run_dir = results.require_run_dir(run_dir)
     spec = results.read_spec(run_dir)
     info = results.read_run_info(run_dir)
     trials, history = results.collect(run_dir)
     metric = info.get("metric") or spec["metric"]
     mode = info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
     return RunData(run_dir, spec, info, trials, history, metric, mode, info.get("metrics", {}))
-
-
-def param_values(data: RunData, name: str) -> pd.Series:
-    return data.trials[f"param.{name}"]
 
 
 def is_numeric(s: pd.Series) -> bool:
