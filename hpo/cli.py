@@ -217,7 +217,9 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
 
 
 def _best_config(run_dir: Path, row: Any) -> dict[str, Any]:
-    cfg = json.loads((Path(run_dir) / f"trial_{row['trial_id']}" / "params.json").read_text())
+    from hpo.results import trial_config
+
+    cfg = trial_config(run_dir, row["trial_id"])
     keys = [k for k in row.index if k.startswith(("best_", "test_")) and k != "best_epoch"
             and k != "best_epoch_time_s" and _finite(row[k])]
     return {"trial_id": row["trial_id"], "best_epoch": int(row["best_epoch"]), "config": cfg,

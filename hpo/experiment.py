@@ -17,7 +17,7 @@ from hpo.data import DATASETS, DatasetInfo
 from hpo.errors import SpecError, did_you_mean, unknown_name
 from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
-from hpo.space import Distribution, Param, grid_size, parse_param, searched, thaw
+from hpo.space import Distribution, Param, grid_size, groups, parse_param, searched, thaw
 from hpo.spec import Spec, load_spec
 from trainables import TrainableInfo, get_trainable
 
@@ -112,8 +112,11 @@ def _check_metric(spec: Spec, trainable: TrainableInfo) -> str:
 def _check_params(params: dict[str, Param], trainable: TrainableInfo, spec: Spec) -> None:
     model = trainable.config_model
     fields = list(model.model_fields)
+    group_names = groups(params)
     for name in params:
-        if name not in fields:
+        if name in group_names:
+            _check_group(name, params, fields, spec)
+        elif name not in fields:
             raise SpecError(
                 f"trainable `{spec.trainable}` has no parameter `{name}`.{did_you_mean(name, fields)} "
                 f"Allowed: {', '.join(fields)}.",
@@ -122,8 +125,32 @@ def _check_params(params: dict[str, Param], trainable: TrainableInfo, spec: Spec
     base = {k: thaw(p.value) for k, p in params.items() if not isinstance(p, Distribution)}
     _validate(model, base, None)
     for name, p in searched(params).items():
-        for v in p.candidates():
-            _validate(model, {**base, name: thaw(v)}, f"{name}.{p.kind}")
+        for i, v in enumerate(p.candidates()):
+            if p.is_group:  # a case replaces several values at once
+                _validate(model, {**base, **thaw(v)}, f"{name}.{p.kind}[{i}]")
+            else:
+                _validate(model, {**base, name: thaw(v)}, f"{name}.{p.kind}")
+
+
+def _check_group(name: str, params: dict[str, Param], fields: list[str], spec: Spec) -> None:
+    if name in fields:
+        raise SpecError(f"`{name}` is a parameter of trainable `{spec.trainable}`, so it cannot "
+                        f"name a group of cases; call the group something else (e.g. `setup`).",
+                        field=f"params.{name}")
+    p = params[name]
+    assert isinstance(p, Distribution)
+    for i, case in enumerate(p.values):
+        for k in case:
+            if k not in fields:
+                raise SpecError(
+                    f"case {i + 1}: trainable `{spec.trainable}` has no parameter `{k}`."
+                    f"{did_you_mean(k, fields)} Allowed: {', '.join(fields)}.",
+                    field=f"params.{name}.{p.kind}")
+            if k in params:
+                raise SpecError(
+                    f"case {i + 1} sets `{k}`, which is also given as params.{k}; set it in "
+                    f"one place (in every case, or once outside the group).",
+                    field=f"params.{name}.{p.kind}")
 
 
 def _validate(model: type[BaseModel], values: dict[str, Any], where: str | None) -> None:
@@ -146,6 +173,8 @@ def _check_sizes(params: dict[str, Param], trainable: TrainableInfo, dataset: Da
                         field="dataset.val_size")
     p = params.get("batch_size")
     values = ([] if p is None else p.candidates() if isinstance(p, Distribution) else [p.value])
+    for g in groups(params):  # batch sizes set inside cases
+        values += [c["batch_size"] for c in params[g].values if "batch_size" in c]  # type: ignore[union-attr]
     for bs in values:
         if isinstance(bs, int) and bs > n_full:
             raise SpecError(

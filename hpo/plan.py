@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo.experiment import Experiment
-from hpo.space import Distribution, thaw
+from hpo.space import Distribution, expand_cases, groups, thaw
 
 LARGE_GRID = 300
 RAY_STARTUP_S = 10.0  # Ray + dashboard start and the first trial's imports, measured here
@@ -41,7 +41,7 @@ def sample_configs(exp: Experiment, k: int = 4) -> list[dict[str, Any]]:
                 cfg[name] = thaw(c[i % len(c)])
                 if p.kind == "randint":
                     cfg[name] = int(cfg[name])
-        out.append(cfg)
+        out.append(expand_cases(cfg, groups(exp.params)))
     return out
 
 

@@ -26,10 +26,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hpo.space import case_label
+
 TRIAL_COLUMNS = {
     "trial_id": "Ray's trial id",
     "trial_index": "order in which the trial first started",
-    "status": "completed | stopped | diverged | error | incomplete",
+    "status": "completed (incl. early-stopped) | stopped | diverged | error | incomplete",
     "status_detail": "what happened, e.g. 'stopped by asha at epoch 3'",
     "epochs": "epochs reported",
     "time_s": "training time of the trial (Ray's time_total_s)",
@@ -130,6 +132,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     events = _events(run_dir)
     aborted = abort_reason(run_dir) is not None
     order = start_order(run_dir)
+    cases = _spec_cases(spec.get("params") or {})
 
     trials, history = [], []
     for d in _trial_dirs(run_dir):
@@ -139,7 +142,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         hist = _history_rows(trial_id, rows)
         history.extend(hist)
         trials.append(_trial_row(trial_id, d, config, hist, events.get(trial_id), searched,
-                                 modes, max_epochs, "abort" if aborted else scheduler))
+                                 modes, max_epochs, "abort" if aborted else scheduler, cases))
     for row in trials:  # searchers' random trial ids carry no index: use the start order
         if row["trial_index"] < 0:
             row["trial_index"] = order.get(row["trial_id"], len(order) + len(trials))
@@ -147,6 +150,25 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not trials_df.empty:
         trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
     return trials_df, pd.DataFrame(history)
+
+
+def trial_config(run_dir: str | Path, trial_id: str) -> dict[str, Any]:
+    """The configuration a trial trained with: its params.json with each group's case merged
+    in, parameters in the spec's order (pastable into a spec's params as constants)."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / f"trial_{trial_id}" / "params.json").read_text())
+    params = read_spec(run_dir).get("params") or {}
+    cases = _spec_cases(params)
+    out: dict[str, Any] = {}
+    for k in [*params, *(k for k in config if k not in params)]:
+        v = config.get(k)
+        if k not in config:
+            continue
+        if isinstance(v, dict) and isinstance(params.get(k), dict):
+            out.update(cases.get(_case_key(v), v))
+        else:
+            out[k] = v
+    return out
 
 
 def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,15 +181,36 @@ def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, A
     return [out[k] for k in sorted(out)]
 
 
+def _case_key(case: dict[str, Any]) -> str:
+    return json.dumps(case, sort_keys=True, default=str)
+
+
+def _spec_cases(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every case of every group in the spec, keyed independently of key order."""
+    out = {}
+    for v in params.values():
+        if isinstance(v, dict) and len(v) == 1:
+            values = next(iter(v.values()))
+            if isinstance(values, list):
+                out.update({_case_key(c): c for c in values if isinstance(c, dict)})
+    return out
+
+
 def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[str, Any]],
                event: dict[str, Any] | None, searched: list[str], modes: dict[str, str],
-               max_epochs: int, scheduler: str) -> dict[str, Any]:
+               max_epochs: int, scheduler: str, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     last = hist[-1] if hist else {}
     epochs = int(last.get("epoch", 0)) if last else 0
     row: dict[str, Any] = {"trial_id": trial_id, "trial_index": _trial_index(trial_id)}
     for k in searched:
         v = config.get(k)
-        row[f"param.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        if isinstance(v, dict):  # a case of a group: its label, then each parameter it sets
+            v = cases.get(_case_key(v), v)  # in the spec's key order (Ray sorts keys)
+            row[f"param.{k}"] = case_label(v)
+            for ck, cv in v.items():
+                row[f"param.{ck}"] = json.dumps(cv) if isinstance(cv, list) else cv
+        else:
+            row[f"param.{k}"] = json.dumps(v) if isinstance(v, list) else v
     error = _error_text(d, event)
     status, detail = _status(last, epochs, error, event, max_epochs, scheduler)
     row.update(status=status, status_detail=detail, epochs=epochs,
@@ -205,6 +248,8 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
         return "diverged", f"diverged (NaN/inf loss) at epoch {epochs}"
     if error:
         return "error", f"error: {error.splitlines()[0][:200]}"
+    if last.get("early_stopped"):
+        return "completed", f"early-stopped at epoch {epochs}: {last['early_stopped']}"
     if event is None:
         return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
     if epochs >= max_epochs:

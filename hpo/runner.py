@@ -24,6 +24,7 @@ from hpo import environment, results
 from hpo.data import ArrayDataset, load_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
+from hpo.space import groups
 from hpo.spec import spec_to_yaml
 
 
@@ -216,6 +217,8 @@ def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
         "select": spec.metric,
         "threads": max(1, int(spec.resources.cpu)),
         "checkpoint_every": spec.checkpoint.every,
+        "early_stopping": spec.early_stopping.model_dump() if spec.early_stopping else None,
+        "groups": groups(exp.params),
         "data_key": uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
     }
     return tune.with_resources(

@@ -67,6 +67,12 @@ def _any(params: dict[str, Param]) -> None:
 def _no_grid(params: dict[str, Param]) -> None:
     _any(params)
     for name, p in searched(params).items():
+        if p.is_group:
+            raise SpecError(
+                "a group of cases (a list of mappings) is enumerated by searcher `grid` or "
+                "sampled by `random`; Optuna samples single values. Use searcher grid/random, "
+                "or search each parameter with its own `choice`.",
+                field=f"params.{name}.{p.kind}")
         if p.kind == "grid":
             raise SpecError(
                 "Optuna samples every parameter and cannot enumerate a grid; use "

@@ -42,6 +42,11 @@ class Distribution:
     def is_categorical(self) -> bool:
         return self.kind in ("grid", "choice")
 
+    @property
+    def is_group(self) -> bool:
+        """A grid/choice of mappings: each value sets several parameters together (a case)."""
+        return self.is_categorical and isinstance(self.values[0], dict)
+
     def candidates(self) -> list[Any]:
         """Values to check against the trainable's config model: all for categorical, else bounds."""
         if self.is_categorical:
@@ -74,6 +79,7 @@ def parse_param(name: str, raw: Any) -> Param:
     if kind in ("grid", "choice"):
         if not args:
             raise SpecError(f"`{kind}` needs at least one value, got an empty list.", field=field)
+        _check_cases(args, field)
         return Distribution(kind, values=tuple(_freeze(v) for v in args))
     n = _RANGE_ARGS[kind]
     if len(args) != n or not all(_is_number(a) for a in args):
@@ -91,16 +97,61 @@ def parse_param(name: str, raw: Any) -> Param:
     return Distribution(kind, low=low, high=high, q=q)
 
 
+def _check_cases(args: list[Any], field: str) -> None:
+    """A list of mappings is a group of cases; it cannot be mixed with plain values."""
+    dicts = [isinstance(a, dict) for a in args]
+    if not any(dicts):
+        return
+    if not all(dicts):
+        raise SpecError("mix of mappings and plain values: either every value is a mapping of "
+                        "parameters set together (a case, e.g. {optimizer: adam, lr: 0.001}) "
+                        "or none is.", field=field)
+    for i, case in enumerate(args):
+        if not case:
+            raise SpecError(f"case {i + 1} is empty; a case sets at least one parameter.",
+                            field=field)
+        for k in case:
+            if not isinstance(k, str) or not k.isidentifier():
+                raise SpecError(f"case {i + 1}: parameter name {k!r} must be an identifier.",
+                                field=field)
+            if isinstance(case[k], dict):
+                raise SpecError(f"case {i + 1}: `{k}` is a mapping; a case sets plain values "
+                                f"(cases cannot hold distributions or nested cases).", field=field)
+
+
+def case_label(case: dict[str, Any]) -> str:
+    """A short readable name for a case: "optimizer=sgd, momentum=0.9, lr=0.01"."""
+    return ", ".join(f"{k}={thaw(v)}" for k, v in case.items())
+
+
+def expand_cases(config: dict[str, Any], groups: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The trainable's config: each group's chosen case merged in, the group key removed."""
+    out = {k: v for k, v in config.items() if k not in groups}
+    for g in groups:
+        case = config.get(g)
+        if isinstance(case, dict):
+            out.update(case)
+    return out
+
+
+def groups(params: dict[str, Param]) -> list[str]:
+    return [k for k, p in params.items() if isinstance(p, Distribution) and p.is_group]
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _freeze(v: Any) -> Any:
     # Lists (e.g. hidden widths) become tuples so a Distribution stays hashable; thawed for Ray.
+    if isinstance(v, dict):
+        return {k: _freeze(x) for k, x in v.items()}
     return tuple(_freeze(x) for x in v) if isinstance(v, list) else v
 
 
 def thaw(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: thaw(x) for k, x in v.items()}
     return [thaw(x) for x in v] if isinstance(v, tuple) else v
 
 

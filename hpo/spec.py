@@ -7,6 +7,7 @@ live in :mod:`hpo.experiment`; this module knows only the shape of the file.
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,16 @@ class FailureSpec(_Strict):
         None, ge=1, description="abort the experiment after this many failed trials")
 
 
+class EarlyStoppingSpec(_Strict):
+    patience: int = Field(3, ge=1, description="epochs without improvement before a trial stops")
+    min_delta: float = Field(0.0, ge=0, description="smallest change of the metric that counts")
+
+
+class ConfirmSpec(_Strict):
+    top_k: int = Field(3, ge=1, le=50, description="best configurations rerun after the search")
+    seeds: int = Field(5, ge=2, le=100, description="new seeds per configuration")
+
+
 class DatasetSpec(_Strict):
     name: str
     val_size: int | None = Field(None, ge=1, description="validation examples split off train")
@@ -77,6 +88,10 @@ class Spec(_Strict):
     resources: Resources = Resources()
     checkpoint: CheckpointSpec = CheckpointSpec()
     failure: FailureSpec = FailureSpec()
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="stop a trial when `metric` stops improving (any trainable)")
+    confirm: ConfirmSpec | None = Field(
+        None, description="rerun the best configurations with new seeds after the search")
     seed: int = 0
     storage: str = "runs"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -225,6 +240,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
+        # `Model | None` (optional sections such as early_stopping) -> Model
+        ann = next((a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)), None)
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return None
         model = ann

@@ -48,6 +48,17 @@ def test_lr_reg_is_the_4x4_study():
     (["resources.cpu=512"], r"resources\.cpu: 512.0 CPUs per trial, but this machine has"),
     (["params.lr=0.1"], r"params: no parameter is searched"),
     (["dataset.val_size=10000"], r"val_size 10000 leaves no training data"),
+    # groups of cases (several parameters set together)
+    (["params.setup={grid: [{optimizer: sgd}, {optimizer: adamw}]}"],
+     r"params\.setup\.grid\[1\]: Input should be 'sgd', 'adam', 'adagrad' or 'rmsprop' \(got 'adamw'\)"),
+    (["params.setup={grid: [{optimzer: adam}]}"], r"params\.setup\.grid: case 1: trainable `mlp` has no parameter `optimzer`\. Did you mean `optimizer`"),
+    (["params.setup={grid: [{lr: 0.5}]}"], r"case 1 sets `lr`, which is also given as params\.lr"),
+    (["params.optimizer={grid: [{lr: 0.5}]}"], r"`optimizer` is a parameter of trainable `mlp`, so it cannot name a group"),
+    (["params.setup={grid: [{batch_size: 50000}]}"], r"batch size 50000 is larger than the training set"),
+    (["searcher.name=optuna", "params.lr={choice: [0.1]}", "params.setup={choice: [{momentum: 0.5}]}"],
+     r"params\.setup\.choice: a group of cases .* Optuna samples single values"),
+    (["early_stopping.patience=0"], r"early_stopping\.patience: Input should be greater than or equal to 1"),
+    (["confirm.seeds=1"], r"confirm\.seeds: Input should be greater than or equal to 2"),
 ])
 def test_bad_experiments_fail_before_ray(tmp_path, overrides, match):
     with pytest.raises(SpecError, match=match) as e:

@@ -136,3 +136,34 @@ def test_max_concurrent_trials_is_respected(tmp_path, ray_session, searcher):
         running += 1 if e["event"] == "start" else -1
         most = max(most, running)
     assert most == 1 and len(res.trials) == 4
+
+
+def test_groups_of_cases_and_early_stopping(tmp_path, ray_session):
+    """Cases set several parameters together; early stopping ends a trial that stops improving
+    (lr 1e-6 cannot improve by 0.05) and the trial is recorded as completed, early-stopped."""
+    from hpo.results import trial_config
+
+    path = write_spec(tmp_path, """\
+name: cases
+trainable: mlp
+dataset: mnist_sample
+metric: val_acc
+early_stopping: {patience: 2, min_delta: 0.05}
+budget: {max_epochs: 6, max_concurrent_trials: 2}
+params:
+  setup:
+    grid:
+      - {optimizer: adam, lr: 0.003}
+      - {optimizer: sgd, momentum: 0.9, lr: 1.0e-6}
+""")
+    res = run(load_experiment(path, TINY), storage=tmp_path / "runs", dashboard=False, verbose=0)
+    t = res.trials.set_index("param.setup")
+    assert list(t.index) == ["optimizer=adam, lr=0.003", "optimizer=sgd, momentum=0.9, lr=1e-06"]
+    assert t["param.optimizer"].tolist() == ["adam", "sgd"] and t["param.momentum"].iloc[1] == 0.9
+    slow = t.loc["optimizer=sgd, momentum=0.9, lr=1e-06"]
+    assert slow["status"] == "completed" and slow["epochs"] < 6
+    assert slow["status_detail"].startswith(f"early-stopped at epoch {slow['epochs']}: no val_acc gain")
+    # the adam case improves by less than 0.05 at some point too, but never before epoch 3
+    assert t.loc["optimizer=adam, lr=0.003", "epochs"] >= 3
+    assert trial_config(res.run_dir, slow["trial_id"]) == {
+        "optimizer": "sgd", "momentum": 0.9, "lr": 1e-6, "batch_size": 100, "hidden": [32], "seed": 0}

@@ -53,3 +53,27 @@ def test_to_tune_maps_every_distribution():
     assert isinstance(space["u"], Float) and isinstance(space["l"].sampler, Float._LogUniform)
     assert isinstance(space["r"], Integer) and (space["r"].lower, space["r"].upper) == (1, 4)
     assert space["q"].sampler.q == 0.25 and space["k"] == 5
+
+
+def test_a_grid_of_mappings_is_a_group_of_cases():
+    from hpo.space import case_label, expand_cases, groups
+
+    p = parse_param("setup", {"grid": [{"optimizer": "adam", "lr": 0.001},
+                                       {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01}]})
+    assert isinstance(p, Distribution) and p.is_group and grid_size({"setup": p}) == 2
+    assert groups({"setup": p, "lr": Constant(0.1)}) == ["setup"]
+    assert case_label(p.values[1]) == "optimizer=sgd, momentum=0.9, lr=0.01"
+    cfg = {"setup": {"optimizer": "adam", "lr": 0.001}, "batch_size": 64}
+    assert expand_cases(cfg, ["setup"]) == {"batch_size": 64, "optimizer": "adam", "lr": 0.001}
+    assert to_param_space({"setup": p})["setup"] == {"grid_search": [
+        {"optimizer": "adam", "lr": 0.001}, {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01}]}
+
+
+@pytest.mark.parametrize("raw,match", [
+    ({"grid": [{"lr": 0.1}, 0.2]}, r"mix of mappings and plain values"),
+    ({"grid": [{}]}, r"case 1 is empty"),
+    ({"grid": [{"lr": {"uniform": [0, 1]}}]}, r"case 1: `lr` is a mapping"),
+])
+def test_bad_groups(raw, match):
+    with pytest.raises(SpecError, match=match):
+        parse_param("setup", raw)

@@ -12,6 +12,7 @@ import resource
 import tempfile
 from typing import Any
 
+from hpo.space import expand_cases
 from trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
@@ -52,7 +53,8 @@ def make_trainable(info: TrainableInfo) -> Any:
             metrics = {**metrics, "node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
-            last = metrics["epoch"] >= int(settings.get("max_epochs", 0))
+            last = (metrics["epoch"] >= int(settings.get("max_epochs", 0))
+                    or bool(metrics.get("early_stopped")))
             if state_fn is not None and every and (metrics["epoch"] % every == 0 or last):
                 with tempfile.TemporaryDirectory() as d:
                     torch.save(state_fn(), os.path.join(d, STATE_FILE))
@@ -60,6 +62,9 @@ def make_trainable(info: TrainableInfo) -> Any:
             else:
                 tune.report(metrics)
 
+        # a group of cases (params: {setup: {grid: [{optimizer: adam, lr: 0.001}, ...]}}) is
+        # one key in Tune's config; the trainable sees its parameters merged in
+        config = expand_cases(config, settings.get("groups", ()))
         info.train(config, data, settings, report, state)
 
     trainable.__name__ = info.name

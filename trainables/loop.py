@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpo.data.base import ArrayDataset
+from trainables.early_stop import EarlyStopping
 from trainables.metrics import CLASSIFICATION_METRICS
 
 # report(metrics, state_fn): state_fn builds the checkpoint state only if the caller saves one
@@ -135,6 +136,9 @@ def fit_classifier(
 
         set_hyperparams(opt, cfg)  # PBT may have changed them since the checkpoint
         best, start = dict(state["best"]), int(state["epoch"])
+    stopper = EarlyStopping.from_settings(settings, sign, (state or {}).get("early_stopping"))
+    if stopper is not None and stopper.bad_epochs >= stopper.patience:
+        return  # restored from the checkpoint of its early stop: it has finished
     n_params = count_params(model)
     l1 = cfg.weight_decay if cfg.reg_type == "l1" and cfg.weight_decay > 0 else 0.0
     n, bs = len(data.y_train), min(cfg.batch_size, len(data.y_train))
@@ -177,10 +181,14 @@ def fit_classifier(
             diverged=diverged,
             n_params=n_params,
         )
+        stop = stopper is not None and not diverged and stopper.update(m[select])
+        if stop:
+            m["early_stopped"] = stopper.reason(select)
         e = epoch + 1
         report(m, None if diverged else lambda e=e: {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": e, "best": best})
-        if diverged:
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": e, "best": best,
+            "early_stopping": stopper.state() if stopper else None})
+        if diverged or stop:
             return
 
 

@@ -10,12 +10,12 @@ with a data step testable without drawing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hpo import results
 from hpo.report import checks, curves, history, study, tables
 from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.load import RunData, load_run
@@ -95,7 +95,7 @@ def best_section(data: RunData) -> str:
     if best is None:
         return "<h2>Best configuration</h2><p>No trial with a finite metric yet.</p>"
     cfg_path = data.run_dir / f"trial_{best['trial_id']}" / "params.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {
+    cfg = results.trial_config(data.run_dir, best["trial_id"]) if cfg_path.exists() else {
         k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
     at = tables.at_best_epoch(data)
     row = at[at["trial_id"] == best["trial_id"]].drop(columns="trial_id")
