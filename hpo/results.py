@@ -171,11 +171,18 @@ def trial_config(run_dir: str | Path, trial_id: str) -> dict[str, Any]:
     return out
 
 
+def last_reported(run_dir: str | Path, trial_id: str, key: str) -> Any:
+    """The last value a trial reported under `key` (e.g. `surface`), or None."""
+    rows = _read_jsonl(Path(run_dir) / f"trial_{trial_id}" / "result.json")
+    return next((r[key] for r in reversed(rows) if key in r), None)
+
+
 def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
         h = {"trial_id": trial_id}
-        h.update({k: v for k, v in r.items() if k not in _RAY_DROP})
+        # list values (e.g. a regression's `surface` predictions) are artifacts, not history
+        h.update({k: v for k, v in r.items() if k not in _RAY_DROP and not isinstance(v, list)})
         # a restored trial (PBT, resume) may report an epoch again: the last report wins
         out[int(r.get("epoch", r.get("training_iteration", 0)))] = h
     return [out[k] for k in sorted(out)]

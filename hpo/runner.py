@@ -173,7 +173,7 @@ def _run_info(exp: Experiment, data: ArrayDataset) -> dict[str, Any]:
         "metrics": exp.trainable.metrics, "searched": exp.searched_names,
         "n_trials_planned": exp.n_trials,
         "dataset": {"name": data.name, "source": data.source, "is_sample": data.is_sample,
-                    **data.sizes},
+                    **data.sizes, **data.extra},
         "versions": environment.versions(), "hardware": environment.hardware(),
         "git_commit": environment.git_commit(), "argv": sys.argv,
     }

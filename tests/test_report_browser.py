@@ -165,3 +165,29 @@ def test_model_size_and_batch_size_sections(browser, ray_session, tmp_path):
     rows = browser.find_elements("css selector", "#epoch-time-table tbody tr")
     assert len(rows) == 2
     assert len(browser.find_elements("css selector", "#model-size-table tbody tr")) == 4
+
+
+def test_regression_report_draws_the_surfaces(browser, ray_session, tmp_path):
+    path = write_spec(tmp_path, """\
+name: surface
+trainable: regression
+dataset: regression2d
+metric: val_mse
+budget: {max_epochs: 10}
+params:
+  m: {grid: [50, 400]}
+  hidden: {grid: [[16], [32, 32]]}
+""")
+    res = run(load_experiment(path), storage=tmp_path / "runs", dashboard=False, verbose=0)
+    assert (res.trials["status"] == "completed").all() and res.trials["test_mse"].notna().all()
+    out = build_report(res.run_dir, tmp_path / "surface.html")
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    assert drawn == divs
+    # truth + the best trial for m=50 and for m=400, each a WebGL surface that was drawn
+    n = browser.execute_script("const d = document.getElementById('surface');"
+                               "return d._fullData.filter(t => t.type === 'surface').length")
+    assert n == 3
+    titles = browser.find_element("id", "surface").text
+    assert "best for m=50" in titles and "best for m=400" in titles

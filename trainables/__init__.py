@@ -27,6 +27,7 @@ from hpo.registry import Registry
 TRAINABLES: Registry[str] = Registry("trainable")
 TRAINABLES.add("mlp", "trainables.mlp")
 TRAINABLES.add("cnn", "trainables.cnn")
+TRAINABLES.add("regression", "trainables.regression")
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,17 @@ def _mnist_sample(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
     return load_mnist_sample(val_size)
 
 
+def _regression2d(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
+    from hpo.data.synthetic import load_regression2d
+
+    return load_regression2d(val_size)
+
+
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
 DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 10_000, 10, 5_000, _mnist))
 DATASETS.add("mnist_sample",
              DatasetInfo("classification", (1, 28, 28), 10_000, 2_000, 10, 1_000, _mnist_sample))
+DATASETS.add("regression2d", DatasetInfo("regression", (2,), 10_000, 2_500, 0, 1_000, _regression2d))
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, val_size: int | None = None,

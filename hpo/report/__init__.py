@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from hpo import results
-from hpo.report import checks, curves, history, study, tables
+from hpo.report import checks, curves, history, study, surface, tables
 from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.load import RunData, load_run
 
@@ -35,7 +35,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 def render(data: RunData) -> str:
     parts = [header(data), warnings_section(data), best_section(data), grid_section(data),
-             curves_section(data), history_section(data), optuna_section(data),
+             surface_section(data), curves_section(data), history_section(data), optuna_section(data),
              model_size_section(data), epoch_time_section(data), audit_section(data),
              nodes_section(data), results_section(data)]
     return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
@@ -130,6 +130,15 @@ def grid_section(data: RunData) -> str:
                           margin=dict(t=30, l=60, r=20, b=50))
         out.append(figure(fig, "heatmap"))
     return "".join(out)
+
+
+def surface_section(data: RunData) -> str:
+    sd = surface.surface_data(data)
+    if sd is None:
+        return ""
+    return ("<h2>Predicted surface</h2><p class='note'>Predictions of the best-validation model on "
+            "the test grid, next to the true function (drag to rotate).</p>"
+            + figure(surface.surface_figure(sd), "surface"))
 
 
 def curves_section(data: RunData) -> str:
