@@ -120,10 +120,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.spec, args.overrides, local=args.address is None)
     kw = {"address": args.address, "dashboard": not args.no_dashboard,
           "verbose": 0 if args.quiet else 1}
-    run_dir = Path(args.storage or exp.spec.storage) / (args.name or exp.spec.name)
+    storage = None
+    if args.resume:
+        from hpo.storage import open_storage
+
+        storage = open_storage(args.storage or exp.spec.storage)
+        run_dir = storage.root / (args.name or exp.spec.name)
+        storage.download(run_dir)
     if args.resume and (run_dir / "spec.yaml").exists():
         _check_same_spec(exp, run_dir, args.force)
-        res = resume(exp, run_dir, **kw)
+        res = resume(exp, run_dir, storage=storage, **kw)
     else:
         if args.resume:
             print(f"hpo: nothing to resume at {run_dir}; starting it.")
@@ -135,11 +141,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from hpo.experiment import load_experiment
     from hpo.results import require_run_dir
     from hpo.runner import resume
+    from hpo.storage import locate
 
-    run_dir = require_run_dir(args.run_dir)
+    storage, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name>
+    require_run_dir(run_dir)
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
     res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
-                 verbose=0 if args.quiet else 1)
+                 verbose=0 if args.quiet else 1, storage=storage)
     return _finish(res, exp)
 
 
@@ -197,7 +205,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _print_summary(res: Any, metric: str, mode: str) -> None:
     import pandas as pd
 
-    from hpo.results import best_trial
+    from hpo.results import best_trial, read_run_info
 
     t = res.trials
     print(f"\nhpo: {res.state} in {res.wall_time_s:.1f} s; trials: "
@@ -212,8 +220,9 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     best = best_trial(t, metric, mode) if len(t) else None
     if best is not None:
         print("\nBest configuration:\n" + _best_yaml(res.run_dir, best))
-    print(f"\nResults: {res.run_dir}\n  trials:  {res.run_dir / 'trials.csv'}\n"
-          f"  history: {res.run_dir / 'history.parquet'}")
+    uri = read_run_info(res.run_dir).get("storage_uri")
+    print(f"\nResults: {uri or res.run_dir}" + (f" (local copy: {res.run_dir})" if uri else "")
+          + f"\n  trials:  {res.run_dir / 'trials.csv'}\n  history: {res.run_dir / 'history.parquet'}")
 
 
 def _best_config(run_dir: Path, row: Any) -> dict[str, Any]:
@@ -243,9 +252,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
 
     from hpo.report import build_report
+    from hpo.storage import locate
 
     t0 = time.perf_counter()
-    out = build_report(args.run_dir, args.output)
+    _, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
+    out = build_report(run_dir, args.output)
     print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
 

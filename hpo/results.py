@@ -226,6 +226,8 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
                error=error.splitlines()[0][:300] if error else None,
                hostname=last.get("hostname"), node_ip=last.get("node_ip"),
                node_id=last.get("node_id"), n_params=last.get("n_params"))
+    if last.get("weights"):  # where the model's weights started (e.g. resnet18: imagenet or random)
+        row["weights"] = last["weights"]
     for m, mode in modes.items():
         vals = [h[m] for h in hist if isinstance(h.get(m), (int, float)) and not _bad(h[m])]
         row[m] = last.get(m, math.nan) if last else math.nan

@@ -25,7 +25,8 @@ from hpo.data import ArrayDataset, load_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
 from hpo.space import groups
-from hpo.spec import spec_to_yaml
+from hpo.spec import load_spec, spec_to_yaml
+from hpo.storage import Storage, open_storage
 
 
 @dataclass
@@ -39,28 +40,17 @@ class RunResult:
 
 
 def writable_storage(storage: str) -> Path:
-    """The storage folder, created and checked for write access before anything starts."""
-    if "://" in storage:
-        raise SpecError(f"storage URIs ({storage.split('://')[0]}://) are not supported yet; use a "
-                        f"folder, on a filesystem every node shares for a cluster.", field="storage")
-    path = Path(storage).expanduser().resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".hpo-write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise SpecError(f"cannot write to the storage folder {path}: {e.strerror or e}.",
-                        field="storage") from None
-    return path
+    """The local storage folder, created and checked for write access (URIs: see hpo.storage)."""
+    return open_storage(storage).root
 
 
-def unique_run_dir(storage: Path, name: str) -> Path:
+def unique_run_dir(storage: Storage | Path, name: str) -> Path:
     """`<storage>/<name>`, or `<name>-2`, `-3`, ... so two runs never share a folder."""
-    d, i = storage / name, 1
-    while d.exists():
+    st = storage if isinstance(storage, Storage) else Storage(Path(storage))
+    d, i = st.root / name, 1
+    while st.taken(d):
         i += 1
-        d = storage / f"{name}-{i}"
+        d = st.root / f"{name}-{i}"
     return d
 
 
@@ -69,26 +59,34 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
         out: Any = sys.stdout) -> RunResult:
     """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one)."""
     spec = exp.spec
-    storage_path = writable_storage(str(storage or spec.storage))
-    run_dir = unique_run_dir(storage_path, name or spec.name)
+    st = open_storage(str(storage or spec.storage))
+    run_dir = unique_run_dir(st, name or spec.name)
     t0 = time.time()
     data = _start(exp, address, dashboard, out)
     run_dir.mkdir(parents=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     info = _run_info(exp, data)
-    _announce(exp, data, run_dir, out)
-    return _execute(exp, run_dir, info, t0, out, lambda: _fit(exp, data, run_dir, verbose))
+    if st.is_remote:
+        info["storage_uri"] = st.display(run_dir)
+    _announce(exp, data, st.display(run_dir), out)
+    res = _execute(exp, run_dir, info, t0, out, lambda: _fit(exp, data, run_dir, verbose, st), st)
+    if spec.confirm and res.state == "finished":
+        _confirm(exp, data, res, verbose, out, restore=False, storage=st)
+    return res
 
 
 def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
-           dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout) -> RunResult:
+           dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout,
+           storage: Storage | None = None) -> RunResult:
     """Continue an interrupted run in place: finished trials are kept and never rerun,
     unfinished ones restart from their last checkpoint, the searcher's state is restored by Ray.
     Ray does not persist scheduler state: ASHA/Hyperband/median rungs start empty again."""
     from ray import tune
 
     run_dir = Path(run_dir).resolve()
-    if not tune.Tuner.can_restore(str(run_dir)):
+    st = storage or Storage(run_dir.parent)
+    where = st.restore_location(run_dir)
+    if not tune.Tuner.can_restore(**where):
         raise SpecError("no Ray experiment state here (tuner.pkl); nothing to resume.",
                         file=str(run_dir))
     t0 = time.time()
@@ -99,12 +97,59 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
           f"their last checkpoint; scheduler rungs start empty)", file=out, flush=True)
 
     def fit() -> None:
-        tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(exp, data),
+        tuner = tune.Tuner.restore(**where, trainable=_trainable(exp, data),
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         tuner.fit()
 
-    return _execute(exp, run_dir, info, t0, out, fit)
+    res = _execute(exp, run_dir, info, t0, out, fit, st)
+    if exp.spec.confirm and res.state == "finished":
+        _confirm(exp, data, res, verbose, out, restore=True, storage=st)
+    return res
+
+
+def _confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: int, out: Any,
+             restore: bool, storage: Storage | None = None) -> None:
+    """The confirmation stage (spec `confirm:`): the top-k configurations x new seeds, run as
+    its own grid in <run>/confirm/. A resumed run continues an unfinished confirmation."""
+    from ray import tune
+
+    from hpo import confirm
+    from hpo.experiment import check
+
+    spec, d = exp.spec, confirm.confirm_dir(main.run_dir)
+    assert spec.confirm is not None
+    if results.read_run_info(d).get("state") == "finished":
+        return
+    st = storage or Storage(main.run_dir)
+    if restore and tune.Tuner.can_restore(**st.restore_location(d)):
+        cexp = check(load_spec(d / "spec.yaml"), local=False)
+        info = results.read_run_info(d) or _run_info(cexp, data)
+
+        def fit() -> None:
+            tune.Tuner.restore(**st.restore_location(d), trainable=_trainable(cexp, data),
+                               resume_unfinished=True, resume_errored=False,
+                               restart_errored=False).fit()
+    else:
+        picks = confirm.pick(main.trials, main.run_dir, spec.metric, exp.mode, spec.confirm.top_k)
+        if not picks:
+            print("hpo: confirm: no finished trial to confirm.", file=out)
+            return
+        cexp = check(confirm.confirm_spec(spec, picks), local=False)
+        confirm.write_picks(main.run_dir, picks)
+        (d / "spec.yaml").write_text(spec_to_yaml(cexp.spec))
+        info = _run_info(cexp, data)
+
+        def fit() -> None:
+            _fit(cexp, data, d, verbose, st)
+
+    print(f"hpo: confirming the top {spec.confirm.top_k} configuration(s) with "
+          f"{spec.confirm.seeds} new seeds each -> {d}", file=out, flush=True)
+    _execute(cexp, d, info, time.time(), out, fit, st)
+    table = confirm.confirm_table(main.run_dir)
+    if table is not None:
+        print("hpo: confirmation (mean ± std over new seeds):\n"
+              + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out, flush=True)
 
 
 def _tune_env() -> None:
@@ -129,7 +174,7 @@ def _start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> A
     return data
 
 
-def _announce(exp: Experiment, data: ArrayDataset, run_dir: Path, out: Any) -> None:
+def _announce(exp: Experiment, data: ArrayDataset, run_dir: Path | str, out: Any) -> None:
     s = data.sizes
     print(f"hpo: {exp.spec.name}: {exp.n_trials} trial(s) of `{exp.spec.trainable}` on {data.name} "
           f"({s['train']} train / {s['val']} val / {s['test']} test"
@@ -137,8 +182,10 @@ def _announce(exp: Experiment, data: ArrayDataset, run_dir: Path, out: Any) -> N
 
 
 def _execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out: Any,
-             fit: Any) -> RunResult:
-    """Run `fit`, then always write the tables and the run's state, whatever happened."""
+             fit: Any, storage: Storage | None = None) -> RunResult:
+    """Run `fit`, then always write the tables and the run's state, whatever happened (for a
+    URI storage: fetch Ray's trial folders first, upload the driver's files after)."""
+    storage = storage or Storage(run_dir.parent)
     prior = float(info.get("wall_time_s") or 0.0)
     info["state"] = "running"
     _write_json(run_dir / "run.json", info)
@@ -150,6 +197,7 @@ def _execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, ou
         print("hpo: interrupted; finished trials are kept. Continue with "
               f"`hpo resume {run_dir}`.", file=out)
     finally:
+        storage.download(run_dir)
         trials, history = results.write_tables(run_dir)
         aborted = results.abort_reason(run_dir)
         incomplete = bool(len(trials)) and (trials["status"] == "incomplete").any()
@@ -160,6 +208,7 @@ def _execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, ou
         info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0,
                     driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         _write_json(run_dir / "run.json", info)
+        storage.upload(run_dir)
     if aborted:
         print(f"hpo: ABORTED: {aborted}", file=out)
     best = results.best_trial(trials, exp.spec.metric, exp.mode) if len(trials) else None
@@ -227,7 +276,8 @@ def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
     )
 
 
-def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> None:
+def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int,
+         storage: Storage | None = None) -> None:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -257,7 +307,8 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int) -> No
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=run_dir.name, storage_path=str(run_dir.parent), verbose=verbose,
+            name=run_dir.name, verbose=verbose,
+            **(storage or Storage(run_dir.parent)).ray_location(run_dir),
             # PBT restores trials from other trials' older checkpoints: keep them all
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),

@@ -65,7 +65,7 @@ def test_best_on_a_folder_that_is_not_a_run(tmp_path):
 
 
 @pytest.mark.parametrize("storage,match", [
-    ("s3://bucket/runs", "storage URIs (s3://) are not supported yet"),
+    ("ftp://host/runs", "storage URI scheme `ftp://` is not supported"),
     ("/proc/hpo-runs", "cannot write to the storage folder /proc/hpo-runs"),
 ])
 def test_unusable_storage_fails_before_any_trial(tmp_path, storage, match):

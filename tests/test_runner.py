@@ -167,3 +167,34 @@ params:
     assert t.loc["optimizer=adam, lr=0.003", "epochs"] >= 3
     assert trial_config(res.run_dir, slow["trial_id"]) == {
         "optimizer": "sgd", "momentum": 0.9, "lr": 1e-6, "batch_size": 100, "hidden": [32], "seed": 0}
+
+
+def test_confirm_reruns_the_top_configurations_with_new_seeds(tmp_path, ray_session):
+    from hpo import confirm
+    from hpo.report import build_report
+
+    path = write_spec(tmp_path, """\
+name: confirmed
+trainable: mlp
+dataset: mnist_sample
+metric: val_acc
+confirm: {top_k: 2, seeds: 3}
+budget: {max_epochs: 2, max_concurrent_trials: 2}
+params:
+  lr: {grid: [0.3, 0.1, 1.0e-5]}
+""")
+    res = run(load_experiment(path, TINY), storage=tmp_path / "runs", dashboard=False, verbose=0)
+    d = confirm.confirm_dir(res.run_dir)
+    picks = json.loads((d / "picks.json").read_text())
+    best_two = res.trials.sort_values("best_val_acc", ascending=False)["trial_id"].tolist()[:2]
+    assert [p["trial_id"] for p in picks] == best_two
+    ct = confirm.confirm_table(res.run_dir)
+    assert len(ct) == 2 and (ct["seeds done"] == 3).all()
+    assert set(ct["configuration"]) == {f"lr={p['config']['lr']}" for p in picks}
+    assert ct["val_acc std"].notna().all() and (ct["val_acc mean"] > 0.5).all()
+    # the confirmation is a run folder of its own: 6 trials, seeds 1000-1002 (never the search's)
+    ctrials = pd.read_csv(d / "trials.csv")
+    assert len(ctrials) == 6 and sorted(set(ctrials["param.seed"])) == [1000, 1001, 1002]
+    assert len(res.trials) == 3  # the search's table does not mix in confirmation trials
+    html = build_report(res.run_dir, tmp_path / "r.html").read_text()
+    assert 'id="confirm-table"' in html and "new seeds" in html

@@ -27,6 +27,8 @@ from hpo.registry import Registry
 TRAINABLES: Registry[str] = Registry("trainable")
 TRAINABLES.add("mlp", "trainables.mlp")
 TRAINABLES.add("cnn", "trainables.cnn")
+TRAINABLES.add("cifar_cnn", "trainables.cifar_cnn")
+TRAINABLES.add("resnet18", "trainables.resnet18")
 TRAINABLES.add("regression", "trainables.regression")
 
 

@@ -55,9 +55,16 @@ def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Ten
     if key is not None and ck in _CACHE:
         return _CACHE[ck]
 
+    per_channel = isinstance(ds.mean, (tuple, list))
+
     def x(a: Any) -> torch.Tensor:
-        t = torch.from_numpy(a.reshape(len(a), *shape).astype(np.float32))  # a copy: writable
-        return ((t / ds.scale - ds.mean) / ds.std).to(dev)
+        t = torch.from_numpy(a.astype(np.float32)) / ds.scale  # a copy: writable
+        if per_channel:  # (N, C, ...) images: one mean/std per channel
+            view = (1, -1) + (1,) * (t.dim() - 2)
+            t = (t - torch.tensor(ds.mean).view(view)) / torch.tensor(ds.std).view(view)
+        else:
+            t = (t - ds.mean) / ds.std
+        return t.reshape(len(a), *shape).to(dev)
 
     def y(a: Any) -> torch.Tensor:
         return torch.from_numpy(a.astype(np.int64)).to(dev)
@@ -84,7 +91,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 20
 
 
 def l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
-    return lam * sum(p.abs().sum() for p in model.parameters())
+    return lam * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
 
 
 def count_params(model: nn.Module) -> int:
@@ -119,6 +126,7 @@ def fit_classifier(
     settings: dict[str, Any],
     report: Reporter,
     state: dict[str, Any] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> None:
     """Train for settings["max_epochs"] epochs, reporting once per epoch.
 
@@ -154,6 +162,8 @@ def fit_classifier(
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
             xb, yb = data.x_train[idx], data.y_train[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             total = loss + l1_penalty(model, l1) if l1 else loss
@@ -194,7 +204,8 @@ def fit_classifier(
 
 def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: Callable[[], nn.Module],
                    n_params: int, settings: dict[str, Any], report: Reporter,
-                   state: dict[str, Any] | None = None) -> None:
+                   state: dict[str, Any] | None = None,
+                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
     """Seed, convert the data once per worker, build the model on the trial's device, train.
     An allocator failure becomes a TrialOutOfMemory naming the batch size and model size."""
     from trainables.optim import make_optimizer
@@ -203,8 +214,9 @@ def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: 
     tensors = to_tensors(data, shape, key=settings.get("data_key"))
     try:
         model = build().to(device())
-        fit_classifier(model, make_optimizer(model.parameters(), cfg), tensors, cfg, settings,
-                       report, state)
+        trained = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay as they are
+        fit_classifier(model, make_optimizer(trained, cfg), tensors, cfg, settings, report, state,
+                       augment)
     except Exception as e:
         if is_oom(e):
             raise oom_error(e, cfg.batch_size, n_params) from e

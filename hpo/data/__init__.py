@@ -37,6 +37,12 @@ def _mnist_sample(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
     return load_mnist_sample(val_size)
 
 
+def _cifar10(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
+    from hpo.data.cifar import load_cifar10
+
+    return load_cifar10(data_dir, val_size)
+
+
 def _regression2d(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
     from hpo.data.synthetic import load_regression2d
 
@@ -47,6 +53,7 @@ DATASETS: Registry[DatasetInfo] = Registry("dataset")
 DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 10_000, 10, 5_000, _mnist))
 DATASETS.add("mnist_sample",
              DatasetInfo("classification", (1, 28, 28), 10_000, 2_000, 10, 1_000, _mnist_sample))
+DATASETS.add("cifar10", DatasetInfo("classification", (3, 32, 32), 50_000, 10_000, 10, 5_000, _cifar10))
 DATASETS.add("regression2d", DatasetInfo("regression", (2,), 10_000, 2_500, 0, 1_000, _regression2d))
 
 

@@ -27,8 +27,8 @@ class ArrayDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int  # 0 for regression
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | tuple[float, ...] = 0.0  # one value, or one per channel (axis 1 of x)
+    std: float | tuple[float, ...] = 1.0
     scale: float = 1.0  # divide raw values by this before normalizing (255 for uint8 images)
     source: str = ""  # where it came from, e.g. a folder, or "embedded sample"
     is_sample: bool = False

@@ -34,8 +34,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def render(data: RunData) -> str:
-    parts = [header(data), warnings_section(data), best_section(data), grid_section(data),
-             surface_section(data), curves_section(data), history_section(data), optuna_section(data),
+    parts = [header(data), warnings_section(data), best_section(data), confirm_section(data),
+             grid_section(data), surface_section(data), curves_section(data), history_section(data),
+             optuna_section(data),
              model_size_section(data), epoch_time_section(data), audit_section(data),
              nodes_section(data), results_section(data)]
     return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
@@ -105,6 +106,39 @@ def best_section(data: RunData) -> str:
             f" at epoch {esc(int(best['best_epoch']))}; test metrics are from that epoch.</p>"
             f"<pre>{esc(yaml.safe_dump(cfg, sort_keys=False))}</pre>"
             + table(metrics, sortable=False))
+
+
+def confirm_section(data: RunData) -> str:
+    from hpo import confirm
+
+    ct = confirm.confirm_table(data.run_dir)
+    if ct is None:
+        return ""
+    import plotly.graph_objects as go
+
+    metric = data.metric
+    trials, _ = results.collect(confirm.confirm_dir(data.run_dir))
+    fig = go.Figure()
+    col = f"param.{confirm.GROUP}"
+    for _, row in ct.iterrows():
+        sub = trials[trials[col] == row["configuration"]] if col in trials else trials
+        fig.add_trace(go.Box(y=sub[f"best_{metric}"], name=esc(row["configuration"]), boxpoints="all",
+                             jitter=0.3, pointpos=0, showlegend=False))
+    fig.update_layout(height=380, yaxis_title=esc(metric), margin=dict(t=20, l=60, r=20, b=80))
+    verdict = ""
+    m, sd = f"{metric} mean", f"{metric} std"
+    if len(ct) >= 2 and ct[sd].notna().all():
+        gap = abs(ct[m].iloc[0] - ct[m].iloc[1])
+        noise = max(ct[sd].iloc[0], ct[sd].iloc[1])
+        verdict = (f"<p>The best by mean, <b>{esc(ct['configuration'].iloc[0])}</b>, leads the second "
+                   f"by {gap:.4g}; the larger seed-to-seed std of the two is {noise:.4g}: "
+                   + ("the lead is larger than the seed noise.</p>" if gap > noise else
+                      "<b>the lead is within the seed noise</b>; treat them as a tie.</p>"))
+    seeds = int(ct["seeds done"].max()) if len(ct) else 0
+    return (f"<h2>Confirmation: top {len(ct)} configurations x {seeds} new seeds</h2>"
+            "<p class='note'>Each configuration the search found best, trained again with new "
+            "seeds (folder confirm/); mean ± std of the best-epoch values.</p>" + verdict
+            + table(ct, table_id="confirm-table", sortable=False) + figure(fig, "confirm"))
 
 
 def grid_section(data: RunData) -> str:

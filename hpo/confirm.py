@@ -1,0 +1,126 @@
+"""Winner confirmation: rerun the best k configurations of a search with new seeds.
+
+``confirm: {top_k: 3, seeds: 5}`` in a spec adds a second stage after the search: the k best
+distinct configurations (ignoring their seed) are trained again with `seeds` fresh seeds each,
+as an ordinary grid run in ``<run>/confirm/`` (a run folder of its own: spec.yaml, trial
+folders, tables, its own report). :func:`confirm_table` summarizes it as mean ± std per
+configuration, so "lr 0.1 beats 0.05" can be told apart from seed noise. No Ray here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpo import results
+from hpo.space import case_label
+from hpo.spec import Spec, validate_raw
+
+FOLDER = "confirm"
+GROUP = "candidate"
+SEED_OFFSET = 1000  # confirmation seeds are spec.seed + 1000 + i: never the search's own
+
+
+def confirm_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / FOLDER
+
+
+def pick(trials: pd.DataFrame, run_dir: Path, metric: str, mode: str, k: int) -> list[dict[str, Any]]:
+    """The k best distinct configurations (seed ignored), best first."""
+    col = f"best_{metric}" if f"best_{metric}" in trials else metric
+    ok = trials[trials["status"].isin(["completed", "stopped"])].dropna(subset=[col])
+    ok = ok.sort_values(col, ascending=mode == "min", kind="stable")
+    out, seen = [], set()
+    for _, row in ok.iterrows():
+        cfg = {k2: v for k2, v in results.trial_config(run_dir, row["trial_id"]).items() if k2 != "seed"}
+        key = json.dumps(cfg, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append({"trial_id": row["trial_id"], "search_value": float(row[col]), "config": cfg})
+        if len(out) == k:
+            break
+    return out
+
+
+def confirm_spec(spec: Spec, picks: list[dict[str, Any]]) -> Spec:
+    """The confirmation run: the picked configurations (as a group of cases) x new seeds."""
+    cfgs = [p["config"] for p in picks]
+    varying = _varying(picks)
+    params: dict[str, Any] = {k: v for k, v in cfgs[0].items() if k not in varying}
+    if varying:
+        params[GROUP] = {"grid": [_label_for(p, picks) for p in picks]}
+    c = spec.confirm
+    assert c is not None
+    params["seed"] = {"grid": [spec.seed + SEED_OFFSET + i for i in range(c.seeds)]}
+    raw = spec.model_dump(mode="json")
+    raw.update(name=f"{spec.name}-{FOLDER}", searcher={"name": "grid"}, scheduler={"name": "fifo"},
+               confirm=None, params=params,
+               description=f"confirmation of {spec.name}: top {len(cfgs)} configuration(s) x "
+                           f"{c.seeds} new seeds")
+    raw["budget"] = {**raw["budget"], "num_samples": 1}
+    return validate_raw(raw)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_MISSING = _Missing()
+
+
+def write_picks(run_dir: Path, picks: list[dict[str, Any]]) -> None:
+    d = confirm_dir(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "picks.json").write_text(json.dumps(picks, indent=1, default=str))
+
+
+def confirm_table(run_dir: str | Path) -> pd.DataFrame | None:
+    """One row per confirmed configuration: the search's trial and value, then mean ± std over
+    the new seeds of the selection metric and the test metrics. None without a confirmation."""
+    d = confirm_dir(run_dir)
+    if not (d / "picks.json").exists() or not (d / "spec.yaml").exists():
+        return None
+    picks = json.loads((d / "picks.json").read_text())
+    info = results.read_run_info(d)
+    metric, mode = info.get("metric"), info.get("mode", "max")
+    trials, _ = results.collect(d)
+    if trials.empty or not metric:
+        return None
+    col = f"best_{metric}"
+    label_col = f"param.{GROUP}"
+    rows = []
+    for i, p in enumerate(picks):
+        lab = _label_for(p, picks)
+        sub = trials[trials[label_col] == case_label(lab)] if lab and label_col in trials else trials
+        done = sub[sub["status"].isin(["completed", "stopped"])]
+        row: dict[str, Any] = {"rank in search": i + 1, "search trial": p["trial_id"],
+                               "configuration": _describe(p, picks), f"search {metric}": p["search_value"],
+                               "seeds done": len(done)}
+        for m in [col] + [c for c in ("test_acc", "test_loss", "test_mse") if c in done]:
+            vals = pd.to_numeric(done[m], errors="coerce").dropna()
+            name = metric if m == col else m
+            row[f"{name} mean"] = vals.mean() if len(vals) else math.nan
+            row[f"{name} std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values(f"{metric} mean", ascending=mode == "min", kind="stable").reset_index(drop=True)
+
+
+def _varying(picks: list[dict[str, Any]]) -> list[str]:
+    cfgs = [p["config"] for p in picks]
+    keys = list(dict.fromkeys(k for c in cfgs for k in c))
+    return [k for k in keys if any(c.get(k, _MISSING) != cfgs[0].get(k, _MISSING) for c in cfgs)]
+
+
+def _label_for(p: dict[str, Any], picks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: p["config"][k] for k in _varying(picks) if k in p["config"]}
+
+
+def _describe(p: dict[str, Any], picks: list[dict[str, Any]]) -> str:
+    lab = _label_for(p, picks)
+    return case_label(lab) if lab else "(the single best configuration)"
