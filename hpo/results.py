@@ -28,6 +28,7 @@ import yaml
 
 from hpo.space import case_label
 
+PACK_KEY = "_pack"  # hpo.packing.PACK_KEY: a trial folder holding a vectorized pack
 TRIAL_COLUMNS = {
     "trial_id": "Ray's trial id",
     "trial_index": "order in which the trial first started",
@@ -40,6 +41,7 @@ TRIAL_COLUMNS = {
     "error": "first line of the error for failed trials",
     "hostname / node_ip / node_id": "where the trial ran (Ray node)",
     "n_params": "trainable parameters of the model",
+    "pack / pack_size": "the vectorized trial a packed member ran in, and how many it held",
 }
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
@@ -139,6 +141,21 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         config = json.loads((d / "params.json").read_text())
         rows = _read_jsonl(d / "result.json")
         trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
+        if PACK_KEY in config:  # a vectorized pack: one trial per member
+            for i, member in enumerate(config[PACK_KEY]):
+                mid = f"{trial_id}_m{i}"
+                mrows = [{**{k: r[k] for k in _RAY_KEEP if k in r}, **r["members"][i]}
+                         for r in rows if isinstance(r.get("members"), list) and r["members"][i]]
+                hist = _history_rows(mid, mrows)
+                history.extend(hist)
+                cfg = {k: v for k, v in member.items() if k != "_index"}
+                row = _trial_row(mid, d, cfg, hist, events.get(trial_id), searched, modes,
+                                 max_epochs, "abort" if aborted else scheduler, cases)
+                # the pack's time is shared by its members (it trained them all at once)
+                row.update(trial_index=int(member["_index"]), pack=trial_id,
+                           pack_size=len(config[PACK_KEY]), time_s=row["time_s"] / len(config[PACK_KEY]))
+                trials.append(row)
+            continue
         hist = _history_rows(trial_id, rows)
         history.extend(hist)
         trials.append(_trial_row(trial_id, d, config, hist, events.get(trial_id), searched,
@@ -156,7 +173,12 @@ def trial_config(run_dir: str | Path, trial_id: str) -> dict[str, Any]:
     """The configuration a trial trained with: its params.json with each group's case merged
     in, parameters in the spec's order (pastable into a spec's params as constants)."""
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / f"trial_{trial_id}" / "params.json").read_text())
+    pack, _, i = trial_id.rpartition("_m")
+    if pack and i.isdigit() and not (run_dir / f"trial_{trial_id}").exists():  # a pack member
+        member = json.loads((run_dir / f"trial_{pack}" / "params.json").read_text())[PACK_KEY][int(i)]
+        config = {k: v for k, v in member.items() if k != "_index"}
+    else:
+        config = json.loads((run_dir / f"trial_{trial_id}" / "params.json").read_text())
     params = read_spec(run_dir).get("params") or {}
     cases = _spec_cases(params)
     out: dict[str, Any] = {}
@@ -257,6 +279,8 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
         return "diverged", f"diverged (NaN/inf loss) at epoch {epochs}"
     if error:
         return "error", f"error: {error.splitlines()[0][:200]}"
+    if last.get("stopped_in_pack"):
+        return "stopped", str(last["stopped_in_pack"])
     if last.get("early_stopped"):
         return "completed", f"early-stopped at epoch {epochs}: {last['early_stopped']}"
     if event is None:

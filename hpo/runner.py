@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo import environment, results
+from hpo import environment, packing, results
 from hpo.data import ArrayDataset, load_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
@@ -97,7 +97,7 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
           f"their last checkpoint; scheduler rungs start empty)", file=out, flush=True)
 
     def fit() -> None:
-        tuner = tune.Tuner.restore(**where, trainable=_trainable(exp, data),
+        tuner = tune.Tuner.restore(**where, trainable=_trainable(exp, data, _pack_plan(exp)),
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         tuner.fit()
@@ -127,7 +127,7 @@ def _confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: int,
         info = results.read_run_info(d) or _run_info(cexp, data)
 
         def fit() -> None:
-            tune.Tuner.restore(**st.restore_location(d), trainable=_trainable(cexp, data),
+            tune.Tuner.restore(**st.restore_location(d), trainable=_trainable(cexp, data, _pack_plan(cexp)),
                                resume_unfinished=True, resume_errored=False,
                                restart_errored=False).fit()
     else:
@@ -254,11 +254,24 @@ def _init_ray(address: str | None, dashboard: bool, out: Any) -> None:
               f"printed by `ray get-auth-token` and kept in ~/.ray/auth_token)", file=out, flush=True)
 
 
-def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
+def _pack_plan(exp: Experiment) -> packing.PackPlan | None:
+    if exp.spec.execution.pack == "off":
+        return None
+    reason = packing.why_not(exp)
+    if reason:
+        print(f"hpo: note: execution.pack is set, but trials run unpacked: {reason}.", flush=True)
+        return None
+    plan = packing.plan(exp)
+    if plan is not None:
+        print(f"hpo: {plan.describe()}", flush=True)
+    return plan
+
+
+def _trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None = None) -> Any:
     """The Tune trainable: data through the object store once, resources per trial."""
     from ray import tune
 
-    from trainables._ray import make_trainable
+    from trainables._ray import make_pack_trainable, make_trainable
 
     spec = exp.spec
     settings = {
@@ -270,8 +283,12 @@ def _trainable(exp: Experiment, data: ArrayDataset) -> Any:
         "groups": groups(exp.params),
         "data_key": uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
     }
+    fn = make_trainable(exp.trainable)
+    if pack is not None:
+        fn = make_pack_trainable(spec.metric, exp.mode)
+        settings["sha"] = pack.sha
     return tune.with_resources(
-        tune.with_parameters(make_trainable(exp.trainable), data=data, settings=settings),
+        tune.with_parameters(fn, data=data, settings=settings),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
 
@@ -288,15 +305,23 @@ def _fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int,
               f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
               f"deadlock); resources per trial still bound how many run at once.", flush=True)
         max_concurrent = None
-    search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
-                                                 max_concurrent)
-    if "seed" not in exp.params:
-        param_space["seed"] = spec.seed
-    scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
-                                    spec.seed)
+    pack = _pack_plan(exp)
+    if pack is not None:  # every configuration known up front; stopping happens inside packs
+        from ray.tune.search import BasicVariantGenerator
+
+        search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0)
+        param_space = {packing.PACK_KEY: tune.grid_search(pack.packs)}
+        scheduler = None
+    else:
+        search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
+                                                     max_concurrent)
+        if "seed" not in exp.params:
+            param_space["seed"] = spec.seed
+        scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
+                                        spec.seed)
     events = _events_callback(run_dir, spec.failure.max_failed_trials)
     tuner = tune.Tuner(
-        _trainable(exp, data),
+        _trainable(exp, data, pack),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,

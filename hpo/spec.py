@@ -56,6 +56,24 @@ class ConfirmSpec(_Strict):
     seeds: int = Field(5, ge=2, le=100, description="new seeds per configuration")
 
 
+class ExecutionSpec(_Strict):
+    pack: Literal["off", "auto"] | int = Field(
+        "off", description="train several configurations as one vectorized trial: off | auto | N")
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false (and `on` as true)
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("pack")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("pack size must be >= 1 (or off / auto)")
+        return v
+
+
 class DatasetSpec(_Strict):
     name: str
     val_size: int | None = Field(None, ge=1, description="validation examples split off train")
@@ -90,6 +108,7 @@ class Spec(_Strict):
     failure: FailureSpec = FailureSpec()
     early_stopping: EarlyStoppingSpec | None = Field(
         None, description="stop a trial when `metric` stops improving (any trainable)")
+    execution: ExecutionSpec = ExecutionSpec()
     confirm: ConfirmSpec | None = Field(
         None, description="rerun the best configurations with new seeds after the search")
     seed: int = 0

@@ -69,3 +69,33 @@ def make_trainable(info: TrainableInfo) -> Any:
 
     trainable.__name__ = info.name
     return trainable
+
+
+def make_pack_trainable(metric: str, mode: str) -> Any:
+    """A Tune function trainable training one pack of `mlp` members (trainables.pack); each
+    report carries every member's metrics (`members`), expanded into one trial each by
+    hpo.results, and the pack's best active member under `metric` for Tune's own bookkeeping."""
+
+    def packed_mlp(config: dict[str, Any], data: Any = None, settings: dict[str, Any] | None = None) -> None:
+        import ray
+        import torch
+        from ray import tune
+
+        from trainables.pack import run_pack
+
+        settings = dict(settings or {})
+        torch.set_num_threads(max(1, int(settings.get("threads", 1))))
+        node_id = ray.get_runtime_context().get_node_id()
+        groups = settings.get("groups", ())
+        members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, groups)
+                   for m in config["_pack"]]
+
+        def report(r: dict[str, Any]) -> None:
+            vals = [m[metric] for m in r["members"] if m is not None]
+            best = (max(vals) if mode == "max" else min(vals)) if vals else float("nan")
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            tune.report({**r, metric: best, "node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)})
+
+        run_pack(members, data, settings, report)
+
+    return packed_mlp

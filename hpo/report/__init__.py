@@ -73,6 +73,7 @@ def header(data: RunData) -> str:
         ("budget", ", ".join(f"{k}={v}" for k, v in budget.items() if v is not None)),
         ("resources per trial", ", ".join(f"{k}={v}" for k, v in (s.get("resources") or {}).items())),
         ("trials", ", ".join(f"{n} {k}" for k, n in counts.items()) or "none yet"),
+        *([("execution", tables.packs(data))] if tables.packs(data) else []),
         ("state", info.get("state", "unknown")),
         ("wall time", f"{wall:.1f} s" if isinstance(wall, (int, float)) else "unknown (unfinished)"),
         ("compute used", f"{comp['trial_epochs']} trial-epochs, {comp['cpu_seconds']:.0f} CPU-s, "
@@ -95,9 +96,10 @@ def best_section(data: RunData) -> str:
     best = data.best()
     if best is None:
         return "<h2>Best configuration</h2><p>No trial with a finite metric yet.</p>"
-    cfg_path = data.run_dir / f"trial_{best['trial_id']}" / "params.json"
-    cfg = results.trial_config(data.run_dir, best["trial_id"]) if cfg_path.exists() else {
-        k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
+    try:
+        cfg = results.trial_config(data.run_dir, best["trial_id"])
+    except FileNotFoundError:  # trial folders not copied along with the tables
+        cfg = {k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
     at = tables.at_best_epoch(data)
     row = at[at["trial_id"] == best["trial_id"]].drop(columns="trial_id")
     metrics = row.assign(epoch=int(best["best_epoch"]), status=best["status_detail"])

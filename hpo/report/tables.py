@@ -103,9 +103,19 @@ def results_table(data: RunData) -> pd.DataFrame:
     fam = metric_family(data.metric)
     cols = ["trial_index"] + [c for c in t.columns if c.startswith("param.")]
     cols += [data.best_col, data.metric, f"train_{fam}", f"test_{fam}", "epochs", "time_s",
-             "status_detail"]
+             "status_detail", "pack", "weights"]
     out = t[[c for c in cols if c in t]].copy()
     return out.rename(columns={c: c.removeprefix("param.") for c in out.columns})
+
+
+def packs(data: RunData) -> str | None:
+    """"16 trials in 2 vectorized packs (8, 8)" when the run packed trials, else None."""
+    t = data.trials
+    if t.empty or "pack" not in t or t["pack"].isna().all():
+        return None
+    sizes = t.groupby("pack")["trial_id"].count().sort_values(ascending=False)
+    return (f"{int(sizes.sum())} trials trained in {len(sizes)} vectorized pack(s) of "
+            f"{', '.join(map(str, sizes.tolist()))} (see the `pack` column of All trials)")
 
 
 def status_counts(data: RunData) -> dict[str, int]:

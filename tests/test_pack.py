@@ -1,0 +1,148 @@
+"""Trial packing: members of a vectorized pack reproduce ordinary `mlp` trials (same seed, same
+data order) per epoch within floating-point tolerance, fail alone, and stop alone."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hpo.data import load_dataset
+from hpo.errors import SpecError
+from hpo.experiment import load_experiment
+from hpo.packing import plan, why_not
+from tests.conftest import write_spec
+from trainables import mlp
+from trainables.pack import run_pack, sha_rungs
+
+KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_epoch")
+BASE = {"hidden": [32, 16], "batch_size": 50}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("mnist_sample", val_size=500, train_size=1500)
+
+
+def ordinary(cfg, data, epochs, settings=None):
+    reps = []
+    mlp.train(cfg, data, {"max_epochs": epochs, "data_key": None, **(settings or {})},
+              lambda m, s: reps.append(m))
+    return reps
+
+
+def packed(cfgs, data, epochs, settings=None):
+    reps = []
+    run_pack(cfgs, data, {"max_epochs": epochs, "data_key": None, **(settings or {})}, reps.append)
+    return [[r["members"][i] for r in reps if r["members"][i] is not None] for i in range(len(cfgs))]
+
+
+def same(a, b):
+    return (math.isnan(a) and math.isnan(b)) or a == b or abs(a - b) <= 2e-5
+
+
+@pytest.mark.parametrize("cfgs", [
+    [dict(BASE, lr=0.1, momentum=0.9, seed=1), dict(BASE, lr=0.05, momentum=0.9, nesterov=True, seed=2),
+     dict(BASE, lr=0.1, reg_type="l1", weight_decay=5e-4, seed=3), dict(BASE, lr=0.1, weight_decay=1e-3, seed=4),
+     dict(BASE, lr=0.1, dropout=0.3, seed=5), dict(BASE, lr=0.02, dropout=0.5, momentum=0.5, seed=5)],
+    [dict(BASE, optimizer="adam", lr=1e-3, seed=0), dict(BASE, optimizer="adam", lr=3e-3, weight_decay=1e-4, seed=1),
+     dict(BASE, optimizer="adam", lr=1e-3, reg_type="l1", weight_decay=1e-4, dropout=0.2, seed=2)],
+    [dict(BASE, optimizer="adagrad", lr=0.05, seed=0), dict(BASE, optimizer="adagrad", lr=0.01, seed=1)],
+    [dict(BASE, optimizer="rmsprop", lr=1e-3, seed=0), dict(BASE, optimizer="rmsprop", lr=1e-3, momentum=0.5, seed=1)],
+], ids=["sgd-momentum-nesterov-l1-l2-dropout", "adam-l2-l1-dropout", "adagrad", "rmsprop"])
+def test_members_reproduce_ordinary_trials(data, cfgs):
+    for cfg, got in zip(cfgs, packed(cfgs, data, 3), strict=True):
+        want = ordinary(cfg, data, 3)
+        assert len(got) == len(want) == 3
+        for e, (w, g) in enumerate(zip(want, got, strict=True)):
+            bad = {k: (w[k], g[k]) for k in KEYS if not same(w[k], g[k])}
+            assert not bad, f"{cfg} epoch {e + 1}: {bad}"
+
+
+def test_a_diverging_member_fails_alone(data):
+    good = [dict(BASE, lr=0.1, momentum=0.9, seed=1), dict(BASE, lr=0.05, dropout=0.3, seed=2)]
+    bad = dict(BASE, lr=500.0, momentum=0.9, seed=3)
+    alone = packed(good, data, 3)
+    mixed = packed([good[0], bad, good[1]], data, 3)
+    assert mixed[1][-1]["diverged"] and len(mixed[1]) == len(ordinary(bad, data, 3)) < 3
+    assert mixed[1][-1]["val_loss"] == math.inf
+    for a, m in zip(alone, [mixed[0], mixed[2]], strict=True):  # the others: exactly as without it
+        assert [r["val_loss"] for r in a] == [r["val_loss"] for r in m]
+    assert [r["pack_size"] for r in mixed[0]] == [3, 2, 2]  # the pack shrank after the divergence
+
+
+def test_successive_halving_and_early_stopping_inside_a_pack(data):
+    assert sha_rungs(1, 2, 4) == [1, 2] and sha_rungs(1, 3, 9) == [1, 3]
+    cfgs = [dict(BASE, lr=lr, seed=0) for lr in (0.3, 0.1, 0.01, 1e-4)]
+    got = packed(cfgs, data, 4, {"sha": {"grace_period": 1, "reduction_factor": 2}})
+    epochs = sorted(len(g) for g in got)
+    assert epochs == [1, 1, 2, 4]  # 4 -> 2 after epoch 1 -> 1 after epoch 2
+    assert got[3][-1]["stopped_in_pack"] == "stopped by successive halving in the pack at epoch 1"
+    es = packed([dict(BASE, lr=1e-6, seed=0), dict(BASE, lr=0.1, seed=0)], data, 6,
+                {"early_stopping": {"patience": 2, "min_delta": 0.01}})
+    assert len(es[0]) == 3 and "no val_acc gain" in es[0][-1]["early_stopped"]
+    want = ordinary(dict(BASE, lr=1e-6, seed=0), data, 6, {"early_stopping": {"patience": 2, "min_delta": 0.01}})
+    assert len(want) == 3
+
+
+SPEC = """\
+name: packed
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 1000, val_size: 300}
+metric: val_acc
+execution: {pack: auto}
+budget: {max_epochs: 2, max_concurrent_trials: 2}
+params:
+  lr: {grid: [0.3, 0.1, 0.01]}
+  batch_size: {grid: [64, 500]}
+  hidden: [16]
+"""
+
+
+def test_plan_groups_by_shape_and_auto_skips_large_batches(tmp_path):
+    p = plan(load_experiment(write_spec(tmp_path, SPEC)))
+    sizes = sorted(len(pk) for pk in p.packs)
+    assert sizes == [1, 1, 1, 3]  # batch 64: one pack of 3; batch 500 (> 256): unpacked
+    assert sorted(m["_index"] for pk in p.packs for m in pk) == list(range(6))
+    p4 = plan(load_experiment(write_spec(tmp_path, SPEC), ["execution.pack=2"]))
+    assert sorted(len(pk) for pk in p4.packs) == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("overrides,reason", [
+    (["trainable=cnn", "params.hidden=null"], "trainable `cnn`"),
+    (["searcher.name=random"], "searcher `random`"),
+    (["scheduler.name=median"], "scheduler `median`"),
+    (["params.batch_norm=true"], "batch_norm"),
+])
+def test_what_cannot_be_packed_runs_unpacked(tmp_path, overrides, reason):
+    text = SPEC.replace("  hidden: [16]\n", "") if "trainable=cnn" in overrides else SPEC
+    ovr = [o for o in overrides if o != "params.hidden=null"]
+    assert reason in why_not(load_experiment(write_spec(tmp_path, text), ovr))
+
+
+def test_bad_pack_setting(tmp_path):
+    with pytest.raises(SpecError, match=r"execution\.pack"):
+        load_experiment(write_spec(tmp_path, SPEC), ["execution.pack=sometimes"])
+
+
+@pytest.mark.slow
+def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session):
+    from hpo.report import build_report
+    from hpo.runner import run
+
+    path = write_spec(tmp_path, SPEC)
+    packed_res = run(load_experiment(path), storage=tmp_path / "runs", dashboard=False, verbose=0)
+    plain_res = run(load_experiment(path, ["execution.pack=off"]), storage=tmp_path / "runs",
+                    dashboard=False, verbose=0)
+    a = packed_res.trials.sort_values("trial_index").reset_index(drop=True)
+    b = plain_res.trials.sort_values("trial_index").reset_index(drop=True)
+    assert len(a) == len(b) == 6 and a["pack"].notna().all() and "pack" not in b
+    assert a["pack"].value_counts().max() == 3
+    for col in ("param.lr", "param.batch_size", "status", "epochs"):
+        assert a[col].tolist() == b[col].tolist()
+    for col in ("best_val_acc", "test_acc", "best_train_loss"):
+        assert all(abs(x - y) < 1e-4 for x, y in zip(a[col], b[col], strict=True)), (col, a[col], b[col])
+    h = packed_res.history
+    assert len(h) == 12 and h.groupby("trial_id")["epoch"].max().eq(2).all()
+    html = build_report(packed_res.run_dir, tmp_path / "r.html").read_text()
+    assert "vectorized pack(s) of 3, 1, 1, 1" in html
