@@ -86,6 +86,12 @@ def describe(exp: Experiment, plan: Plan) -> str:
         f"  resources per trial: {s.resources.cpu:g} CPU, {s.resources.gpu:g} GPU; "
         f"{plan.concurrency} trial(s) at a time on this machine",
     ]
+    if s.execution.pack != "off":
+        from hpo import packing
+
+        reason = packing.why_not(exp)
+        pk = None if reason else packing.plan(exp)
+        lines.append(f"  packing: {pk.describe()}" if pk else f"  packing: off here ({reason})")
     if plan.epoch_s is not None:
         lines.append(f"  estimated {plan.epoch_s:.2f} s per epoch (one-batch timing here); wall time "
                      f"at most ~{_dur(plan.wall_s)}")

@@ -110,6 +110,12 @@ def section(name: str, timings: dict) -> str:
     st = tables.seed_table(data)
     if st is not None:
         out += ["Train / val / test at each configuration's best validation epoch:", "", md_table(st), ""]
+    from hpo.confirm import confirm_table
+
+    ct = confirm_table(d)
+    if ct is not None:
+        out += ["Confirmation (the best configurations retrained with new seeds; mean and std):", "",
+                md_table(ct), ""]
     if name == "batch_size":
         et = tables.epoch_time_data(data)
         if et is not None:

@@ -50,8 +50,10 @@ class PackedMLP:
             g.set_state(torch.get_rng_state())  # dropout masks continue the same stream
             self.gens.append(g)
             ws.append([p.detach().clone() for p in model.parameters()])
-        # params[k]: (P, *shape of the k-th parameter of the mlp), alternating weight, bias
-        self.params = [torch.stack([w[k] for w in ws]).to(dev).requires_grad_() for k in range(len(ws[0]))]
+        # params: per layer a weight (P, in, out) (nn.Linear's weight transposed, so the batched
+        # matmul needs no transposed copy) and a bias (P, out)
+        self.params = [torch.stack([w[k].t() if w[k].dim() == 2 else w[k] for w in ws])
+                       .contiguous().to(dev).requires_grad_() for k in range(len(ws[0]))]
 
         def col(values: list[float]) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.float32, device=dev)
@@ -63,8 +65,17 @@ class PackedMLP:
         self.l1 = col([c.weight_decay if c.reg_type == "l1" else 0.0 for c in cfgs])
         self.keep = col([1.0 - c.dropout for c in cfgs])
         self.has_dropout = any(c.dropout > 0 for c in cfgs)
+        self._flags()
         self.state: dict[str, list[torch.Tensor]] = {}
         self.step_count = 0
+
+    def _flags(self) -> None:
+        # skip the work no member needs (each elementwise pass over the stacked weights costs)
+        self.any_l2 = bool((self.l2 > 0).any())
+        self.any_l1 = bool((self.l1 > 0).any())
+        self.any_momentum = bool((self.momentum > 0).any())
+        self.all_nesterov = bool(self.nesterov.all())
+        self.any_nesterov = bool(self.nesterov.any())
 
     @property
     def size(self) -> int:
@@ -72,12 +83,15 @@ class PackedMLP:
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """x: (P, B, in) or (B, in) shared by all members -> logits (P, B, classes)."""
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.size, -1, -1)
         n = len(self.params) // 2
         for i in range(n):
             w, b = self.params[2 * i], self.params[2 * i + 1]
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            if x.dim() == 2:  # a batch shared by all members (evaluation): one wide matmul
+                p_, i_, o_ = w.shape
+                x = (x @ w.permute(1, 0, 2).reshape(i_, p_ * o_)).view(-1, p_, o_).transpose(0, 1)
+                x = x + b.unsqueeze(1)
+            else:
+                x = torch.baddbmm(b.unsqueeze(1), x, w)
             if i < n - 1:
                 x = self.act(x)
                 if train and self.has_dropout:
@@ -101,14 +115,23 @@ class PackedMLP:
         t = self.step_count
         for k, p in enumerate(self.params):
             view = (-1,) + (1,) * (p.dim() - 1)
-            lr, l2 = self.lr.view(view), self.l2.view(view)
-            g = p.grad + l2 * p
+            lr = self.lr.view(view)
+            g = p.grad
+            if self.any_l2:
+                g.addcmul_(self.l2.view(view), p)  # L2 through weight decay: grad + wd * p
             if self.optimizer == "sgd":
-                mom = self.momentum.view(view)
-                buf = self._state("buf", k, p)
-                buf.mul_(mom).add_(g)  # first step: buf = g (buf starts at 0)
-                d = torch.where(self.nesterov.view(view), g + mom * buf, buf)
-                p.sub_(lr * d)
+                d = g
+                if self.any_momentum:
+                    mom = self.momentum.view(view)
+                    buf = self._state("buf", k, p)
+                    buf.mul_(mom).add_(g)  # first step: buf = g (buf starts at 0)
+                    if self.all_nesterov:
+                        d = g.addcmul_(buf, mom)
+                    elif self.any_nesterov:
+                        d = torch.where(self.nesterov.view(view), g + mom * buf, buf)
+                    else:
+                        d = buf
+                p.addcmul_(d, lr, value=-1)
             elif self.optimizer == "adam":
                 b1, b2, eps = 0.9, 0.999, 1e-8
                 m, v = self._state("m", k, p), self._state("v", k, p)
@@ -130,8 +153,9 @@ class PackedMLP:
             p.grad = None
 
     def _state(self, name: str, k: int, p: torch.Tensor) -> torch.Tensor:
-        bufs = self.state.setdefault(name, [torch.zeros_like(q) for q in self.params])
-        return bufs[k]
+        if name not in self.state:  # (not setdefault: that would build the zeros every call)
+            self.state[name] = [torch.zeros_like(q) for q in self.params]
+        return self.state[name][k]
 
     def keep_only(self, idx: list[int]) -> None:
         """Drop every member not in `idx` (positions in the current pack)."""
@@ -142,6 +166,7 @@ class PackedMLP:
         for attr in ("lr", "momentum", "nesterov", "l2", "l1", "keep"):
             setattr(self, attr, getattr(self, attr)[sel])
         self.gens = [self.gens[i] for i in idx]
+        self._flags()
 
 
 @torch.no_grad()
@@ -211,7 +236,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: dict[str, Any],
             xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, in), (A, B)
             out = model.forward(xb, train=True)
             losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(a, -1).mean(1)
-            total = losses.sum() + (model.l1_penalty() if bool((model.l1 > 0).any()) else 0.0)
+            total = losses.sum() + (model.l1_penalty() if model.any_l1 else 0.0)
             total.backward()
             model.step()
             loss_sum += losses.detach() * idx.shape[1]
