@@ -5,9 +5,10 @@ Packing needs every configuration up front and member-level stopping we implemen
 it applies to: trainable `mlp` (without batch norm), searcher `grid`, scheduler `fifo` or
 `asha` (successive halving inside each pack at ASHA's rungs). Anything else runs as ordinary
 trials, with the reason printed. Members are grouped by what fixes shapes and code path
-(hidden widths, batch size, activation, optimizer); `auto` packs up to 8 per group when the
-batch size is at most 256 (measured on this machine: 2x faster at batch 64-128, no gain at 1024,
-see BENCHMARKS.md), and leaves larger batches as packs of one.
+(hidden widths, batch size, activation, optimizer); `auto` packs up to 8 per group, fewer when
+the packed input batch (members x batch x features x 4 bytes) would pass 128 MB, so a full-batch
+sweep stays unpacked (measured on this machine, BENCHMARKS.md: 2.2x faster at batch 64, 1.9x at
+128, 1.4x at 1024).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 from hpo.space import Constant, Distribution, expand_cases, groups, thaw
 
-AUTO_MAX_BATCH = 256
 AUTO_SIZE = 8
+AUTO_BATCH_BYTES = 128 * 2**20  # the packed input batch of one step
 PACK_KEY = "_pack"
 SHAPE_KEYS = ("hidden", "batch_size", "activation", "optimizer")
 
@@ -87,10 +88,19 @@ def plan(exp: Any) -> PackPlan | None:
     for ms in by_key.values():
         first = expand_cases({k: v for k, v in ms[0].items() if k != "_index"}, groups(exp.params))
         bs = Config.model_validate(first).batch_size
-        size = (AUTO_SIZE if bs <= AUTO_MAX_BATCH else 1) if setting == "auto" else int(setting)
+        size = auto_size(bs, exp) if setting == "auto" else int(setting)
         packs += [ms[i : i + size] for i in range(0, len(ms), size)]
     sha = None
     if exp.spec.scheduler.name == "asha":
         o = exp.scheduler_options
         sha = {"grace_period": o.grace_period, "reduction_factor": o.reduction_factor}
     return PackPlan(packs, sha)
+
+
+def auto_size(batch_size: int, exp: Any) -> int:
+    import math
+
+    info = exp.dataset
+    n_train = min(info.n_train, exp.spec.dataset.train_size or info.n_train)
+    per_member = min(batch_size, n_train) * math.prod(info.input_shape) * 4
+    return max(1, min(AUTO_SIZE, AUTO_BATCH_BYTES // per_member))

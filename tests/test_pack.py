@@ -99,13 +99,17 @@ params:
 """
 
 
-def test_plan_groups_by_shape_and_auto_skips_large_batches(tmp_path):
+def test_plan_groups_by_shape_and_auto_limits_the_packed_batch(tmp_path):
     p = plan(load_experiment(write_spec(tmp_path, SPEC)))
-    sizes = sorted(len(pk) for pk in p.packs)
-    assert sizes == [1, 1, 1, 3]  # batch 64: one pack of 3; batch 500 (> 256): unpacked
+    assert sorted(len(pk) for pk in p.packs) == [3, 3]  # one pack per batch size
     assert sorted(m["_index"] for pk in p.packs for m in pk) == list(range(6))
-    p4 = plan(load_experiment(write_spec(tmp_path, SPEC), ["execution.pack=2"]))
-    assert sorted(len(pk) for pk in p4.packs) == [1, 1, 2, 2]
+    p2 = plan(load_experiment(write_spec(tmp_path, SPEC), ["execution.pack=2"]))
+    assert sorted(len(pk) for pk in p2.packs) == [1, 1, 2, 2]
+    # 9000 x 784 x 4 bytes = 28 MB per member: at most 4 fit in auto's 128 MB
+    big = SPEC.replace("train_size: 1000, val_size: 300", "val_size: 1000").replace(
+        "batch_size: {grid: [64, 500]}", "batch_size: 9000\n  weight_decay: {grid: [0.0, 0.1]}")
+    p3 = plan(load_experiment(write_spec(tmp_path, big)))
+    assert sorted(len(pk) for pk in p3.packs) == [2, 4]
 
 
 @pytest.mark.parametrize("overrides,reason", [
@@ -137,7 +141,7 @@ def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session):
     a = packed_res.trials.sort_values("trial_index").reset_index(drop=True)
     b = plain_res.trials.sort_values("trial_index").reset_index(drop=True)
     assert len(a) == len(b) == 6 and a["pack"].notna().all() and "pack" not in b
-    assert a["pack"].value_counts().max() == 3
+    assert a["pack"].value_counts().tolist() == [3, 3]
     for col in ("param.lr", "param.batch_size", "status", "epochs"):
         assert a[col].tolist() == b[col].tolist()
     for col in ("best_val_acc", "test_acc", "best_train_loss"):
@@ -145,4 +149,4 @@ def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session):
     h = packed_res.history
     assert len(h) == 12 and h.groupby("trial_id")["epoch"].max().eq(2).all()
     html = build_report(packed_res.run_dir, tmp_path / "r.html").read_text()
-    assert "vectorized pack(s) of 3, 1, 1, 1" in html
+    assert "vectorized pack(s) of 3, 3" in html
