@@ -62,6 +62,9 @@ def main() -> None:
         out.write_text("\n## ".join(merged + [p.removeprefix("## ") for p in fresh.values()]))
     else:
         parts.append(f"_All benchmarks: {(time.time() - t_all) / 60:.1f} min._\n")
+        if out.exists():  # the hand-written verdicts ("## Targets ...") survive a full rerun
+            parts += ["## " + sec for sec in out.read_text().split("\n## ")[1:]
+                      if sec.startswith("Targets")]
         out.write_text("\n".join(parts))
     print(f"wrote {out}")
 
