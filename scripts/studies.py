@@ -102,10 +102,18 @@ def section(name: str, timings: dict) -> str:
     best = data.best()
     if best is not None:
         params = {k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
+        grouped = [g for g, v in (data.spec.get("params") or {}).items()
+                   if isinstance(v, dict) and isinstance(next(iter(v.values())), list)
+                   and next(iter(v.values())) and isinstance(next(iter(v.values()))[0], dict)]
+        if grouped:  # a group's label says it all; its member columns repeat it
+            params = {g: params[g] for g in grouped if g in params}
         test = {k: best[k] for k in ("test_acc", "test_mse") if k in best and best[k] == best[k]}
         out.append(f"- best: {', '.join(f'{k}={v}' for k, v in params.items() if v == v)} -> "
                    f"{data.best_col} {best[data.best_col]:.4g}, "
                    + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    if name == "regression" and "param.m" in data.trials:
+        per_m = data.trials.groupby("param.m")["test_mse"].min()
+        out.append("- best test MSE per m: " + ", ".join(f"m={m}: {v:.2e}" for m, v in per_m.items()))
     out.append("")
     st = tables.seed_table(data)
     if st is not None:
@@ -159,6 +167,9 @@ def cmd_write() -> None:
         "verified) on this 2-core CPU machine, one study at a time, with `python scripts/studies.py run`;",
         "this file is written from their run folders by `python scripts/studies.py write`. Test metrics",
         "are those of each trial's best validation epoch; the test set never selects anything.",
+        "learning_rate, optimizers and cnn ran on an otherwise idle machine; the others ran while",
+        "test runs sometimes shared the two cores, so their wall times are upper bounds. Each run's",
+        "HTML report is `reports/studies/<name>.html` (rebuild with `hpo report runs/studies/<name>`).",
         "",
     ]
     for name in MNIST:
