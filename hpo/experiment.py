@@ -80,6 +80,14 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             f"`{spec.searcher.name}`; use searcher {' or '.join(scheduler.searchers)}.",
             field="searcher.name",
         )
+    rf = getattr(t_opts, "reduction_factor", None)
+    if spec.scheduler.name == "hyperband" and rf and spec.budget.max_epochs < rf * rf:
+        # below rf^2 Hyperband has at most one halving; Ray's synchronous brackets can then
+        # leave a trial PAUSED forever (seen with max_epochs 2, reduction_factor 3)
+        raise SpecError(
+            f"hyperband with reduction_factor {rf:g} needs budget.max_epochs >= {rf * rf:g} "
+            f"(got {spec.budget.max_epochs}); use more epochs, a smaller reduction_factor, or "
+            f"scheduler asha.", field="scheduler.reduction_factor")
     if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
         raise SpecError(
             f"scheduler `{spec.scheduler.name}` moves weights between trials through "

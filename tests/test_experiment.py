@@ -26,7 +26,7 @@ def test_lr_reg_is_the_4x4_study():
 
 
 @pytest.mark.parametrize("overrides,match", [
-    (["trainable=mpl"], r"trainable: unknown trainable `mpl`\. Did you mean `mlp`\? Allowed: cnn, mlp"),
+    (["trainable=mpl"], r"trainable: unknown trainable `mpl`\. Did you mean `mlp`\? Allowed: cifar_cnn, cnn, mlp, regression, resnet18"),
     (["dataset=mnsit"], r"dataset\.name: unknown dataset `mnsit`\. Did you mean `mnist`"),
     (["searcher.name=optuan"], r"searcher\.name: unknown searcher `optuan`\. Did you mean `optuna`"),
     (["scheduler.name=ahsa"], r"scheduler\.name: unknown scheduler `ahsa`\. Did you mean `asha`"),
@@ -57,6 +57,7 @@ def test_lr_reg_is_the_4x4_study():
     (["params.setup={grid: [{batch_size: 50000}]}"], r"batch size 50000 is larger than the training set"),
     (["searcher.name=optuna", "params.lr={choice: [0.1]}", "params.setup={choice: [{momentum: 0.5}]}"],
      r"params\.setup\.choice: a group of cases .* Optuna samples single values"),
+    (["scheduler.name=hyperband", "budget.max_epochs=2"], r"scheduler\.reduction_factor: hyperband with reduction_factor 3 needs budget\.max_epochs >= 9 \(got 2\)"),
     (["early_stopping.patience=0"], r"early_stopping\.patience: Input should be greater than or equal to 1"),
     (["confirm.seeds=1"], r"confirm\.seeds: Input should be greater than or equal to 2"),
 ])

@@ -35,7 +35,7 @@ dataset: mnist_sample
 metric: val_acc
 searcher: {{name: {searcher}}}
 scheduler: {{name: {scheduler}{extra}}}
-budget: {{max_epochs: 3, num_samples: {1 if searcher == "grid" else 4}, max_concurrent_trials: 2}}
+budget: {{max_epochs: {4 if scheduler == "hyperband" else 3}, num_samples: {1 if searcher == "grid" else 4}, max_concurrent_trials: 2}}
 params:
   {SPACES[searcher]}
 """

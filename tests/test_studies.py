@@ -26,7 +26,9 @@ TINY = {
     "resnet18": ["dataset.val_size=20", "budget.max_epochs=2"],
 }
 # full-batch training on the tiny set is a batch of all of its 400 examples
-SPECIAL = {"batch_size": ["params.batch_size={grid: [128, 400]}"]}
+SPECIAL = {"batch_size": ["params.batch_size={grid: [128, 400]}"],
+           # hyperband needs max_epochs >= reduction_factor^2 (checked): the smallest valid run
+           "hyperband": ["budget.max_epochs=4", "scheduler.reduction_factor=2", "budget.num_samples=6"]}
 
 
 @pytest.fixture(scope="module")
