@@ -40,6 +40,13 @@ class EarlyStopping:
             self.bad_epochs += 1
         return self.bad_epochs >= self.patience
 
+    def end_epoch(self, metrics: dict[str, Any], metric: str) -> bool:
+        """update() with this epoch's value; on a stop, say why in metrics["early_stopped"]."""
+        if metrics.get("diverged") or not self.update(metrics[metric]):
+            return False
+        metrics["early_stopped"] = self.reason(metric)
+        return True
+
     def state(self) -> dict[str, Any]:
         return {"best": self.best, "bad_epochs": self.bad_epochs}
 

@@ -191,15 +191,17 @@ def fit_classifier(
             diverged=diverged,
             n_params=n_params,
         )
-        stop = stopper is not None and not diverged and stopper.update(m[select])
-        if stop:
-            m["early_stopped"] = stopper.reason(select)
-        e = epoch + 1
-        report(m, None if diverged else lambda e=e: {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": e, "best": best,
-            "early_stopping": stopper.state() if stopper else None})
+        stop = stopper is not None and stopper.end_epoch(m, select)
+        report(m, None if diverged else checkpoint_state(model, opt, epoch + 1, best, stopper))
         if diverged or stop:
             return
+
+
+def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, best: dict[str, Any],
+                     stopper: EarlyStopping | None) -> Callable[[], dict[str, Any]]:
+    """The state a checkpoint of this epoch holds, built only if the caller saves one."""
+    return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                    "best": best, "early_stopping": stopper.state() if stopper else None}
 
 
 def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: Callable[[], nn.Module],

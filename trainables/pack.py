@@ -259,8 +259,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: dict[str, Any],
                 need_test.append(j)
             mt.update(epoch=epoch + 1, epoch_time_s=elapsed / a, diverged=diverged, n_params=n_params,
                       pack_size=a)
-            if not diverged and stoppers[m] is not None and stoppers[m].update(mt[select]):
-                mt["early_stopped"] = stoppers[m].reason(select)
+            if stoppers[m] is not None and stoppers[m].end_epoch(mt, select):
                 ended[m] = "early"
             reports[m] = mt
         if need_test:  # test metrics of the best-val epoch, for the members that just improved

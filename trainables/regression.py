@@ -53,7 +53,7 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
     import torch.nn.functional as F
 
     from trainables.early_stop import EarlyStopping
-    from trainables.loop import device, l1_penalty
+    from trainables.loop import checkpoint_state, device, l1_penalty
     from trainables.optim import make_optimizer, set_hyperparams
 
     cfg = Config.model_validate(config)
@@ -118,15 +118,10 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
             m.update(train_mse=math.inf, val_mse=math.inf)
         m.update(epoch=epoch + 1, epoch_time_s=time.perf_counter() - t0, test_mse=best["test_mse"],
                  best_epoch=best["best_epoch"], diverged=diverged, n_params=param_count(cfg))
-        stop = stopper is not None and not diverged and stopper.update(m[select])
-        if stop:
-            m["early_stopped"] = stopper.reason(select)
+        stop = stopper is not None and stopper.end_epoch(m, select)
         if best["pred"] is not None and (stop or (epoch + 1) % every == 0 or epoch + 1 == max_epochs):
             m["surface"] = best["pred"]  # predictions of the best-val model on the test grid
-        e = epoch + 1
-        report(m, None if diverged else lambda e=e: {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": e, "best": best,
-            "early_stopping": stopper.state() if stopper else None})
+        report(m, None if diverged else checkpoint_state(model, opt, epoch + 1, best, stopper))
         if diverged or stop:
             return
 

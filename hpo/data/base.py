@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,3 +54,30 @@ def split_train_val(x: np.ndarray, y: np.ndarray, val_size: int) -> tuple[np.nda
 def default_data_dir() -> Path:
     env = os.environ.get("HPO_DATA_DIR")
     return Path(env) if env else Path.home() / ".cache" / "hpo" / "datasets"
+
+
+DOWNLOAD_TIMEOUT_S = 15
+
+
+def torchvision_download(data_dir: Path, dataset: str, have_files: Callable[[Path], bool],
+                         splits: tuple[bool, ...] = (True, False)) -> bool:
+    """Download `torchvision.datasets.<dataset>` into `data_dir` with a short network timeout
+    (never a hang); False when offline (or HPO_OFFLINE=1), torchvision is missing or it fails."""
+    if os.environ.get("HPO_OFFLINE") == "1":
+        return False
+    try:
+        import torchvision.datasets as tvd
+    except ImportError:
+        return False
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for train in splits:
+            getattr(tvd, dataset)(root=str(data_dir), train=train, download=True)
+        return have_files(data_dir)
+    except Exception as e:  # noqa: BLE001 - any network/IO failure means "offline"
+        logging.getLogger(__name__).warning("%s download failed: %s", dataset, e)
+        return False
+    finally:
+        socket.setdefaulttimeout(old)

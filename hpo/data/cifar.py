@@ -10,21 +10,16 @@ online (short timeout); offline the error says where to put them.
 
 from __future__ import annotations
 
-import logging
-import os
 import pickle
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hpo.data.base import ArrayDataset, split_train_val
-from hpo.data.mnist import DOWNLOAD_TIMEOUT_S, md5
+from hpo.data.base import ArrayDataset, split_train_val, torchvision_download
+from hpo.data.mnist import md5
 from hpo.errors import SpecError
-
-log = logging.getLogger(__name__)
 
 FOLDER = "cifar-10-batches-py"
 TRAIN = [("data_batch_1", "c99cafc152244af753f735de768cd75f"),
@@ -84,23 +79,7 @@ def _have_files(data_dir: Path) -> bool:
 
 
 def _download(data_dir: Path) -> bool:
-    if os.environ.get("HPO_OFFLINE") == "1":
-        return False
-    try:
-        from torchvision.datasets import CIFAR10
-    except ImportError:
-        return False
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        CIFAR10(root=str(data_dir), train=True, download=True)
-        return _have_files(data_dir)
-    except Exception as e:  # noqa: BLE001 - any network/IO failure means "offline"
-        log.warning("CIFAR-10 download failed: %s", e)
-        return False
-    finally:
-        socket.setdefaulttimeout(old)
+    return torchvision_download(data_dir, "CIFAR10", _have_files, splits=(True,))  # one archive
 
 
 def _read(data_dir: Path, files: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:

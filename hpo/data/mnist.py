@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from hpo.data.base import ArrayDataset, split_train_val
+from hpo.data.base import ArrayDataset, split_train_val, torchvision_download
 from hpo.data.idx import read_idx
 from hpo.errors import SpecError
 
@@ -31,7 +29,6 @@ FILES = {
 }
 MEAN, STD = 0.1307, 0.3081
 SAMPLE_FILE = Path(__file__).with_name("mnist_sample.npz")
-DOWNLOAD_TIMEOUT_S = 15
 
 
 def md5(path: Path) -> str:
@@ -68,24 +65,7 @@ def _read_verified(data_dir: Path) -> dict[str, np.ndarray]:
 
 def _download(data_dir: Path) -> bool:
     """Try torchvision's download into ``data_dir``; False when offline or it fails."""
-    if os.environ.get("HPO_OFFLINE") == "1":
-        return False
-    try:
-        from torchvision.datasets import MNIST
-    except ImportError:
-        return False
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        MNIST(root=str(data_dir), train=True, download=True)
-        MNIST(root=str(data_dir), train=False, download=True)
-        return _have_files(data_dir)
-    except Exception as e:  # noqa: BLE001 - any network/IO failure means "offline"
-        log.warning("MNIST download failed: %s", e)
-        return False
-    finally:
-        socket.setdefaulttimeout(old)
+    return torchvision_download(data_dir, "MNIST", _have_files)
 
 
 def load_mnist(data_dir: Path, val_size: int, strict: bool = False) -> ArrayDataset:
