@@ -49,10 +49,10 @@ def pick(trials: pd.DataFrame, run_dir: Path, metric: str, mode: str, k: int) ->
 def confirm_spec(spec: Spec, picks: list[dict[str, Any]]) -> Spec:
     """The confirmation run: the picked configurations (as a group of cases) x new seeds."""
     cfgs = [p["config"] for p in picks]
-    varying = _varying(picks)
-    params: dict[str, Any] = {k: v for k, v in cfgs[0].items() if k not in varying}
-    if varying:
-        params[GROUP] = {"grid": [_label_for(p, picks) for p in picks]}
+    labels = _labels(picks)
+    params: dict[str, Any] = {k: v for k, v in cfgs[0].items() if k not in labels[0]}
+    if labels[0]:
+        params[GROUP] = {"grid": labels}
     c = spec.confirm
     assert c is not None
     params["seed"] = {"grid": [spec.seed + SEED_OFFSET + i for i in range(c.seeds)]}
@@ -65,41 +65,35 @@ def confirm_spec(spec: Spec, picks: list[dict[str, Any]]) -> Spec:
     return validate_raw(raw)
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-_MISSING = _Missing()
-
-
 def write_picks(run_dir: Path, picks: list[dict[str, Any]]) -> None:
     d = confirm_dir(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     (d / "picks.json").write_text(json.dumps(picks, indent=1, default=str))
 
 
-def confirm_table(run_dir: str | Path) -> pd.DataFrame | None:
+def confirm_table(run_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """One row per confirmed configuration: the search's trial and value, then mean ± std over
-    the new seeds of the selection metric and the test metrics. None without a confirmation."""
+    the new seeds of the selection metric and the test metrics. None without a confirmation.
+    `trials`: the confirmation's trials table, when the caller has collected it already."""
     d = confirm_dir(run_dir)
     if not (d / "picks.json").exists() or not (d / "spec.yaml").exists():
         return None
     picks = json.loads((d / "picks.json").read_text())
     info = results.read_run_info(d)
     metric, mode = info.get("metric"), info.get("mode", "max")
-    trials, _ = results.collect(d)
+    if trials is None:
+        trials, _ = results.collect(d)
     if trials.empty or not metric:
         return None
     col = f"best_{metric}"
     label_col = f"param.{GROUP}"
     rows = []
-    for i, p in enumerate(picks):
-        lab = _label_for(p, picks)
+    for i, (p, lab) in enumerate(zip(picks, _labels(picks), strict=True)):
         sub = trials[trials[label_col] == case_label(lab)] if lab and label_col in trials else trials
         done = sub[sub["status"].isin(["completed", "stopped"])]
+        described = case_label(lab) if lab else "(the single best configuration)"
         row: dict[str, Any] = {"rank in search": i + 1, "search trial": p["trial_id"],
-                               "configuration": _describe(p, picks), f"search {metric}": p["search_value"],
+                               "configuration": described, f"search {metric}": p["search_value"],
                                "seeds done": len(done)}
         for m in [col] + [c for c in ("test_acc", "test_loss", "test_mse") if c in done]:
             vals = pd.to_numeric(done[m], errors="coerce").dropna()
@@ -111,16 +105,10 @@ def confirm_table(run_dir: str | Path) -> pd.DataFrame | None:
     return out.sort_values(f"{metric} mean", ascending=mode == "min", kind="stable").reset_index(drop=True)
 
 
-def _varying(picks: list[dict[str, Any]]) -> list[str]:
+def _labels(picks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per pick, the parameters in which the picks differ (empty when there is one pick)."""
     cfgs = [p["config"] for p in picks]
     keys = list(dict.fromkeys(k for c in cfgs for k in c))
-    return [k for k in keys if any(c.get(k, _MISSING) != cfgs[0].get(k, _MISSING) for c in cfgs)]
-
-
-def _label_for(p: dict[str, Any], picks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: p["config"][k] for k in _varying(picks) if k in p["config"]}
-
-
-def _describe(p: dict[str, Any], picks: list[dict[str, Any]]) -> str:
-    lab = _label_for(p, picks)
-    return case_label(lab) if lab else "(the single best configuration)"
+    unset = object()
+    varying = [k for k in keys if any(c.get(k, unset) != cfgs[0].get(k, unset) for c in cfgs)]
+    return [{k: c[k] for k in varying if k in c} for c in cfgs]

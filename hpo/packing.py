@@ -77,18 +77,16 @@ def plan(exp: Any) -> PackPlan | None:
         return None
     from trainables.mlp import Config
 
-    members = []
-    for i, c in enumerate(configs(exp)):
-        full = Config.model_validate(expand_cases(c, groups(exp.params))).model_dump()
-        members.append({**c, "_index": i, "_key": json.dumps([full[k] for k in SHAPE_KEYS])})
     by_key: dict[str, list[dict[str, Any]]] = {}
-    for m in members:
-        by_key.setdefault(m.pop("_key"), []).append(m)
+    batch_size: dict[str, int] = {}
+    for i, c in enumerate(configs(exp)):
+        full = Config.model_validate(expand_cases(c, groups(exp.params)))
+        key = json.dumps([getattr(full, k) for k in SHAPE_KEYS])
+        by_key.setdefault(key, []).append({**c, "_index": i})
+        batch_size[key] = full.batch_size
     packs = []
-    for ms in by_key.values():
-        first = expand_cases({k: v for k, v in ms[0].items() if k != "_index"}, groups(exp.params))
-        bs = Config.model_validate(first).batch_size
-        size = auto_size(bs, exp) if setting == "auto" else int(setting)
+    for key, ms in by_key.items():
+        size = auto_size(batch_size[key], exp) if setting == "auto" else int(setting)
         packs += [ms[i : i + size] for i in range(0, len(ms), size)]
     sha = None
     if exp.spec.scheduler.name == "asha":

@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hpo.packing import PACK_KEY
 from hpo.space import case_label
 
-PACK_KEY = "_pack"  # hpo.packing.PACK_KEY: a trial folder holding a vectorized pack
 TRIAL_COLUMNS = {
     "trial_id": "Ray's trial id",
     "trial_index": "order in which the trial first started",
@@ -183,9 +183,9 @@ def trial_config(run_dir: str | Path, trial_id: str) -> dict[str, Any]:
     cases = _spec_cases(params)
     out: dict[str, Any] = {}
     for k in [*params, *(k for k in config if k not in params)]:
-        v = config.get(k)
         if k not in config:
             continue
+        v = config[k]
         if isinstance(v, dict) and isinstance(params.get(k), dict):
             out.update(cases.get(_case_key(v), v))
         else:

@@ -12,6 +12,7 @@ import resource
 import tempfile
 from typing import Any
 
+from hpo.packing import PACK_KEY
 from hpo.space import expand_cases
 from trainables import TrainableInfo
 
@@ -22,6 +23,13 @@ def warm_up() -> None:
     """Ray worker setup hook: import torch and the training loop while the driver is busy
     setting up, instead of inside the first trial of every worker (about 2 s each here)."""
     import trainables.loop  # noqa: F401  (imports torch)
+
+
+def _where(node_id: str) -> dict[str, Any]:
+    """Where a report was made, for the report's per-node view: the Ray node and this worker's
+    peak RSS (ru_maxrss is in KiB on Linux)."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
 
 
 def make_trainable(info: TrainableInfo) -> Any:
@@ -48,9 +56,7 @@ def make_trainable(info: TrainableInfo) -> Any:
         node_id = ray.get_runtime_context().get_node_id()  # where it ran, for the report
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
-            # peak RSS of this worker process (ru_maxrss is in KiB on Linux)
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            metrics = {**metrics, "node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
+            metrics = {**metrics, **_where(node_id)}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
             last = (metrics["epoch"] >= int(settings.get("max_epochs", 0))
@@ -88,13 +94,12 @@ def make_pack_trainable(metric: str, mode: str) -> Any:
         node_id = ray.get_runtime_context().get_node_id()
         groups = settings.get("groups", ())
         members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, groups)
-                   for m in config["_pack"]]
+                   for m in config[PACK_KEY]]
 
         def report(r: dict[str, Any]) -> None:
             vals = [m[metric] for m in r["members"] if m is not None]
             best = (max(vals) if mode == "max" else min(vals)) if vals else float("nan")
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            tune.report({**r, metric: best, "node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)})
+            tune.report({**r, metric: best, **_where(node_id)})
 
         run_pack(members, data, settings, report)
 

@@ -113,13 +113,16 @@ def best_section(data: RunData) -> str:
 def confirm_section(data: RunData) -> str:
     from hpo import confirm
 
-    ct = confirm.confirm_table(data.run_dir)
+    d = confirm.confirm_dir(data.run_dir)
+    if not (d / "spec.yaml").exists():
+        return ""
+    trials, _ = results.collect(d)
+    ct = confirm.confirm_table(data.run_dir, trials)
     if ct is None:
         return ""
     import plotly.graph_objects as go
 
     metric = data.metric
-    trials, _ = results.collect(confirm.confirm_dir(data.run_dir))
     fig = go.Figure()
     col = f"param.{confirm.GROUP}"
     for _, row in ct.iterrows():
