@@ -6,15 +6,21 @@ PY     := $(VENV)/bin/python
 SHARED := $(abspath ../shared/datasets)
 export HPO_DATA_DIR ?= $(if $(wildcard $(SHARED)/MNIST/raw),$(SHARED),)
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench lint lock clean
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock: the exact versions CI tested; every install is constrained to them.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: these wheels are on this machine's disk (other pins download GBs)
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c requirements.lock torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
 	touch $@
+
+# Re-pin requirements.lock to what the venv holds now (after changing a dependency).
+lock: $(VENV)/.installed
+	(sed -n 1,2p requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^hpo') > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/hpo run search_spaces/lr_reg.yaml

@@ -78,7 +78,7 @@ def main() -> None:
     import ray
 
     ray.init(include_dashboard=False, logging_level="WARNING",
-             runtime_env={"worker_process_setup_hook": "trainables._ray.warm_up"})
+             runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"})
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         t0 = time.time()

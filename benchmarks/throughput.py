@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpo.contract import Settings
 from hpo.data import load_dataset
-from trainables import get_trainable
+from hpo.trainables import get_trainable
 
 
 def plain_epoch_s(x: torch.Tensor, y: torch.Tensor, bs: int, epochs: int) -> float:
@@ -81,7 +82,8 @@ def hpo_epoch_s(ds, bs: int, epochs: int) -> float:
     times: list[float] = []
     get_trainable("mlp").train(
         {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": bs, "hidden": [128]},
-        ds, {"max_epochs": epochs, "data_key": "bench"}, lambda m, s: times.append(m["epoch_time_s"]))
+        ds, Settings(max_epochs=epochs, metric="val_acc", data_key="bench"),
+        lambda m, s: times.append(m["epoch_time_s"]))
     return min(times)
 
 
@@ -89,8 +91,8 @@ def cnn_rows(ds_full, threads: int, n: int = 5000) -> list[str]:
     """cnn (2 conv blocks 32/64, dense 128) on the first n images: hpo's loop vs a plain loop."""
     from dataclasses import replace
 
-    from trainables.cnn import Config, build_model
-    from trainables.loop import to_tensors
+    from hpo.trainables.cnn import Config, build_model
+    from hpo.trainables.loop import to_tensors
 
     # 1,000 validation and test images, so the epoch is mostly training as in the plain loop
     ds = replace(ds_full, x_train=ds_full.x_train[:n], y_train=ds_full.y_train[:n],
@@ -113,7 +115,7 @@ def cnn_rows(ds_full, threads: int, n: int = 5000) -> list[str]:
         p = time.perf_counter() - t0
         times: list[float] = []
         get_trainable("cnn").train({"lr": 0.01, "momentum": 0.9, "batch_size": bs}, ds,
-                                   {"max_epochs": 1, "data_key": "bench-cnn"},
+                                   Settings(max_epochs=1, metric="val_acc", data_key="bench-cnn"),
                                    lambda m, s, out=times: out.append(m["epoch_time_s"]))
         h = times[0]
         rows.append(f"| cnn, batch {bs} | {p:.2f} | {h:.2f} | {p / h:.2f}x | {n / h:,.0f} |")
@@ -127,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = load_dataset("mnist", strict=True)
-    from trainables.loop import to_tensors
+    from hpo.trainables.loop import to_tensors
 
     t = to_tensors(ds, (784,), key="bench")
     n = len(t.y_train)

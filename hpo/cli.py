@@ -8,6 +8,9 @@
     hpo report RUN_DIR [-o FILE]
     hpo compare RUN_DIR... -o FILE
     hpo best RUN_DIR [--format yaml|json]
+    hpo studies
+
+SPEC is a YAML file or the name of a built-in study (`hpo studies` lists them).
 
 Bad input exits with code 2 and one message, before Ray starts.
 """
@@ -92,11 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("run_dir")
     b.add_argument("--format", choices=["yaml", "json"], default="yaml")
     b.set_defaults(func=cmd_best)
+
+    st = sub.add_parser("studies", help="list the built-in studies (run one with `hpo run NAME`)")
+    st.set_defaults(func=cmd_studies)
     return p
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="experiment YAML file")
+    p.add_argument("spec", help="experiment YAML file, or a built-in study's name (see `hpo studies`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a spec field, e.g. --set budget.max_epochs=1 (repeatable)")
 
@@ -134,7 +140,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.resume:
             print(f"hpo: nothing to resume at {run_dir}; starting it.")
         res = run(exp, storage=args.storage, name=args.name, **kw)
-    return _finish(res, exp, args.reports)
+        if storage is None and (args.storage or exp.spec.storage):
+            from hpo.storage import open_storage
+
+            storage = open_storage(args.storage or exp.spec.storage)
+    return _finish(res, exp, args.reports, storage)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -148,7 +158,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
     res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
                  verbose=0 if args.quiet else 1, storage=storage)
-    return _finish(res, exp)
+    return _finish(res, exp, storage=storage)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -184,12 +194,15 @@ def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
                     file=str(run_dir))
 
 
-def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
-    from hpo.report import build_report
+def _finish(res: Any, exp: Any, reports: str = "reports", storage: Any = None) -> int:
+    from hpo.report import REPORT_FILE, build_report
+    from hpo.storage import open_storage
 
     _print_summary(res, exp.spec.metric, exp.mode)
     report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
-    print(f"  report:  {report.resolve()}")
+    # the run folder's own copy goes to the bucket with the run (a local storage: a no-op)
+    (storage or open_storage(str(res.run_dir.parent))).upload(res.run_dir)
+    print(f"  report:  {report.resolve()}  (and {res.run_dir / REPORT_FILE})")
     return {"finished": 0, "aborted": 3}.get(res.state, 130)
 
 
@@ -217,18 +230,18 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
         top = t.sort_values(col, ascending=(mode == "min")).head(5)[[c for c in cols if c in t]]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print("\nTop trials:\n" + top.to_string(index=False))
-    best = best_trial(t, metric, mode) if len(t) else None
+    best = best_trial(t, metric, mode)
     if best is not None:
-        print("\nBest configuration:\n" + _best_yaml(res.run_dir, best))
+        print("\nBest configuration:\n" + _best_yaml(best))
     uri = read_run_info(res.run_dir).get("storage_uri")
     print(f"\nResults: {uri or res.run_dir}" + (f" (local copy: {res.run_dir})" if uri else "")
           + f"\n  trials:  {res.run_dir / 'trials.csv'}\n  history: {res.run_dir / 'history.parquet'}")
 
 
-def _best_config(run_dir: Path, row: Any) -> dict[str, Any]:
+def _best_config(row: Any) -> dict[str, Any]:
     from hpo.results import trial_config
 
-    cfg = trial_config(run_dir, row["trial_id"])
+    cfg = trial_config(row)
     keys = [k for k in row.index if k.startswith(("best_", "test_")) and k != "best_epoch"
             and k != "best_epoch_time_s" and _finite(row[k])]
     return {"trial_id": row["trial_id"], "best_epoch": int(row["best_epoch"]), "config": cfg,
@@ -242,20 +255,23 @@ def _finite(x: Any) -> bool:
         return False
 
 
-def _best_yaml(run_dir: Path, row: Any) -> str:
+def _best_yaml(row: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_best_config(run_dir, row), sort_keys=False)
+    return yaml.safe_dump(_best_config(row), sort_keys=False)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     import time
 
     from hpo.report import build_report
+    from hpo.results import require_run_dir
+    from hpo.runner.collect import refresh
     from hpo.storage import locate
 
     t0 = time.perf_counter()
     _, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
+    refresh(require_run_dir(run_dir))  # a run still going (or killed) has no tables of its own yet
     out = build_report(run_dir, args.output)
     print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
@@ -263,23 +279,40 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from hpo.report.compare import build_compare
+    from hpo.results import require_run_dir
+    from hpo.runner.collect import refresh
 
+    for d in args.run_dirs:
+        refresh(require_run_dir(d))
     out = build_compare(args.run_dirs, args.output)
     print(f"comparison: {out}")
     return 0
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from hpo.results import best_trial, collect, read_run_info, require_run_dir
+    from hpo.results import best_trial, load_tables, read_run_info, require_run_dir
+    from hpo.runner.collect import refresh
 
     run_dir = require_run_dir(args.run_dir)
+    refresh(run_dir)
     info = read_run_info(run_dir)
-    trials, _ = collect(run_dir)
-    best = best_trial(trials, info["metric"], info["mode"]) if len(trials) else None
+    trials, _ = load_tables(run_dir)
+    best = best_trial(trials, info["metric"], info["mode"])
     if best is None:
         raise SpecError("no trial with a finite metric in this run yet.", file=str(run_dir))
-    cfg = _best_config(run_dir, best)
-    print(json.dumps(cfg, indent=2) if args.format == "json" else _best_yaml(run_dir, best), end="")
+    cfg = _best_config(best)
+    print(json.dumps(cfg, indent=2) if args.format == "json" else _best_yaml(best), end="")
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from hpo.studies_index import list_studies
+
+    studies = list_studies()
+    width = max(map(len, studies), default=0)
+    print("Built-in studies (run one with `hpo run NAME`):")
+    for name, desc in studies.items():
+        print(f"  {name:<{width}}  {desc}")
     return 0
 
 

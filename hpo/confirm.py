@@ -4,7 +4,8 @@
 distinct configurations (ignoring their seed) are trained again with `seeds` fresh seeds each,
 as an ordinary grid run in ``<run>/confirm/`` (a run folder of its own: spec.yaml, trial
 folders, tables, its own report). :func:`confirm_table` summarizes it as mean ± std per
-configuration, so "lr 0.1 beats 0.05" can be told apart from seed noise. No Ray here.
+configuration, so "lr 0.1 beats 0.05" can be told apart from seed noise. Reads only the results
+tables (hpo.results); no Ray here. The runner's confirm stage (hpo.runner.confirm_stage) runs it.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ def confirm_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / FOLDER
 
 
-def pick(trials: pd.DataFrame, run_dir: Path, metric: str, mode: str, k: int) -> list[dict[str, Any]]:
+def pick(trials: pd.DataFrame, metric: str, mode: str, k: int) -> list[dict[str, Any]]:
     """The k best distinct configurations (seed ignored), best first."""
-    col = f"best_{metric}" if f"best_{metric}" in trials else metric
-    ok = trials[trials["status"].isin(["completed", "stopped"])].dropna(subset=[col])
-    ok = ok.sort_values(col, ascending=mode == "min", kind="stable")
+    col = results.selection_column(trials, metric)
     out, seen = [], set()
-    for _, row in ok.iterrows():
-        cfg = {k2: v for k2, v in results.trial_config(run_dir, row["trial_id"]).items() if k2 != "seed"}
+    for _, row in results.ranked(trials, metric, mode).iterrows():
+        cfg = {k2: v for k2, v in results.trial_config(row).items() if k2 != "seed"}
         key = json.dumps(cfg, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
@@ -71,18 +70,24 @@ def write_picks(run_dir: Path, picks: list[dict[str, Any]]) -> None:
     (d / "picks.json").write_text(json.dumps(picks, indent=1, default=str))
 
 
-def confirm_table(run_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """One row per confirmed configuration: the search's trial and value, then mean ± std over
-    the new seeds of the selection metric and the test metrics. None without a confirmation.
-    `trials`: the confirmation's trials table, when the caller has collected it already."""
+def confirm_trials(run_dir: str | Path) -> pd.DataFrame | None:
+    """The confirmation's trials table, or None when there is no confirmation (yet)."""
     d = confirm_dir(run_dir)
-    if not (d / "picks.json").exists() or not (d / "spec.yaml").exists():
+    if not (d / "picks.json").exists() or not results.has_tables(d):
+        return None
+    return results.load_tables(d)[0]
+
+
+def confirm_table(run_dir: str | Path) -> pd.DataFrame | None:
+    """One row per confirmed configuration: the search's trial and value, then mean ± std over
+    the new seeds of the selection metric and the test metrics. None without a confirmation."""
+    d = confirm_dir(run_dir)
+    trials = confirm_trials(run_dir)
+    if trials is None:
         return None
     picks = json.loads((d / "picks.json").read_text())
     info = results.read_run_info(d)
     metric, mode = info.get("metric"), info.get("mode", "max")
-    if trials is None:
-        trials, _ = results.collect(d)
     if trials.empty or not metric:
         return None
     col = f"best_{metric}"
@@ -90,7 +95,7 @@ def confirm_table(run_dir: str | Path, trials: pd.DataFrame | None = None) -> pd
     rows = []
     for i, (p, lab) in enumerate(zip(picks, _labels(picks), strict=True)):
         sub = trials[trials[label_col] == case_label(lab)] if lab and label_col in trials else trials
-        done = sub[sub["status"].isin(["completed", "stopped"])]
+        done = sub[sub["status"].isin(results.DONE)]
         described = case_label(lab) if lab else "(the single best configuration)"
         row: dict[str, Any] = {"rank in search": i + 1, "search trial": p["trial_id"],
                                "configuration": described, f"search {metric}": p["search_value"],

@@ -19,7 +19,7 @@ from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
 from hpo.space import Distribution, Param, grid_size, groups, parse_param, searched, thaw
 from hpo.spec import Spec, load_spec
-from trainables import TrainableInfo, get_trainable
+from hpo.trainables import TrainableInfo, get_trainable
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,6 @@ class Experiment:
     scheduler: SchedulerEntry
     scheduler_options: BaseModel
     mode: str
-    file: str | None = None
 
     @property
     def n_trials(self) -> int:
@@ -47,7 +46,11 @@ class Experiment:
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                     local: bool = True) -> Experiment:
-    """Load, validate and check a spec file; `local=False` skips this machine's resource check."""
+    """Load, validate and check a spec file or a built-in study's name (e.g. "lr_reg");
+    `local=False` skips this machine's resource check."""
+    from hpo.studies_index import resolve
+
+    path = resolve(path)
     spec = load_spec(path, overrides)
     try:
         return check(spec, local)
@@ -80,14 +83,8 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             f"`{spec.searcher.name}`; use searcher {' or '.join(scheduler.searchers)}.",
             field="searcher.name",
         )
-    rf = getattr(t_opts, "reduction_factor", None)
-    if spec.scheduler.name == "hyperband" and rf and spec.budget.max_epochs < rf * rf:
-        # below rf^2 Hyperband has at most one halving; Ray's synchronous brackets can then
-        # leave a trial PAUSED forever (seen with max_epochs 2, reduction_factor 3)
-        raise SpecError(
-            f"hyperband with reduction_factor {rf:g} needs budget.max_epochs >= {rf * rf:g} "
-            f"(got {spec.budget.max_epochs}); use more epochs, a smaller reduction_factor, or "
-            f"scheduler asha.", field="scheduler.reduction_factor")
+    if scheduler.check is not None:
+        scheduler.check(t_opts, spec.budget.max_epochs)
     if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
         raise SpecError(
             f"scheduler `{spec.scheduler.name}` moves weights between trials through "

@@ -1,11 +1,13 @@
 """Which trials are packed together (spec `execution: {pack: off | auto | N}`), decided before
-Ray starts. No torch, no Ray.
+Ray starts. No torch, no Ray, and no concrete trainable: what can be packed is the trainable's
+own declaration (`PACKING`, see hpo.contract), read through the registry.
 
 Packing needs every configuration up front and member-level stopping we implement ourselves, so
-it applies to: trainable `mlp` (without batch norm), searcher `grid`, scheduler `fifo` or
-`asha` (successive halving inside each pack at ASHA's rungs). Anything else runs as ordinary
-trials, with the reason printed. Members are grouped by what fixes shapes and code path
-(hidden widths, batch size, activation, optimizer); `auto` packs up to 8 per group, fewer when
+it applies to: a trainable that declares `PACKING` (the `mlp`, without batch norm), searcher
+`grid`, and a scheduler whose entry says how packs follow it (fifo; asha as successive halving
+inside each pack at ASHA's rungs). Anything else runs as ordinary trials, with the reason
+printed. Members are grouped by the trainable's pack keys (for the `mlp`: hidden widths, batch
+size, activation, optimizer); `auto` packs up to 8 per group, fewer when
 the packed input batch (members x batch x features x 4 bytes) would pass 128 MB, so a full-batch
 sweep stays unpacked (measured on this machine, BENCHMARKS.md: 2.2x faster at batch 64, 1.9x at
 128, 1.4x at 1024).
@@ -18,18 +20,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.space import Constant, Distribution, expand_cases, groups, thaw
+from hpo.contract import Halving, expand_cases
+from hpo.space import Constant, Distribution, groups, thaw
 
 AUTO_SIZE = 8
 AUTO_BATCH_BYTES = 128 * 2**20  # the packed input batch of one step
-PACK_KEY = "_pack"
-SHAPE_KEYS = ("hidden", "batch_size", "activation", "optimizer")
 
 
 @dataclass(frozen=True)
 class PackPlan:
     packs: list[list[dict[str, Any]]]  # each member: its trainable config plus "_index"
-    sha: dict[str, int] | None  # successive halving inside packs (scheduler asha)
+    halving: Halving | None  # successive halving inside packs (scheduler asha)
 
     @property
     def n_members(self) -> int:
@@ -39,21 +40,35 @@ class PackPlan:
         sizes = sorted((len(p) for p in self.packs), reverse=True)
         return (f"{self.n_members} trials packed into {len(self.packs)} vectorized trial(s) "
                 f"(sizes {', '.join(map(str, sizes))})"
-                + ("; successive halving inside packs at ASHA's rungs" if self.sha else ""))
+                + ("; successive halving inside packs at ASHA's rungs" if self.halving else ""))
 
 
 def why_not(exp: Any) -> str | None:
     """None when the experiment can be packed, else the reason it runs unpacked."""
-    spec = exp.spec
-    if spec.trainable != "mlp":
-        return f"trainable `{spec.trainable}` (packing supports `mlp`)"
+    spec, packing = exp.spec, exp.trainable.packing
+    if packing is None:
+        packable = ", ".join(f"`{n}`" for n in _packable_trainables()) or "none"
+        return f"trainable `{spec.trainable}` (packing supports {packable})"
     if spec.searcher.name != "grid":
         return f"searcher `{spec.searcher.name}` (packing needs every configuration up front: grid)"
-    if spec.scheduler.name not in ("fifo", "asha"):
-        return f"scheduler `{spec.scheduler.name}` (packing supports fifo and asha)"
-    if any(expand_cases(c, groups(exp.params)).get("batch_norm") for c in configs(exp)):
-        return "batch_norm (batch statistics are not packed)"
+    if exp.scheduler.in_packs is None:
+        from hpo.schedulers import SCHEDULERS
+
+        ok = [n for n in SCHEDULERS if SCHEDULERS.get(n).in_packs is not None]
+        return f"scheduler `{spec.scheduler.name}` (packing supports {' and '.join(ok)})"
+    if packing.refuse is not None:
+        model = exp.trainable.config_model
+        for c in configs(exp):
+            reason = packing.refuse(model.model_validate(expand_cases(c, groups(exp.params))))
+            if reason:
+                return reason
     return None
+
+
+def _packable_trainables() -> list[str]:
+    from hpo.trainables import TRAINABLES, get_trainable
+
+    return [n for n in TRAINABLES if get_trainable(n).packing is not None]
 
 
 def configs(exp: Any) -> list[dict[str, Any]]:
@@ -75,24 +90,23 @@ def plan(exp: Any) -> PackPlan | None:
     setting = exp.spec.execution.pack
     if setting == "off" or why_not(exp) is not None:
         return None
-    from trainables.mlp import Config
-
+    model, keys = exp.trainable.config_model, exp.trainable.packing.keys
     by_key: dict[str, list[dict[str, Any]]] = {}
     batch_size: dict[str, int] = {}
     for i, c in enumerate(configs(exp)):
-        full = Config.model_validate(expand_cases(c, groups(exp.params)))
-        key = json.dumps([getattr(full, k) for k in SHAPE_KEYS])
+        full = model.model_validate(expand_cases(c, groups(exp.params)))
+        key = json.dumps([getattr(full, k) for k in keys])
         by_key.setdefault(key, []).append({**c, "_index": i})
         batch_size[key] = full.batch_size
     packs = []
     for key, ms in by_key.items():
         size = auto_size(batch_size[key], exp) if setting == "auto" else int(setting)
         packs += [ms[i : i + size] for i in range(0, len(ms), size)]
-    sha = None
-    if exp.spec.scheduler.name == "asha":
+    halving = None
+    if exp.scheduler.in_packs == "halving":
         o = exp.scheduler_options
-        sha = {"grace_period": o.grace_period, "reduction_factor": o.reduction_factor}
-    return PackPlan(packs, sha)
+        halving = Halving(o.grace_period, o.reduction_factor)
+    return PackPlan(packs, halving)
 
 
 def auto_size(batch_size: int, exp: Any) -> int:

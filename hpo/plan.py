@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from hpo.contract import expand_cases
 from hpo.experiment import Experiment
-from hpo.space import Distribution, expand_cases, groups, thaw
+from hpo.space import Distribution, groups, thaw
 
 LARGE_GRID = 300
 RAY_STARTUP_S = 10.0  # Ray + dashboard start and the first trial's imports, measured here
@@ -37,18 +38,12 @@ def sample_configs(exp: Experiment, k: int = 4) -> list[dict[str, Any]]:
         cfg = dict(base)
         for name, p in exp.params.items():
             if isinstance(p, Distribution):
-                c = p.candidates() if p.is_categorical else [p.low, p.high, _mid(p)]
+                c = p.candidates() if p.is_categorical else [p.low, p.high, p.middle()]
                 cfg[name] = thaw(c[i % len(c)])
-                if p.kind == "randint":
+                if p.is_integer:
                     cfg[name] = int(cfg[name])
         out.append(expand_cases(cfg, groups(exp.params)))
     return out
-
-
-def _mid(p: Distribution) -> float:
-    if p.kind in ("loguniform", "qloguniform"):
-        return math.sqrt(p.low * p.high)
-    return (p.low + p.high) / 2
 
 
 def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
@@ -62,7 +57,7 @@ def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
         warnings.append(f"{n} grid points: a grid this large rarely pays; consider random or "
                         f"optuna with an early-stopping scheduler.")
     epoch_s = wall_s = None
-    timer = getattr(exp.trainable.module, "estimate_epoch_s", None)
+    timer = exp.trainable.estimate_epoch_s()
     if time_it and timer is not None:
         info = exp.dataset
         val = spec.dataset.val_size or info.default_val_size
@@ -82,7 +77,7 @@ def describe(exp: Experiment, plan: Plan) -> str:
         f"  searcher {s.searcher.name}, scheduler {s.scheduler.name}; selecting on {s.metric} ({exp.mode})",
         f"  searched: {', '.join(exp.searched_names)}",
         f"  epochs per trial: up to {plan.max_epochs}; trial-epochs at most {plan.max_trial_epochs}"
-        + ("" if s.scheduler.name == "fifo" else f" ({s.scheduler.name} stops many trials earlier)"),
+        + (f" ({s.scheduler.name} stops many trials earlier)" if exp.scheduler.stops_early else ""),
         f"  resources per trial: {s.resources.cpu:g} CPU, {s.resources.gpu:g} GPU; "
         f"{plan.concurrency} trial(s) at a time on this machine",
     ]

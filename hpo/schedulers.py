@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hpo.errors import SpecError
 from hpo.registry import Registry
 from hpo.space import Param, searched, thaw
 
@@ -51,11 +52,18 @@ class PbtOptions(_Options):
 class SchedulerEntry:
     options: type[_Options]
     build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
+    display: str  # who stopped a trial, in status details: "stopped by ASHA at epoch 3"
+    stops_early: bool = True  # stops trials before max_epochs (early-stopping audit, plan)
     needs_checkpoints: bool = False
     searchers: tuple[str, ...] | None = None  # None: any searcher
     # Synchronous HyperBand pauses trials until their bracket fills; a cap on live trials would
     # then deadlock (paused trials hold the slots), so max_concurrent_trials is not applied.
     pauses_trials: bool = False
+    # (options, max_epochs) -> None, or a SpecError about this combination
+    check: Callable[[Any, int], None] | None = None
+    # how packed trials follow it: "none" (train to the end) | "halving" (successive halving
+    # inside each pack at its rungs); None: packing is refused with this scheduler
+    in_packs: str | None = None
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -67,6 +75,16 @@ def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int) 
 
     return ASHAScheduler(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=min(o.grace_period, max_epochs),
                          reduction_factor=o.reduction_factor, brackets=o.brackets)
+
+
+def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
+    # below rf^2 Hyperband has at most one halving; Ray's synchronous brackets can then leave a
+    # trial PAUSED forever (seen with max_epochs 2, reduction_factor 3)
+    rf = o.reduction_factor
+    if max_epochs < rf * rf:
+        raise SpecError(f"hyperband with reduction_factor {rf:g} needs budget.max_epochs >= "
+                        f"{rf * rf:g} (got {max_epochs}); use more epochs, a smaller "
+                        f"reduction_factor, or scheduler asha.", field="scheduler.reduction_factor")
 
 
 def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -104,10 +122,16 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 
 
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
-SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo))
-SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha))
-SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, pauses_trials=True))
-SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median))
+SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early=False, in_packs="none"))
+SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving"))
+SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
+                                           pauses_trials=True, check=_hyperband_check))
+SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule"))
 # PBT explores by mutating the population itself; Ray refuses a search algorithm beside it
-SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, needs_checkpoints=True,
+SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, "PBT", needs_checkpoints=True,
                                      searchers=("random", "grid")))
+
+
+def display_name(name: str) -> str:
+    """How status details name the scheduler `name` (an unknown name as it is, upper-cased)."""
+    return SCHEDULERS.get(name).display if name in SCHEDULERS else name.upper()

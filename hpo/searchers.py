@@ -46,7 +46,7 @@ class SearcherEntry:
 
 def _grid_only(params: dict[str, Param]) -> None:
     for name, p in searched(params).items():
-        if p.kind != "grid":
+        if not p.enumerated:
             raise SpecError(
                 f"the grid searcher tries listed values only, but this parameter is "
                 f"`{p.kind}`. Use `grid: [...]`, or searcher `random` / `optuna` for sampled "
@@ -73,7 +73,7 @@ def _no_grid(params: dict[str, Param]) -> None:
                 "sampled by `random`; Optuna samples single values. Use searcher grid/random, "
                 "or search each parameter with its own `choice`.",
                 field=f"params.{name}.{p.kind}")
-        if p.kind == "grid":
+        if p.enumerated:
             raise SpecError(
                 "Optuna samples every parameter and cannot enumerate a grid; use "
                 "`choice: [...]` with the same values (and budget.num_samples for how many).",

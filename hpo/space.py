@@ -1,28 +1,73 @@
-"""Search-space parameters as plain data, and their Ray Tune counterparts.
+"""Search-space parameters as plain data, and their Ray Tune and Optuna counterparts.
 
 In a spec, a parameter is either a constant (a scalar or a list) or a one-key mapping naming a
-distribution, e.g. ``{loguniform: [1.0e-4, 1.0e-1]}``. Ray is imported only when converting.
+distribution, e.g. ``{loguniform: [1.0e-4, 1.0e-1]}``. The distribution kinds are one registry,
+:data:`KINDS`; the searchers, the plan, the checks and the report read a parsed
+:class:`Distribution`'s properties instead of branching on kind names. Ray and Optuna are
+imported only when converting.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hpo.errors import SpecError, unknown_name
 
-# name -> (number of arguments, description used in error messages)
-DISTRIBUTIONS: dict[str, str] = {
-    "grid": "a non-empty list of values, every one tried",
-    "choice": "a non-empty list of values, sampled",
-    "uniform": "[low, high]",
-    "loguniform": "[low, high] with 0 < low",
-    "randint": "[low, high], integers, both inclusive",
-    "quniform": "[low, high, q]",
-    "qloguniform": "[low, high, q] with 0 < low",
+
+@dataclass(frozen=True)
+class Kind:
+    """One distribution kind: how it is written, what its values are, and its Ray Tune and
+    Optuna counterparts. Everything that treats kinds differently reads these fields."""
+
+    doc: str  # the arguments it takes, for error messages
+    n_args: int | None  # None: a non-empty list of values (grid, choice)
+    tune: Callable[[Distribution], Any]  # the Ray Tune search-space object
+    enumerated: bool = False  # every value is tried (grid), not sampled
+    log: bool = False  # sampled (and best shown) on a log scale
+    integer: bool = False
+
+
+def _tune(name: str, *args: Callable[[Distribution], Any]) -> Callable[[Distribution], Any]:
+    def make(p: Distribution) -> Any:
+        from ray import tune
+
+        return getattr(tune, name)(*(a(p) for a in args))
+
+    return make
+
+
+def _values(p: Distribution) -> list[Any]:
+    return [thaw(v) for v in p.values]
+
+
+def _low(p: Distribution) -> float:
+    return p.low
+
+
+def _high(p: Distribution) -> float:
+    return p.high
+
+
+def _q(p: Distribution) -> float | None:
+    return p.q
+
+
+KINDS: dict[str, Kind] = {
+    "grid": Kind("a non-empty list of values, every one tried", None, _tune("grid_search", _values),
+                 enumerated=True),
+    "choice": Kind("a non-empty list of values, sampled", None, _tune("choice", _values)),
+    "uniform": Kind("[low, high]", 2, _tune("uniform", _low, _high)),
+    "loguniform": Kind("[low, high] with 0 < low", 2, _tune("loguniform", _low, _high), log=True),
+    # Ray's randint excludes its upper bound; ours includes it
+    "randint": Kind("[low, high], integers, both inclusive", 2,
+                    _tune("randint", lambda p: int(p.low), lambda p: int(p.high) + 1), integer=True),
+    "quniform": Kind("[low, high, q]", 3, _tune("quniform", _low, _high, _q)),
+    "qloguniform": Kind("[low, high, q] with 0 < low", 3, _tune("qloguniform", _low, _high, _q), log=True),
 }
-_RANGE_ARGS = {"uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3, "qloguniform": 3}
+DISTRIBUTIONS: dict[str, str] = {k: v.doc for k, v in KINDS.items()}  # name -> what it takes
 
 
 @dataclass(frozen=True)
@@ -39,8 +84,25 @@ class Distribution:
     q: float | None = None
 
     @property
+    def spec(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
     def is_categorical(self) -> bool:
-        return self.kind in ("grid", "choice")
+        return self.spec.n_args is None
+
+    @property
+    def is_log(self) -> bool:
+        return self.spec.log
+
+    @property
+    def is_integer(self) -> bool:
+        return self.spec.integer
+
+    @property
+    def enumerated(self) -> bool:
+        """Every value is tried (a grid), rather than sampled."""
+        return self.spec.enumerated
 
     @property
     def is_group(self) -> bool:
@@ -51,9 +113,35 @@ class Distribution:
         """Values to check against the trainable's config model: all for categorical, else bounds."""
         if self.is_categorical:
             return list(self.values)
-        if self.kind == "randint":
+        if self.is_integer:
             return [int(self.low), int(self.high)]
         return [self.low, self.high]
+
+    def middle(self) -> float:
+        """The middle of a range (geometric for log scales)."""
+        return math.sqrt(self.low * self.high) if self.is_log else (self.low + self.high) / 2
+
+    def position(self, v: float) -> float:
+        """Where `v` lies in the range, 0 at low and 1 at high (on a log scale when sampled so)."""
+        f = math.log10 if self.is_log else float
+        return (f(v) - f(self.low)) / (f(self.high) - f(self.low))
+
+    def to_optuna(self) -> Any:
+        """The matching Optuna distribution (categories as JSON strings for lists)."""
+        import optuna.distributions as od
+
+        if self.is_categorical:
+            return od.CategoricalDistribution([optuna_category(thaw(v)) for v in self.values])
+        if self.is_integer:
+            return od.IntDistribution(int(self.low), int(self.high))
+        return od.FloatDistribution(self.low, self.high, log=self.is_log)
+
+
+def optuna_category(v: Any) -> Any:
+    """Optuna categories must be None/bool/int/float/str: lists and mappings become JSON."""
+    import json
+
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
 Param = Constant | Distribution
@@ -76,20 +164,20 @@ def parse_param(name: str, raw: Any) -> Param:
     field = f"{field}.{kind}"
     if not isinstance(args, list):
         raise SpecError(f"expected {DISTRIBUTIONS[kind]}, got {args!r}.", field=field)
-    if kind in ("grid", "choice"):
+    if KINDS[kind].n_args is None:
         if not args:
             raise SpecError(f"`{kind}` needs at least one value, got an empty list.", field=field)
         _check_cases(args, field)
         return Distribution(kind, values=tuple(_freeze(v) for v in args))
-    n = _RANGE_ARGS[kind]
+    n = KINDS[kind].n_args
     if len(args) != n or not all(_is_number(a) for a in args):
         raise SpecError(f"expected {DISTRIBUTIONS[kind]} (numbers), got {args!r}.", field=field)
     low, high = float(args[0]), float(args[1])
-    if kind == "randint" and not (float(args[0]).is_integer() and float(args[1]).is_integer()):
+    if KINDS[kind].integer and not (float(args[0]).is_integer() and float(args[1]).is_integer()):
         raise SpecError(f"randint bounds must be integers, got {args!r}.", field=field)
     if not low < high:
         raise SpecError(f"low must be < high, got low={args[0]}, high={args[1]}.", field=field)
-    if kind in ("loguniform", "qloguniform") and low <= 0:
+    if KINDS[kind].log and low <= 0:
         raise SpecError(f"loguniform needs low > 0, got low={args[0]}.", field=field)
     q = float(args[2]) if n == 3 else None
     if q is not None and q <= 0:
@@ -124,16 +212,6 @@ def case_label(case: dict[str, Any]) -> str:
     return ", ".join(f"{k}={thaw(v)}" for k, v in case.items())
 
 
-def expand_cases(config: dict[str, Any], groups: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The trainable's config: each group's chosen case merged in, the group key removed."""
-    out = {k: v for k, v in config.items() if k not in groups}
-    for g in groups:
-        case = config.get(g)
-        if isinstance(case, dict):
-            out.update(case)
-    return out
-
-
 def groups(params: dict[str, Param]) -> list[str]:
     return [k for k, p in params.items() if isinstance(p, Distribution) and p.is_group]
 
@@ -159,7 +237,7 @@ def grid_size(params: dict[str, Param]) -> int:
     """Number of grid points: the product of the lengths of every `grid` parameter."""
     n = 1
     for p in params.values():
-        if isinstance(p, Distribution) and p.kind == "grid":
+        if isinstance(p, Distribution) and p.enumerated:
             n *= len(p.values)
     return n
 
@@ -170,25 +248,7 @@ def searched(params: dict[str, Param]) -> dict[str, Distribution]:
 
 def to_tune(p: Param) -> Any:
     """The Ray Tune search-space object for one parameter (constants stay plain values)."""
-    from ray import tune
-
-    if isinstance(p, Constant):
-        return p.value
-    if p.kind == "grid":
-        return tune.grid_search([thaw(v) for v in p.values])
-    if p.kind == "choice":
-        return tune.choice([thaw(v) for v in p.values])
-    if p.kind == "uniform":
-        return tune.uniform(p.low, p.high)
-    if p.kind == "loguniform":
-        return tune.loguniform(p.low, p.high)
-    if p.kind == "randint":
-        return tune.randint(int(p.low), int(p.high) + 1)  # Ray's upper bound is exclusive
-    if p.kind == "quniform":
-        return tune.quniform(p.low, p.high, p.q)
-    if p.kind == "qloguniform":
-        return tune.qloguniform(p.low, p.high, p.q)
-    raise AssertionError(p.kind)  # parse_param admits only the kinds above
+    return p.value if isinstance(p, Constant) else p.spec.tune(p)
 
 
 def to_param_space(params: dict[str, Param]) -> dict[str, Any]:

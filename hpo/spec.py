@@ -181,7 +181,8 @@ def parse_yaml(text: str, file: str | None = None) -> Any:
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
-        raise SpecError("spec file does not exist.", file=str(p))
+        raise SpecError("spec file does not exist, and no built-in study has that name "
+                        "(`hpo studies` lists them).", file=str(p))
     if p.is_dir():
         raise SpecError("is a directory; give the path of a YAML spec file.", file=str(p))
     raw = parse_yaml(p.read_text(encoding="utf-8"), file=str(p))

@@ -38,7 +38,7 @@ def ray_session():
 
     os.environ["HPO_OFFLINE"] = "1"
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"worker_process_setup_hook": "trainables._ray.warm_up",
+             runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up",
                           "env_vars": {"HPO_OFFLINE": "1"}})
     yield
     ray.shutdown()

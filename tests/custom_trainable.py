@@ -16,7 +16,7 @@ class Config(BaseModel):
     seed: int = 0
 
 
-def fit(config: dict[str, Any], data: Any, settings: dict[str, Any], report: Any, state: Any = None) -> None:
+def fit(config: dict[str, Any], data: Any, settings: Any, report: Any, state: Any = None) -> None:
     cfg = Config.model_validate(config)
-    for epoch in range(1, settings["max_epochs"] + 1):
+    for epoch in range(1, settings.max_epochs + 1):
         report({"epoch": epoch, "val_loss": (cfg.x - 2) ** 2 / epoch}, None)

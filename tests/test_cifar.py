@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from hpo.contract import Settings
 from hpo.data import load_dataset
 from hpo.data.cifar import read_batch
 from hpo.errors import SpecError
+from hpo.trainables import cifar_cnn, resnet18
+from hpo.trainables.augment import random_crop_flip
 from tests.cifar_files import image, write_cifar10
-from trainables import cifar_cnn, resnet18
-from trainables.augment import random_crop_flip
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_augmentation_crops_and_flips_on_tensors():
 
 def fit(module, config, data, epochs=2):
     reports = []
-    module.train(config, data, {"max_epochs": epochs, "data_key": None}, lambda m, s: reports.append(m))
+    module.train(config, data, Settings(max_epochs=epochs, metric="val_acc"), lambda m, s: reports.append(m))
     return reports
 
 
@@ -127,7 +128,7 @@ def test_resnet18_uses_local_imagenet_weights(cifar_dir, monkeypatch, tmp_path):
     ds = load_dataset("cifar10", data_dir=cifar_dir, val_size=20)
     reports, states = [], []
     resnet18.train({"finetune": "head", "weights": "imagenet", "batch_size": 64, "lr": 0.01}, ds,
-                   {"max_epochs": 1}, lambda m, s: (reports.append(m), states.append(s())))
+                   Settings(max_epochs=1, metric="val_acc"), lambda m, s: (reports.append(m), states.append(s())))
     assert reports[-1]["weights"].startswith("imagenet") and reports[-1]["finetune"] == "head"
     trained = states[-1]["model"]
     # the frozen body (weights and batch-norm statistics) is exactly ImageNet's after training

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from hpo.contract import Settings
 from hpo.data.base import ArrayDataset
 from hpo.errors import SpecError
 from hpo.experiment import load_experiment
+from hpo.trainables import get_trainable
+from hpo.trainables.cnn import Config, build_model, param_count
 from tests.conftest import MINIMAL, write_spec
-from trainables import get_trainable
-from trainables.cnn import Config, build_model, param_count
 
 CNN = get_trainable("cnn")
 
@@ -36,7 +37,7 @@ def squares(n=300, k=4, seed=0) -> ArrayDataset:
 def test_learns_generated_images(conv_layers):
     reports = []
     CNN.train({"lr": 0.05, "momentum": 0.9, "conv_layers": conv_layers, "filters": [8, 16],
-               "dense": 32, "batch_size": 32}, squares(), {"max_epochs": 3},
+               "dense": 32, "batch_size": 32}, squares(), Settings(max_epochs=3, metric="val_acc"),
               lambda m, s: reports.append(m))
     assert len(reports) == 3 and reports[-1]["val_acc"] > 0.9 and reports[-1]["test_acc"] > 0.9
 

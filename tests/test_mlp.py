@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from hpo.contract import Settings
 from hpo.data.base import ArrayDataset
-from trainables import get_trainable
-from trainables.loop import l1_penalty
-from trainables.mlp import Config, build_model
+from hpo.trainables import get_trainable
+from hpo.trainables.loop import l1_penalty
+from hpo.trainables.mlp import Config, build_model
 
 MLP = get_trainable("mlp")
 
@@ -36,7 +37,7 @@ def train(config, epochs=5, data=None, state=None):
         reports.append(m)
         states.append(state_fn() if state_fn else None)
 
-    MLP.train(config, data or blobs(), {"max_epochs": epochs}, report, state)
+    MLP.train(config, data or blobs(), Settings(max_epochs=epochs, metric="val_acc"), report, state)
     return reports, states
 
 
@@ -129,7 +130,7 @@ def test_full_batch_is_one_step_per_epoch():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_trains_on_the_gpu_it_was_given():
-    from trainables.loop import device, to_tensors
+    from hpo.trainables.loop import device, to_tensors
 
     assert device().type == "cuda"
     t = to_tensors(blobs(), (20,), key=None)

@@ -7,13 +7,14 @@ import math
 
 import pytest
 
+from hpo.contract import EarlyStop, Halving, Settings
 from hpo.data import load_dataset
 from hpo.errors import SpecError
 from hpo.experiment import load_experiment
 from hpo.packing import plan, why_not
+from hpo.trainables import mlp
+from hpo.trainables.pack import run_pack, sha_rungs
 from tests.conftest import write_spec
-from trainables import mlp
-from trainables.pack import run_pack, sha_rungs
 
 KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_epoch")
 BASE = {"hidden": [32, 16], "batch_size": 50}
@@ -26,14 +27,14 @@ def data():
 
 def ordinary(cfg, data, epochs, settings=None):
     reps = []
-    mlp.train(cfg, data, {"max_epochs": epochs, "data_key": None, **(settings or {})},
+    mlp.train(cfg, data, Settings(max_epochs=epochs, metric="val_acc", **(settings or {})),
               lambda m, s: reps.append(m))
     return reps
 
 
 def packed(cfgs, data, epochs, settings=None):
     reps = []
-    run_pack(cfgs, data, {"max_epochs": epochs, "data_key": None, **(settings or {})}, reps.append)
+    run_pack(cfgs, data, Settings(max_epochs=epochs, metric="val_acc", **(settings or {})), reps.append)
     return [[r["members"][i] for r in reps if r["members"][i] is not None] for i in range(len(cfgs))]
 
 
@@ -74,14 +75,14 @@ def test_a_diverging_member_fails_alone(data):
 def test_successive_halving_and_early_stopping_inside_a_pack(data):
     assert sha_rungs(1, 2, 4) == [1, 2] and sha_rungs(1, 3, 9) == [1, 3]
     cfgs = [dict(BASE, lr=lr, seed=0) for lr in (0.3, 0.1, 0.01, 1e-4)]
-    got = packed(cfgs, data, 4, {"sha": {"grace_period": 1, "reduction_factor": 2}})
+    got = packed(cfgs, data, 4, {"halving": Halving(grace_period=1, reduction_factor=2)})
     epochs = sorted(len(g) for g in got)
     assert epochs == [1, 1, 2, 4]  # 4 -> 2 after epoch 1 -> 1 after epoch 2
     assert got[3][-1]["stopped_in_pack"] == "stopped by successive halving in the pack at epoch 1"
     es = packed([dict(BASE, lr=1e-6, seed=0), dict(BASE, lr=0.1, seed=0)], data, 6,
-                {"early_stopping": {"patience": 2, "min_delta": 0.01}})
+                {"early_stopping": EarlyStop(patience=2, min_delta=0.01)})
     assert len(es[0]) == 3 and "no val_acc gain" in es[0][-1]["early_stopped"]
-    want = ordinary(dict(BASE, lr=1e-6, seed=0), data, 6, {"early_stopping": {"patience": 2, "min_delta": 0.01}})
+    want = ordinary(dict(BASE, lr=1e-6, seed=0), data, 6, {"early_stopping": EarlyStop(patience=2, min_delta=0.01)})
     assert len(want) == 3
 
 
@@ -150,3 +151,10 @@ def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session):
     assert len(h) == 12 and h.groupby("trial_id")["epoch"].max().eq(2).all()
     html = build_report(packed_res.run_dir, tmp_path / "r.html").read_text()
     assert "vectorized pack(s) of 3, 3" in html
+
+
+def test_packed_updates_cover_every_optimizer_by_name():
+    from hpo.trainables.optim import OPTIMIZERS
+    from hpo.trainables.pack import PACKED_UPDATES
+
+    assert set(PACKED_UPDATES) == set(OPTIMIZERS)

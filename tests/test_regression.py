@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from hpo.contract import EarlyStop, Settings
 from hpo.data import load_dataset
 from hpo.data.synthetic import f, grid
-from trainables import regression
+from hpo.trainables import regression
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_dataset_is_the_function_on_a_test_grid(data):
 
 def run(config, data, epochs=30, settings=None):
     reports = []
-    regression.train(config, data, {"max_epochs": epochs, "select": "val_mse", **(settings or {})},
+    regression.train(config, data, Settings(max_epochs=epochs, metric="val_mse", mode="min", **(settings or {})),
                      lambda m, s: reports.append(m))
     return reports
 
@@ -59,7 +60,7 @@ def test_divergence_and_early_stopping(data):
     reps = run({"m": 100, "optimizer": "sgd", "lr": 1e6}, data, epochs=10)
     assert reps[-1]["diverged"] and reps[-1]["val_mse"] == math.inf and len(reps) < 10
     reps = run({"m": 100, "lr": 1e-7}, data, epochs=20,
-               settings={"early_stopping": {"patience": 3, "min_delta": 1e-3}})
+               settings={"early_stopping": EarlyStop(patience=3, min_delta=1e-3)})
     assert len(reps) == 4  # the first epoch sets the best, 3 more fail to beat it
     assert reps[-1]["early_stopped"] and "no val_mse gain" in reps[-1]["early_stopped"]
     assert "surface" in reps[-1]  # a stopped trial still leaves its predictions

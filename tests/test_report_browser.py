@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hpo.errors import SpecError
 from hpo.experiment import load_experiment
 from hpo.report import build_report
 from hpo.report.compare import build_compare
 from hpo.runner import run
+from hpo.runner.collect import refresh
 from tests.conftest import write_spec
 
 pytestmark = pytest.mark.slow
@@ -145,8 +147,31 @@ def test_report_of_an_interrupted_run(real_run, tmp_path):
         (copy / f).unlink()
     lines = (copy / "events.jsonl").read_text().splitlines()
     (copy / "events.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(SpecError, match="no results tables here yet"):
+        build_report(copy, tmp_path / "partial.html")  # the report reads tables only
+    refresh(copy)  # what `hpo report` does first: the collector writes them
     html = build_report(copy, tmp_path / "partial.html").read_text()
     assert "did not finish (interrupted or still running)" in html
+    assert (copy / "report.html").read_text() == html  # the run folder's own copy
+
+
+def without_trial_folders(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run folder with Ray's trial folders and the event log removed."""
+    copy = tmp_path / "tables-only" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    for d in copy.glob("trial_*"):
+        shutil.rmtree(d)
+    (copy / "events.jsonl").unlink()
+    return copy
+
+
+def test_report_reads_only_the_tables(real_run, tmp_path):
+    copy = without_trial_folders(real_run, tmp_path)
+    before = build_report(real_run, tmp_path / "before.html").read_text()
+    after = build_report(copy, tmp_path / "after.html").read_text()
+    assert not list(copy.glob("trial_*"))
+    assert after == before.replace(str(real_run), str(copy))
+    assert "Best configuration" in after and "weight_decay" in after
 
 
 def test_model_size_and_batch_size_sections(browser, ray_session, tmp_path):
@@ -191,3 +216,7 @@ params:
     assert n == 3
     titles = browser.find_element("id", "surface").text
     assert "best for m=50" in titles and "best for m=400" in titles
+    # the surfaces come from the collector's artifact file, not from Ray's trial folders
+    copy = without_trial_folders(res.run_dir, tmp_path)
+    html = build_report(copy, tmp_path / "surface2.html").read_text()
+    assert html == out.read_text().replace(str(res.run_dir), str(copy))

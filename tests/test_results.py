@@ -8,7 +8,8 @@ import math
 import pytest
 import yaml
 
-from hpo.results import best_trial, collect, write_tables
+from hpo.results import best_trial
+from hpo.runner.collect import collect, trial_index, write_tables
 
 SPEC = {"name": "t", "trainable": "mlp", "dataset": {"name": "mnist"}, "metric": "val_acc",
         "budget": {"max_epochs": 3}, "scheduler": {"name": "asha"},
@@ -54,7 +55,7 @@ def run(tmp_path):
 
 
 def test_status_of_every_kind(run):
-    trials, _ = collect(run)
+    trials, _, _ = collect(run)
     s = dict(zip(trials["trial_id"], trials["status_detail"], strict=True))
     assert s["a_00000"] == "completed"
     assert s["a_00001"] == "stopped by ASHA at epoch 1"
@@ -64,7 +65,7 @@ def test_status_of_every_kind(run):
 
 
 def test_columns_best_and_final(run):
-    trials, history = collect(run)
+    trials, history, _ = collect(run)
     row = trials.set_index("trial_id").loc["a_00000"]
     assert row["param.lr"] == 0.1 and "param.momentum" not in trials  # only searched params
     assert row["best_val_acc"] == 0.8 and row["best_val_loss"] == pytest.approx(0.2)
@@ -76,7 +77,7 @@ def test_columns_best_and_final(run):
 
 
 def test_best_trial_ignores_failed_and_diverged(run):
-    trials, _ = collect(run)
+    trials, _, _ = collect(run)
     assert best_trial(trials, "val_acc", "max")["trial_id"] == "a_00004"
     assert best_trial(trials, "val_loss", "min")["trial_id"] == "a_00004"
 
@@ -84,7 +85,7 @@ def test_best_trial_ignores_failed_and_diverged(run):
 def test_a_line_cut_by_a_crash_is_skipped(run):
     p = run / "trial_a_00000" / "result.json"
     p.write_text(p.read_text() + '{"trial_id": "a_00000", "epo')
-    trials, history = collect(run)
+    trials, history, _ = collect(run)
     assert (history["trial_id"] == "a_00000").sum() == 3
 
 
@@ -98,7 +99,6 @@ def test_write_tables(run):
 
 
 def test_trial_index_only_from_variant_generator_ids():
-    from hpo.results import _trial_index
 
-    assert _trial_index("99a3c_00014") == 14
-    assert _trial_index("3ca312b9") == -1 and _trial_index("12345678") == -1
+    assert trial_index("99a3c_00014") == 14
+    assert trial_index("3ca312b9") == -1 and trial_index("12345678") == -1

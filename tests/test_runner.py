@@ -165,7 +165,7 @@ params:
     assert slow["status_detail"].startswith(f"early-stopped at epoch {slow['epochs']}: no val_acc gain")
     # the adam case improves by less than 0.05 at some point too, but never before epoch 3
     assert t.loc["optimizer=adam, lr=0.003", "epochs"] >= 3
-    assert trial_config(res.run_dir, slow["trial_id"]) == {
+    assert trial_config(slow) == {
         "optimizer": "sgd", "momentum": 0.9, "lr": 1e-6, "batch_size": 100, "hidden": [32], "seed": 0}
 
 

@@ -56,7 +56,8 @@ def test_to_tune_maps_every_distribution():
 
 
 def test_a_grid_of_mappings_is_a_group_of_cases():
-    from hpo.space import case_label, expand_cases, groups
+    from hpo.contract import expand_cases
+    from hpo.space import case_label, groups
 
     p = parse_param("setup", {"grid": [{"optimizer": "adam", "lr": 0.001},
                                        {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01}]})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from hpo.contract import Settings
 from hpo.errors import SpecError
 from hpo.experiment import load_experiment
+from hpo.trainables import TRAINABLES, get_trainable
 from tests.conftest import write_spec
-from trainables import TRAINABLES, get_trainable
 
 USER = """\
 name: user
@@ -31,7 +32,7 @@ def test_user_trainable_by_reference(tmp_path):
     exp = load_experiment(write_spec(tmp_path, USER))
     assert exp.mode == "min" and exp.trainable.function == "fit"
     reports = []
-    exp.trainable.train({"x": 4.0}, None, {"max_epochs": 2}, lambda m, s: reports.append(m))
+    exp.trainable.train({"x": 4.0}, None, Settings(max_epochs=2, metric="val_loss", mode="min"), lambda m, s: reports.append(m))
     assert [r["val_loss"] for r in reports] == [4.0, 2.0]
     with pytest.raises(SpecError, match=r"params\.x\.grid: Input should be less than or equal to 10"):
         load_experiment(write_spec(tmp_path, USER.replace("4]", "40]")))

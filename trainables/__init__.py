@@ -1,17 +1,15 @@
 """Trainable registry: a name maps to the module that implements it.
 
-A trainable module defines, next to its code:
-  - ``Config``: a pydantic model of its parameters (extra="forbid"), used to check a spec's
-    params before any trial starts;
-  - ``METRICS``: the metrics it reports each epoch, name -> "min" | "max";
-  - ``TASKS``: the dataset tasks it accepts (e.g. ("classification",));
-  - ``train(config, data, settings, report, state)``: the training loop, free of Ray.
+A trainable module declares, next to its code, what :mod:`hpo.contract` lists (``Config``,
+``METRICS``, ``TASKS``, optionally ``CHECKPOINTS`` and ``PACKING``) and its training function;
+the core reads those declarations through :class:`TrainableInfo` and never imports a concrete
+trainable module itself (the module is imported when a declaration is first read).
 Adding a trainable is one module plus one line below.
 
 A user's own trainable is allowed only as an explicit ``module:function`` reference in the spec
 (``trainable: my_lab.trainables:train``): the module must define ``Config``, ``METRICS`` and
-``TASKS`` like the built-in ones, and be importable on every Ray node. Nothing else in a spec is
-ever imported or evaluated.
+``TASKS`` like the built-in ones (see hpo.contract), and be importable on every Ray node.
+Nothing else in a spec is ever imported or evaluated.
 """
 
 from __future__ import annotations
@@ -22,14 +20,15 @@ from functools import cached_property
 from types import ModuleType
 from typing import Any
 
+from hpo.contract import Packing
 from hpo.registry import Registry
 
 TRAINABLES: Registry[str] = Registry("trainable")
-TRAINABLES.add("mlp", "trainables.mlp")
-TRAINABLES.add("cnn", "trainables.cnn")
-TRAINABLES.add("cifar_cnn", "trainables.cifar_cnn")
-TRAINABLES.add("resnet18", "trainables.resnet18")
-TRAINABLES.add("regression", "trainables.regression")
+TRAINABLES.add("mlp", "hpo.trainables.mlp")
+TRAINABLES.add("cnn", "hpo.trainables.cnn")
+TRAINABLES.add("cifar_cnn", "hpo.trainables.cifar_cnn")
+TRAINABLES.add("resnet18", "hpo.trainables.resnet18")
+TRAINABLES.add("regression", "hpo.trainables.regression")
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,15 @@ class TrainableInfo:
     def checkpoints(self) -> bool:
         return bool(getattr(self.module, "CHECKPOINTS", True))
 
+    @property
+    def packing(self) -> Packing | None:
+        """How its configurations pack into one vectorized trial; None: not packable."""
+        return getattr(self.module, "PACKING", None)
+
+    def estimate_epoch_s(self) -> Any:
+        """Its `estimate_epoch_s(config, input_shape, n_classes, sizes, threads)`, or None."""
+        return getattr(self.module, "estimate_epoch_s", None)
+
     def train(self, *args: Any, **kwargs: Any) -> None:
         getattr(self.module, self.function)(*args, **kwargs)
 
@@ -83,6 +91,6 @@ def _user_trainable(ref: str, field: str) -> TrainableInfo:
     missing = [a for a in ("Config", "METRICS", "TASKS", function) if not hasattr(module, a)]
     if missing:
         raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable module defines "
-                        f"Config, METRICS, TASKS and the training function (see trainables/mlp.py).",
+                        f"Config, METRICS, TASKS and the training function (see hpo.contract).",
                         field=field)
     return info

@@ -1,20 +1,21 @@
-"""The one place trainables meet Ray: wrap a Ray-free `train` into a Tune function trainable.
+"""The one place trainables meet Ray: wrap a Ray-free training function into a Tune function
+trainable.
 
-Checkpoints are written every `settings["checkpoint_every"]` epochs (torch.save of the state the
+Checkpoints are written every `settings.checkpoint_every` epochs (torch.save of the state the
 loop hands over) and restored through `tune.get_checkpoint()`, so PBT and resume work.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import resource
 import tempfile
 from typing import Any
 
-from hpo.packing import PACK_KEY
-from hpo.space import expand_cases
-from trainables import TrainableInfo
+from hpo.contract import PACK_KEY, Settings, expand_cases
+from hpo.trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
 
@@ -22,7 +23,7 @@ STATE_FILE = "state.pt"
 def warm_up() -> None:
     """Ray worker setup hook: import torch and the training loop while the driver is busy
     setting up, instead of inside the first trial of every worker (about 2 s each here)."""
-    import trainables.loop  # noqa: F401  (imports torch)
+    import hpo.trainables.loop  # noqa: F401  (imports torch)
 
 
 def _where(node_id: str) -> dict[str, Any]:
@@ -32,35 +33,38 @@ def _where(node_id: str) -> dict[str, Any]:
     return {"node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
 
 
+def _begin(settings: Settings) -> str:
+    """Per-trial set-up in the worker: threads, quieter Ray logging; returns the node id."""
+    import ray
+    import torch
+
+    # "Checkpoint successfully created" once per epoch per trial drowns the progress table
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    torch.set_num_threads(max(1, settings.threads))
+    return ray.get_runtime_context().get_node_id()  # where it ran, for the report
+
+
 def make_trainable(info: TrainableInfo) -> Any:
     """A Tune function trainable `fn(config, data, settings)` for a registered trainable."""
 
-    def trainable(config: dict[str, Any], data: Any = None, settings: dict[str, Any] | None = None) -> None:
+    def trainable(config: dict[str, Any], data: Any = None, settings: Settings | None = None) -> None:
         import torch
         from ray import tune
 
-        settings = dict(settings or {})
-        # "Checkpoint successfully created" once per epoch per trial drowns the progress table
-        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-        torch.set_num_threads(max(1, int(settings.get("threads", 1))))
-        every = int(settings.get("checkpoint_every", 1))
-
+        assert settings is not None  # always bound by the runner (tune.with_parameters)
+        node_id = _begin(settings)
+        every = settings.checkpoint_every
         state = None
         ckpt = tune.get_checkpoint()
         if ckpt is not None:
             with ckpt.as_directory() as d:
                 state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
 
-        import ray
-
-        node_id = ray.get_runtime_context().get_node_id()  # where it ran, for the report
-
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
             metrics = {**metrics, **_where(node_id)}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
-            last = (metrics["epoch"] >= int(settings.get("max_epochs", 0))
-                    or bool(metrics.get("early_stopped")))
+            last = metrics["epoch"] >= settings.max_epochs or bool(metrics.get("early_stopped"))
             if state_fn is not None and every and (metrics["epoch"] % every == 0 or last):
                 with tempfile.TemporaryDirectory() as d:
                     torch.save(state_fn(), os.path.join(d, STATE_FILE))
@@ -70,37 +74,36 @@ def make_trainable(info: TrainableInfo) -> Any:
 
         # a group of cases (params: {setup: {grid: [{optimizer: adam, lr: 0.001}, ...]}}) is
         # one key in Tune's config; the trainable sees its parameters merged in
-        config = expand_cases(config, settings.get("groups", ()))
-        info.train(config, data, settings, report, state)
+        info.train(expand_cases(config, settings.groups), data, settings, report, state)
 
     trainable.__name__ = info.name
     return trainable
 
 
-def make_pack_trainable(metric: str, mode: str) -> Any:
-    """A Tune function trainable training one pack of `mlp` members (trainables.pack); each
-    report carries every member's metrics (`members`), expanded into one trial each by
-    hpo.results, and the pack's best active member under `metric` for Tune's own bookkeeping."""
+def make_pack_trainable(info: TrainableInfo) -> Any:
+    """A Tune function trainable training one pack of members with the trainable's declared
+    packed loop (its PACKING.run); each report carries every member's metrics (`members`),
+    expanded into one trial each by the collector, and the pack's best active member under the
+    selection metric for Tune's own bookkeeping."""
+    assert info.packing is not None
+    module, _, fn = info.packing.run.partition(":")
 
-    def packed_mlp(config: dict[str, Any], data: Any = None, settings: dict[str, Any] | None = None) -> None:
-        import ray
-        import torch
+    def packed(config: dict[str, Any], data: Any = None, settings: Settings | None = None) -> None:
         from ray import tune
 
-        from trainables.pack import run_pack
-
-        settings = dict(settings or {})
-        torch.set_num_threads(max(1, int(settings.get("threads", 1))))
-        node_id = ray.get_runtime_context().get_node_id()
-        groups = settings.get("groups", ())
-        members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, groups)
+        assert settings is not None
+        node_id = _begin(settings)
+        run_pack = getattr(importlib.import_module(module), fn)
+        members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, settings.groups)
                    for m in config[PACK_KEY]]
+        metric = settings.metric
 
         def report(r: dict[str, Any]) -> None:
             vals = [m[metric] for m in r["members"] if m is not None]
-            best = (max(vals) if mode == "max" else min(vals)) if vals else float("nan")
+            best = (max(vals) if settings.mode == "max" else min(vals)) if vals else float("nan")
             tune.report({**r, metric: best, **_where(node_id)})
 
         run_pack(members, data, settings, report)
 
-    return packed_mlp
+    packed.__name__ = f"packed_{info.name}"
+    return packed

@@ -7,16 +7,14 @@ crop with 4-pixel padding and horizontal flip, done on tensor batches (trainable
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
+from hpo.contract import Reporter, Settings
 from hpo.data.base import ArrayDataset
-from trainables import cnn
-from trainables.metrics import CLASSIFICATION_METRICS
-
-if TYPE_CHECKING:
-    from trainables.loop import Reporter
+from hpo.trainables import cnn
+from hpo.trainables.metrics import CLASSIFICATION_METRICS
 
 METRICS = CLASSIFICATION_METRICS
 TASKS = ("classification",)
@@ -34,10 +32,10 @@ class Config(cnn.Config):
     augment: bool = Field(False, description="random crop (pad 4) and horizontal flip")
 
 
-def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
+def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
           report: Reporter, state: dict[str, Any] | None = None) -> None:
-    from trainables.augment import random_crop_flip
-    from trainables.loop import run_classifier
+    from hpo.trainables.augment import random_crop_flip
+    from hpo.trainables.loop import run_classifier
 
     cfg = Config.model_validate(config)
     shape = cnn._shape(data.x_train.shape[1:])
@@ -48,7 +46,7 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,
                      sizes: dict[str, int], threads: int = 1) -> float:
-    from trainables.loop import time_epoch
+    from hpo.trainables.loop import time_epoch
 
     cfg = Config.model_validate(config)
     shape = cnn._shape(input_shape)

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from hpo.contract import Reporter, Settings
 from hpo.data.base import ArrayDataset
-from trainables.config import TrainConfig
-from trainables.metrics import CLASSIFICATION_METRICS
-from trainables.optim import activation
+from hpo.trainables.config import TrainConfig
+from hpo.trainables.metrics import CLASSIFICATION_METRICS
+from hpo.trainables.optim import activation
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainables.loop import Reporter
 
 METRICS = CLASSIFICATION_METRICS
 TASKS = ("classification",)
@@ -70,9 +70,9 @@ def param_count(cfg: Config, shape: tuple[int, int, int], n_classes: int) -> int
     return n + c * h * w * cfg.dense + cfg.dense + cfg.dense * n_classes + n_classes
 
 
-def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
+def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
           report: Reporter, state: dict[str, Any] | None = None) -> None:
-    from trainables.loop import run_classifier
+    from hpo.trainables.loop import run_classifier
 
     cfg = Config.model_validate(config)
     shape = _shape(data.x_train.shape[1:])
@@ -82,7 +82,7 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,
                      sizes: dict[str, int], threads: int = 1) -> float:
-    from trainables.loop import time_epoch
+    from hpo.trainables.loop import time_epoch
 
     cfg = Config.model_validate(config)
     shape = _shape(input_shape[1:] if len(input_shape) == 3 and input_shape[0] == 1 else input_shape)

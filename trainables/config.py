@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from trainables.optim import ACTIVATIONS, OPTIMIZERS
+from hpo.trainables.optim import ACTIVATIONS, OPTIMIZERS
 
 
 class TrainConfig(BaseModel):

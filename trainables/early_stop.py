@@ -1,7 +1,7 @@
 """Early stopping on the selection metric, shared by every built-in training loop.
 
 Configured by the spec's ``early_stopping: {patience, min_delta}`` (handed to trainables as
-``settings["early_stopping"]``); its state travels in checkpoints so a resumed or PBT-restored
+``settings.early_stopping``); its state travels in checkpoints so a resumed or PBT-restored
 trial keeps counting where it was.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from hpo.contract import Settings
 
 
 @dataclass
@@ -21,12 +23,12 @@ class EarlyStopping:
     bad_epochs: int = 0
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], sign: float,
+    def from_settings(cls, settings: Settings, sign: float,
                       state: dict[str, Any] | None = None) -> EarlyStopping | None:
-        opts = settings.get("early_stopping")
-        if not opts:
+        opts = settings.early_stopping
+        if opts is None:
             return None
-        es = cls(int(opts["patience"]), float(opts.get("min_delta", 0.0)), sign)
+        es = cls(int(opts.patience), float(opts.min_delta), sign)
         if state:
             es.best, es.bad_epochs = float(state["best"]), int(state["bad_epochs"])
         return es

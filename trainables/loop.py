@@ -1,4 +1,6 @@
-"""The epoch loop shared by the classification trainables (plain torch, no Ray).
+"""The epoch loop shared by every built-in trainable (plain torch, no Ray): one `fit` for
+classification and regression (the task says what differs, trainables/tasks.py), the per-epoch
+bookkeeping in trainables/epochs.py.
 
 Data arrive as an in-memory :class:`hpo.data.ArrayDataset`; batches are index slices of tensors
 built once per worker process (not a DataLoader of PIL images). Each epoch reports one metrics
@@ -16,15 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from hpo.contract import Reporter, Settings, data_seed
 from hpo.data.base import ArrayDataset
-from trainables.early_stop import EarlyStopping
-from trainables.metrics import CLASSIFICATION_METRICS
+from hpo.trainables.epochs import EpochBook
+from hpo.trainables.optim import make_optimizer, set_hyperparams
+from hpo.trainables.tasks import TASKS, Task
 
-# report(metrics, state_fn): state_fn builds the checkpoint state only if the caller saves one
-Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
+__all__ = ["Reporter", "Tensors", "evaluate", "fit", "run_classifier", "run_trial", "time_epoch"]
 
 
 @dataclass
@@ -76,18 +78,10 @@ def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Ten
     return t
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) in eval mode."""
-    model.eval()
-    loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    for i in range(0, len(y), chunk):
-        out = model(x[i : i + chunk])
-        loss += F.cross_entropy(out, y[i : i + chunk], reduction="sum")
-        correct += (out.argmax(1) == y[i : i + chunk]).sum()
-    n = max(len(y), 1)
-    return loss.item() / n, correct.item() / n
+    r = TASKS["classification"].evaluate(model, x, y)
+    return r["loss"], r["acc"]
 
 
 def l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
@@ -118,127 +112,105 @@ def is_oom(err: BaseException) -> bool:
                                            or "not enough memory" in text))
 
 
-def fit_classifier(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    data: Tensors,
-    cfg: Any,
-    settings: dict[str, Any],
-    report: Reporter,
-    state: dict[str, Any] | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-) -> None:
-    """Train for settings["max_epochs"] epochs, reporting once per epoch.
+def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, task: Task,
+        settings: Settings, report: Reporter, state: dict[str, Any] | None = None,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        artifacts: Callable[[nn.Module], dict[str, list[float]]] | None = None) -> None:
+    """Train for settings.max_epochs epochs, reporting once per epoch (bookkeeping: EpochBook).
 
-    Stops early, reporting ``diverged=True``, when a loss becomes NaN/inf; the losses are then
-    reported as +inf so a model-based searcher sees the worst value, never NaN.
+    A NaN/inf loss ends the trial as diverged. `artifacts(model)`: list-valued results of the
+    best-validation model (e.g. predictions on a grid), reported now and then (see EpochBook).
     """
-    select = settings.get("select", "val_acc")
-    sign = 1.0 if CLASSIFICATION_METRICS.get(select, "max") == "max" else -1.0
-    best: dict[str, float] = {"score": -math.inf, "test_loss": math.nan, "test_acc": math.nan}
-    start = 0
+    book = EpochBook(settings, task.metrics, state)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        from trainables.optim import set_hyperparams
-
         set_hyperparams(opt, cfg)  # PBT may have changed them since the checkpoint
-        best, start = dict(state["best"]), int(state["epoch"])
-    stopper = EarlyStopping.from_settings(settings, sign, (state or {}).get("early_stopping"))
-    if stopper is not None and stopper.bad_epochs >= stopper.patience:
-        return  # restored from the checkpoint of its early stop: it has finished
-    n_params = count_params(model)
+    if book.finished:
+        return
+    extra = {"n_params": count_params(model)}
     l1 = cfg.weight_decay if cfg.reg_type == "l1" and cfg.weight_decay > 0 else 0.0
     n, bs = len(data.y_train), min(cfg.batch_size, len(data.y_train))
     gen = torch.Generator()
 
-    for epoch in range(start, settings["max_epochs"]):
+    def test() -> dict[str, Any]:
+        out = {f"test_{k}": v for k, v in task.evaluate(model, data.x_test, data.y_test).items()}
+        return {**out, **(artifacts(model) if artifacts else {})}
+
+    for epoch in book.epochs():
         t0 = time.perf_counter()
         model.train()
-        gen.manual_seed(cfg.seed * 100_003 + epoch)  # same data order for the same seed
+        gen.manual_seed(data_seed(cfg.seed, epoch))  # same data order for the same seed
         perm = torch.randperm(n, generator=gen).to(data.x_train.device)
-        loss_sum = torch.zeros((), device=data.x_train.device)
-        correct = torch.zeros((), device=data.x_train.device, dtype=torch.long)
+        sums = task.sums(data.x_train.device) if task.sums else None
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
             xb, yb = data.x_train[idx], data.y_train[idx]
             if augment is not None:
                 xb = augment(xb, gen)
             out = model(xb)
-            loss = F.cross_entropy(out, yb)
+            loss = task.loss(out, yb)
             total = loss + l1_penalty(model, l1) if l1 else loss
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (out.argmax(1) == yb).sum()
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
-        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
-        m = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc}
-        if not diverged and sign * m[select] > best["score"]:
-            best["score"] = sign * m[select]
-            best["test_loss"], best["test_acc"] = evaluate(model, data.x_test, data.y_test)
-            best["best_epoch"] = epoch + 1
-        if diverged:  # the searcher must see the worst value, never NaN
-            m.update(train_loss=math.inf, val_loss=math.inf, train_acc=0.0, val_acc=0.0)
-        m.update(
-            epoch=epoch + 1,
-            epoch_time_s=time.perf_counter() - t0,
-            test_loss=best["test_loss"],
-            test_acc=best["test_acc"],
-            best_epoch=best.get("best_epoch", 0),
-            diverged=diverged,
-            n_params=n_params,
-        )
-        stop = stopper is not None and stopper.end_epoch(m, select)
-        report(m, None if diverged else checkpoint_state(model, opt, epoch + 1, best, stopper))
-        if diverged or stop:
+            if sums is not None:
+                sums.add(out, yb, loss)
+        train = sums.metrics(n) if sums is not None else task.evaluate(model, data.x_train, data.y_train)
+        val = task.evaluate(model, data.x_val, data.y_val)
+        metrics = {**{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        m, ends = book.end_epoch(epoch, metrics, test, extra)
+        m["epoch_time_s"] = time.perf_counter() - t0
+        report(m, None if m["diverged"] else checkpoint_state(model, opt, book))
+        if ends:
             return
 
 
-def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, best: dict[str, Any],
-                     stopper: EarlyStopping | None) -> Callable[[], dict[str, Any]]:
+def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer,
+                     book: EpochBook) -> Callable[[], dict[str, Any]]:
     """The state a checkpoint of this epoch holds, built only if the caller saves one."""
-    return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                    "best": best, "early_stopping": stopper.state() if stopper else None}
+    return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), **book.state()}
 
 
-def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: Callable[[], nn.Module],
-                   n_params: int, settings: dict[str, Any], report: Reporter,
-                   state: dict[str, Any] | None = None,
-                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
-    """Seed, convert the data once per worker, build the model on the trial's device, train.
+def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.Module], n_params: int,
+              task: Task, settings: Settings, report: Reporter, state: dict[str, Any] | None = None,
+              **fit_kwargs: Any) -> None:
+    """Seed, get the data as tensors, build the model on the trial's device, train.
     An allocator failure becomes a TrialOutOfMemory naming the batch size and model size."""
-    from trainables.optim import make_optimizer
-
     torch.manual_seed(cfg.seed)
-    tensors = to_tensors(data, shape, key=settings.get("data_key"))
+    data = tensors()
     try:
         model = build().to(device())
         trained = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay as they are
-        fit_classifier(model, make_optimizer(trained, cfg), tensors, cfg, settings, report, state,
-                       augment)
+        fit(model, make_optimizer(trained, cfg), data, cfg, task, settings, report, state, **fit_kwargs)
     except Exception as e:
         if is_oom(e):
             raise oom_error(e, cfg.batch_size, n_params) from e
         raise
 
 
-def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
-               sizes: dict[str, int], threads: int = 1) -> float:
-    """Seconds per epoch estimated from a few timed training steps on one random batch."""
-    from trainables.optim import make_optimizer
+def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: Callable[[], nn.Module],
+                   n_params: int, settings: Settings, report: Reporter,
+                   state: dict[str, Any] | None = None,
+                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
+    """run_trial for a classifier on normalized image tensors, converted once per worker."""
+    run_trial(cfg, lambda: to_tensors(data, shape, key=settings.data_key), build, n_params,
+              TASKS["classification"], settings, report, state, augment=augment)
 
+
+def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
+               sizes: dict[str, int], threads: int = 1, task: str = "classification") -> float:
+    """Seconds per epoch estimated from a few timed training steps on one random batch."""
+    t = TASKS[task]
     torch.set_num_threads(threads)
     bs = min(cfg.batch_size, sizes["train"])
     model = build()
     opt = make_optimizer(model.parameters(), cfg)
-    x, y = torch.randn(bs, *shape), torch.randint(0, n_classes, (bs,))
+    x, y = t.random_batch(bs, shape, n_classes)
     times = []
     for _ in range(4):  # the first is warm-up
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        loss = t.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

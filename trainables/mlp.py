@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, PositiveInt
 
+from hpo.contract import Packing, Reporter, Settings
 from hpo.data.base import ArrayDataset
-from trainables.config import TrainConfig
-from trainables.metrics import CLASSIFICATION_METRICS
-from trainables.optim import activation
+from hpo.trainables.config import TrainConfig
+from hpo.trainables.metrics import CLASSIFICATION_METRICS
+from hpo.trainables.optim import activation
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainables.loop import Reporter
 
 # torch is imported inside the functions below so the driver can check specs without it.
 METRICS = CLASSIFICATION_METRICS
@@ -24,6 +24,16 @@ TASKS = ("classification",)
 
 class Config(TrainConfig):
     hidden: list[PositiveInt] = Field(default_factory=lambda: [128], description="layer widths")
+
+
+def _not_packable(cfg: Config) -> str | None:
+    return "batch_norm (batch statistics are not packed)" if cfg.batch_norm else None
+
+
+# Configurations equal in these fields (they fix tensor shapes and the code path) train as one
+# vectorized model (hpo/trainables/pack.py); everything else is a per-member tensor.
+PACKING = Packing(keys=("hidden", "batch_size", "activation", "optimizer"),
+                  run="hpo.trainables.pack:run_pack", refuse=_not_packable)
 
 
 def build_model(cfg: Config, in_features: int, n_classes: int) -> nn.Sequential:
@@ -50,9 +60,9 @@ def param_count(cfg: Config, in_features: int, n_classes: int) -> int:
     return n + (2 * sum(cfg.hidden) if cfg.batch_norm else 0)
 
 
-def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
+def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
           report: Reporter, state: dict[str, Any] | None = None) -> None:
-    from trainables.loop import run_classifier
+    from hpo.trainables.loop import run_classifier
 
     cfg = Config.model_validate(config)
     n = int(data.x_train[0].size)
@@ -63,7 +73,7 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,
                      sizes: dict[str, int], threads: int = 1) -> float:
     """Seconds per epoch from timing a few training steps of one batch (used by `hpo plan`)."""
-    from trainables.loop import time_epoch
+    from hpo.trainables.loop import time_epoch
 
     cfg = Config.model_validate(config)
     n = math.prod(input_shape)

@@ -19,18 +19,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from trainables import mlp
-from trainables.early_stop import EarlyStopping
-from trainables.loop import Tensors, device, to_tensors
-from trainables.metrics import CLASSIFICATION_METRICS
-
-PACKABLE_OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
-_ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+from hpo.contract import Settings, data_seed
+from hpo.trainables import mlp
+from hpo.trainables.epochs import EpochBook
+from hpo.trainables.loop import Tensors, device, to_tensors
 
 
 class PackedMLP:
@@ -39,8 +37,8 @@ class PackedMLP:
     def __init__(self, cfgs: list[mlp.Config], in_features: int, n_classes: int,
                  dev: torch.device) -> None:
         c0 = cfgs[0]
-        self.act = _ACT[c0.activation]
-        self.optimizer = c0.optimizer
+        self.act = getattr(torch, c0.activation)  # torch.relu / tanh / sigmoid: the same names
+        self.update = PACKED_UPDATES[c0.optimizer]
         ws: list[list[torch.Tensor]] = []
         self.gens: list[torch.Generator] = []
         for c in cfgs:
@@ -112,44 +110,12 @@ class PackedMLP:
     def step(self) -> None:
         """One update of every member, following torch.optim's rules for its optimizer."""
         self.step_count += 1
-        t = self.step_count
         for k, p in enumerate(self.params):
             view = (-1,) + (1,) * (p.dim() - 1)
-            lr = self.lr.view(view)
             g = p.grad
             if self.any_l2:
                 g.addcmul_(self.l2.view(view), p)  # L2 through weight decay: grad + wd * p
-            if self.optimizer == "sgd":
-                d = g
-                if self.any_momentum:
-                    mom = self.momentum.view(view)
-                    buf = self._state("buf", k, p)
-                    buf.mul_(mom).add_(g)  # first step: buf = g (buf starts at 0)
-                    if self.all_nesterov:
-                        d = g.addcmul_(buf, mom)
-                    elif self.any_nesterov:
-                        d = torch.where(self.nesterov.view(view), g + mom * buf, buf)
-                    else:
-                        d = buf
-                p.addcmul_(d, lr, value=-1)
-            elif self.optimizer == "adam":
-                b1, b2, eps = 0.9, 0.999, 1e-8
-                m, v = self._state("m", k, p), self._state("v", k, p)
-                m.lerp_(g, 1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                bc1, bc2 = 1 - b1**t, 1 - b2**t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
-                p.sub_((lr / bc1) * m / denom)
-            elif self.optimizer == "adagrad":
-                s = self._state("sum", k, p)
-                s.addcmul_(g, g)
-                p.sub_(lr * g / (s.sqrt().add_(1e-10)))
-            else:  # rmsprop
-                alpha, eps = 0.99, 1e-8
-                sq, buf = self._state("sq", k, p), self._state("buf", k, p)
-                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                buf.mul_(self.momentum.view(view)).add_(g / (sq.sqrt().add_(eps)))
-                p.sub_(lr * buf)
+            self.update(self, k, p, g, view)
             p.grad = None
 
     def _state(self, name: str, k: int, p: torch.Tensor) -> torch.Tensor:
@@ -167,6 +133,51 @@ class PackedMLP:
             setattr(self, attr, getattr(self, attr)[sel])
         self.gens = [self.gens[i] for i in idx]
         self._flags()
+
+
+def _sgd(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+    d = g
+    if pm.any_momentum:
+        mom = pm.momentum.view(view)
+        buf = pm._state("buf", k, p)
+        buf.mul_(mom).add_(g)  # first step: buf = g (buf starts at 0)
+        if pm.all_nesterov:
+            d = g.addcmul_(buf, mom)
+        elif pm.any_nesterov:
+            d = torch.where(pm.nesterov.view(view), g + mom * buf, buf)
+        else:
+            d = buf
+    p.addcmul_(d, pm.lr.view(view), value=-1)
+
+
+def _adam(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+    b1, b2, eps, t = 0.9, 0.999, 1e-8, pm.step_count
+    m, v = pm._state("m", k, p), pm._state("v", k, p)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    bc1, bc2 = 1 - b1**t, 1 - b2**t
+    denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
+    p.sub_((pm.lr.view(view) / bc1) * m / denom)
+
+
+def _adagrad(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+    s = pm._state("sum", k, p)
+    s.addcmul_(g, g)
+    p.sub_(pm.lr.view(view) * g / (s.sqrt().add_(1e-10)))
+
+
+def _rmsprop(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+    alpha, eps = 0.99, 1e-8
+    sq, buf = pm._state("sq", k, p), pm._state("buf", k, p)
+    sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+    buf.mul_(pm.momentum.view(view)).add_(g / (sq.sqrt().add_(eps)))
+    p.sub_(pm.lr.view(view) * buf)
+
+
+# The packed update of each optimizer, keyed by the names of hpo.trainables.optim.OPTIMIZERS
+# (torch.optim's rules, with per-member lr / momentum / nesterov as tensors)
+PACKED_UPDATES: dict[str, Callable[..., None]] = {
+    "sgd": _sgd, "adam": _adam, "adagrad": _adagrad, "rmsprop": _rmsprop}
 
 
 @torch.no_grad()
@@ -193,91 +204,58 @@ def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
     return rungs
 
 
-def run_pack(configs: list[dict[str, Any]], data: Any, settings: dict[str, Any],
+def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
              report: Callable[[dict[str, Any]], None]) -> None:
-    """Train the members in `configs` together for settings["max_epochs"] epochs.
+    """Train the members in `configs` together for settings.max_epochs epochs.
 
     report({"epoch", "epoch_time_s", "members": [metrics dict | None per member]}) once per
     epoch; a member's dict is None once it has ended (its last dict says how it ended).
-    settings["sha"] = {"grace_period", "reduction_factor"} enables successive halving inside
-    the pack; settings["early_stopping"] works per member as in ordinary trials.
+    settings.halving enables successive halving inside the pack; early stopping, divergence and
+    the best-epoch test metrics are booked per member as in ordinary trials (EpochBook).
     """
     cfgs = [mlp.Config.model_validate(c) for c in configs]
     n_in = int(data.x_train[0].size)
-    tensors: Tensors = to_tensors(data, (n_in,), key=settings.get("data_key"))
+    tensors: Tensors = to_tensors(data, (n_in,), key=settings.data_key)
     dev = device()
     model = PackedMLP(cfgs, n_in, data.n_classes, dev)
-    select = settings.get("select", "val_acc")
-    sign = 1.0 if CLASSIFICATION_METRICS.get(select, "max") == "max" else -1.0
-    max_epochs = int(settings["max_epochs"])
-    sha = settings.get("sha")
-    rungs = set(sha_rungs(sha["grace_period"], sha["reduction_factor"], max_epochs)) if sha else set()
+    halving = settings.halving
+    rungs = set(sha_rungs(halving.grace_period, halving.reduction_factor, settings.max_epochs)
+                if halving else ())
     n_params = mlp.param_count(cfgs[0], n_in, data.n_classes)
     P = len(cfgs)  # noqa: N806
     active = list(range(P))  # member ids still training, in pack order
-    best = [{"score": -math.inf, "test_loss": math.nan, "test_acc": math.nan, "best_epoch": 0}
-            for _ in range(P)]
-    stoppers = [EarlyStopping.from_settings(settings, sign) for _ in range(P)]
+    books = [EpochBook(settings, mlp.METRICS) for _ in range(P)]
     gens = [torch.Generator() for _ in range(P)]
     n, bs = len(tensors.y_train), min(cfgs[0].batch_size, len(tensors.y_train))
 
-    for epoch in range(max_epochs):
+    for epoch in range(settings.max_epochs):
         t0 = time.perf_counter()
-        perms = []
-        for m in active:
-            gens[m].manual_seed(cfgs[m].seed * 100_003 + epoch)  # the data order of `mlp`
-            perms.append(torch.randperm(n, generator=gens[m]))
-        perm = torch.stack(perms).to(dev)  # (A, n)
         a = len(active)
-        loss_sum = torch.zeros(a, device=dev)
-        correct = torch.zeros(a, device=dev)
-        for i in range(0, n, bs):
-            idx = perm[:, i : i + bs]
-            xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, in), (A, B)
-            out = model.forward(xb, train=True)
-            losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(a, -1).mean(1)
-            total = losses.sum() + (model.l1_penalty() if model.any_l1 else 0.0)
-            total.backward()
-            model.step()
-            loss_sum += losses.detach() * idx.shape[1]
-            correct += (out.argmax(2) == yb).sum(1)
-        train_loss, train_acc = (loss_sum / n).tolist(), (correct / n).tolist()
+        train_loss, train_acc = _train_epoch(model, tensors, [cfgs[m] for m in active],
+                                             [gens[m] for m in active], epoch, n, bs)
         val_loss, val_acc = (t.tolist() for t in evaluate(model, tensors.x_val, tensors.y_val))
         elapsed = time.perf_counter() - t0
+        test = _PackTest(model, tensors)
+
         reports: list[dict[str, Any] | None] = [None] * P
-        ended: dict[int, str] = {}
-        need_test = []
+        ended: set[int] = set()
         for j, m in enumerate(active):
             mt = {"train_loss": train_loss[j], "train_acc": train_acc[j], "val_loss": val_loss[j],
                   "val_acc": val_acc[j]}
-            diverged = not (math.isfinite(mt["train_loss"]) and math.isfinite(mt["val_loss"]))
-            if diverged:
-                mt.update(train_loss=math.inf, val_loss=math.inf, train_acc=0.0, val_acc=0.0)
-                ended[m] = "diverged"
-            elif sign * mt[select] > best[m]["score"]:
-                best[m]["score"], best[m]["best_epoch"] = sign * mt[select], epoch + 1
-                need_test.append(j)
-            mt.update(epoch=epoch + 1, epoch_time_s=elapsed / a, diverged=diverged, n_params=n_params,
-                      pack_size=a)
-            if stoppers[m] is not None and stoppers[m].end_epoch(mt, select):
-                ended[m] = "early"
-            reports[m] = mt
-        if need_test:  # test metrics of the best-val epoch, for the members that just improved
-            tl, ta = evaluate(model, tensors.x_test, tensors.y_test)
-            for j in need_test:
-                m = active[j]
-                best[m]["test_loss"], best[m]["test_acc"] = float(tl[j]), float(ta[j])
+            reports[m], ends = books[m].end_epoch(epoch, mt, partial(test.member, j),
+                                                  {"n_params": n_params, "pack_size": a})
+            reports[m]["epoch_time_s"] = elapsed / a  # type: ignore[index]
+            if ends:
+                ended.add(m)
         if epoch + 1 in rungs:  # successive halving inside the pack
             alive = [m for m in active if m not in ended]
-            keep = max(1, math.ceil(len(alive) / sha["reduction_factor"]))
+            keep = max(1, math.ceil(len(alive) / halving.reduction_factor))  # type: ignore[union-attr]
+            sign, select = settings.sign, settings.metric
             ranked = sorted(alive, key=lambda m: -sign * reports[m][select])  # type: ignore[index]
             for m in ranked[keep:]:
                 reports[m]["stopped_in_pack"] = (  # type: ignore[index]
                     f"stopped by successive halving in the pack at epoch {epoch + 1}")
-                ended[m] = "sha"
-        for m in active:
-            reports[m].update(test_loss=best[m]["test_loss"], test_acc=best[m]["test_acc"],  # type: ignore[union-attr]
-                              best_epoch=best[m]["best_epoch"])
+                ended.add(m)
         report({"epoch": epoch + 1, "epoch_time_s": elapsed, "members": reports})
         if ended:
             keep_pos = [j for j, m in enumerate(active) if m not in ended]
@@ -285,3 +263,42 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: dict[str, Any],
                 return
             model.keep_only(keep_pos)
             active = [active[j] for j in keep_pos]
+
+
+class _PackTest:
+    """Test metrics of pack members, from one evaluation of the whole pack made the first time
+    a member needs them in an epoch (only members whose validation metric improved do)."""
+
+    def __init__(self, model: PackedMLP, tensors: Tensors) -> None:
+        self.model, self.tensors = model, tensors
+        self.values: list[list[float]] = []
+
+    def member(self, j: int) -> dict[str, float]:
+        if not self.values:
+            self.values = [t.tolist() for t in evaluate(self.model, self.tensors.x_test, self.tensors.y_test)]
+        return {"test_loss": self.values[0][j], "test_acc": self.values[1][j]}
+
+
+def _train_epoch(model: PackedMLP, tensors: Tensors, cfgs: list[mlp.Config], gens: list[torch.Generator],
+                 epoch: int, n: int, bs: int) -> tuple[list[float], list[float]]:
+    """One epoch of every active member, each in its own data order; per-member train loss/acc."""
+    dev = tensors.x_train.device
+    perms = []
+    for c, g in zip(cfgs, gens, strict=True):
+        g.manual_seed(data_seed(c.seed, epoch))  # the data order of `mlp`
+        perms.append(torch.randperm(n, generator=g))
+    perm = torch.stack(perms).to(dev)  # (A, n)
+    a = len(cfgs)
+    loss_sum = torch.zeros(a, device=dev)
+    correct = torch.zeros(a, device=dev)
+    for i in range(0, n, bs):
+        idx = perm[:, i : i + bs]
+        xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, in), (A, B)
+        out = model.forward(xb, train=True)
+        losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(a, -1).mean(1)
+        total = losses.sum() + (model.l1_penalty() if model.any_l1 else 0.0)
+        total.backward()
+        model.step()
+        loss_sum += losses.detach() * idx.shape[1]
+        correct += (out.argmax(2) == yb).sum(1)
+    return (loss_sum / n).tolist(), (correct / n).tolist()

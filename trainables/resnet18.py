@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PositiveInt
 
+from hpo.contract import Reporter, Settings
 from hpo.data.base import ArrayDataset, default_data_dir
-from trainables.config import TrainConfig
-from trainables.metrics import CLASSIFICATION_METRICS
+from hpo.trainables.config import TrainConfig
+from hpo.trainables.metrics import CLASSIFICATION_METRICS
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainables.loop import Reporter
 
 METRICS = CLASSIFICATION_METRICS
 TASKS = ("classification",)
@@ -106,10 +106,10 @@ def param_count(cfg: Config, n_classes: int) -> int:
     return N_PARAMS_BODY + 512 * n_classes + n_classes
 
 
-def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
+def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
           report: Reporter, state: dict[str, Any] | None = None) -> None:
-    from trainables.augment import random_crop_flip
-    from trainables.loop import run_classifier
+    from hpo.trainables.augment import random_crop_flip
+    from hpo.trainables.loop import run_classifier
 
     cfg = Config.model_validate(config)
     shape = tuple(data.x_train.shape[1:])
@@ -128,7 +128,7 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: dict[str, Any],
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,
                      sizes: dict[str, int], threads: int = 1) -> float:
-    from trainables.loop import time_epoch
+    from hpo.trainables.loop import time_epoch
 
     cfg = Config.model_validate(config)
     return time_epoch(cfg, lambda: build_model(cfg, n_classes)[0], tuple(input_shape), n_classes,

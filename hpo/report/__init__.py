@@ -1,11 +1,16 @@
-"""Static, self-contained HTML report of one run, built only from the files in its folder.
+"""Static, self-contained HTML report of one run, built only from its results files
+(hpo.results: spec.yaml, run.json, trials.parquet, history.parquet, artifacts/).
 
     build_report(run_dir, out=None) -> Path
 
-Sections: header, warnings, best configuration, grid table and heatmap (1-D/2-D grids),
-learning curves, optimization history, Optuna's parallel coordinates / importance / slice /
-contour, early-stopping audit, and the sortable results table. One figure per module, each
-with a data step testable without drawing.
+Written to ``<run>/report.html`` (so a run on object storage has its report beside its tables)
+and to `out` (default ``reports/<run name>.html``, the convenient local copy).
+
+Sections, in order: header, warnings, best configuration, confirmation, grid table and heatmap
+(1-D/2-D grids), predicted surface (regression), learning curves, optimization history, Optuna's
+parallel coordinates / importance / slice / contour, model size, time per epoch by batch size,
+early-stopping audit, trials per node, and the sortable table of all trials. One figure per
+module, each with a data step testable without drawing.
 """
 
 from __future__ import annotations
@@ -17,19 +22,28 @@ import yaml
 
 from hpo import results
 from hpo.report import checks, curves, history, study, surface, tables
+from hpo.report.confirm import confirm_data, confirm_figure
+from hpo.report.heatmap import heatmap_figure
 from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.load import RunData, load_run
+from hpo.report.model_size import model_size_figure
 
-__all__ = ["build_report", "load_run", "render"]
+__all__ = ["REPORT_FILE", "build_report", "load_run", "render"]
+
+
+REPORT_FILE = "report.html"
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Render the report of a run folder into <run>/report.html and `out`; returns `out`."""
     data = load_run(run_dir)
+    html = render(data)
     out = Path(out) if out else Path("reports") / f"{Path(run_dir).name}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render(data), encoding="utf-8")
-    tmp.replace(out)
+    for path in (data.run_dir / REPORT_FILE, out):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(path)
     return out
 
 
@@ -96,10 +110,7 @@ def best_section(data: RunData) -> str:
     best = data.best()
     if best is None:
         return "<h2>Best configuration</h2><p>No trial with a finite metric yet.</p>"
-    try:
-        cfg = results.trial_config(data.run_dir, best["trial_id"])
-    except FileNotFoundError:  # trial folders not copied along with the tables
-        cfg = {k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
+    cfg = results.trial_config(best)
     at = tables.at_best_epoch(data)
     row = at[at["trial_id"] == best["trial_id"]].drop(columns="trial_id")
     metrics = row.assign(epoch=int(best["best_epoch"]), status=best["status_detail"])
@@ -111,39 +122,20 @@ def best_section(data: RunData) -> str:
 
 
 def confirm_section(data: RunData) -> str:
-    from hpo import confirm
-
-    d = confirm.confirm_dir(data.run_dir)
-    if not (d / "spec.yaml").exists():
+    cd = confirm_data(data)
+    if cd is None:
         return ""
-    trials, _ = results.collect(d)
-    ct = confirm.confirm_table(data.run_dir, trials)
-    if ct is None:
-        return ""
-    import plotly.graph_objects as go
-
-    metric = data.metric
-    fig = go.Figure()
-    col = f"param.{confirm.GROUP}"
-    for _, row in ct.iterrows():
-        sub = trials[trials[col] == row["configuration"]] if col in trials else trials
-        fig.add_trace(go.Box(y=sub[f"best_{metric}"], name=esc(row["configuration"]), boxpoints="all",
-                             jitter=0.3, pointpos=0, showlegend=False))
-    fig.update_layout(height=380, yaxis_title=esc(metric), margin=dict(t=20, l=60, r=20, b=80))
-    verdict = ""
-    m, sd = f"{metric} mean", f"{metric} std"
-    if len(ct) >= 2 and ct[sd].notna().all():
-        gap = abs(ct[m].iloc[0] - ct[m].iloc[1])
-        noise = max(ct[sd].iloc[0], ct[sd].iloc[1])
-        verdict = (f"<p>The best by mean, <b>{esc(ct['configuration'].iloc[0])}</b>, leads the second "
-                   f"by {gap:.4g}; the larger seed-to-seed std of the two is {noise:.4g}: "
-                   + ("the lead is larger than the seed noise.</p>" if gap > noise else
+    v, verdict = cd["verdict"], ""
+    if v is not None:
+        verdict = (f"<p>The best by mean, <b>{esc(v['winner'])}</b>, leads the second "
+                   f"by {v['gap']:.4g}; the larger seed-to-seed std of the two is {v['noise']:.4g}: "
+                   + ("the lead is larger than the seed noise.</p>" if v["beyond_noise"] else
                       "<b>the lead is within the seed noise</b>; treat them as a tie.</p>"))
-    seeds = int(ct["seeds done"].max()) if len(ct) else 0
-    return (f"<h2>Confirmation: top {len(ct)} configurations x {seeds} new seeds</h2>"
+    return (f"<h2>Confirmation: top {len(cd['table'])} configurations x {cd['seeds']} new seeds</h2>"
             "<p class='note'>Each configuration the search found best, trained again with new "
             "seeds (folder confirm/); mean ± std of the best-epoch values.</p>" + verdict
-            + table(ct, table_id="confirm-table", sortable=False) + figure(fig, "confirm"))
+            + table(cd["table"], table_id="confirm-table", sortable=False)
+            + figure(confirm_figure(cd, data.metric), "confirm"))
 
 
 def grid_section(data: RunData) -> str:
@@ -158,16 +150,7 @@ def grid_section(data: RunData) -> str:
            "validation epoch.</p>", table(st, highlight=best_i, table_id="grid-table")]
     hm = tables.heatmap_data(data)
     if hm is not None:
-        import plotly.graph_objects as go
-
-        fig = go.Figure(go.Heatmap(
-            x=[esc(x) for x in hm["x"]], y=[esc(y) for y in hm["y"]], z=hm["z"],
-            colorscale="Viridis", reversescale=data.mode == "min", texttemplate="%{z:.4f}",
-            colorbar=dict(title=esc(hm["metric"]))))
-        fig.update_layout(height=420, xaxis=dict(title=esc(hm["x_name"]), type="category"),
-                          yaxis=dict(title=esc(hm["y_name"]), type="category"),
-                          margin=dict(t=30, l=60, r=20, b=50))
-        out.append(figure(fig, "heatmap"))
+        out.append(figure(heatmap_figure(hm, data.mode), "heatmap"))
     return "".join(out)
 
 
@@ -222,21 +205,10 @@ def model_size_section(data: RunData) -> str:
     ms = tables.model_size_data(data)
     if ms is None:
         return ""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(esc(data.best_col), "train - test gap"))
-    text = [esc(c) for c in ms["config"]]
-    fig.add_trace(go.Scatter(x=ms["n_params"], y=ms[data.best_col], mode="markers+text", text=text,
-                             textposition="top center", textfont=dict(size=9), showlegend=False),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(x=ms["n_params"], y=ms["train-test gap"], mode="markers", hovertext=text,
-                             showlegend=False), row=1, col=2)
-    fig.update_xaxes(type="log", title_text="parameters")
-    fig.update_layout(height=420, margin=dict(t=40, l=50, r=20, b=40))
     return ("<h2>Model size</h2><p class='note'>Accuracy and overfitting (train minus test at the "
             "best validation epoch) against the number of parameters.</p>"
-            + figure(fig, "model-size") + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
+            + figure(model_size_figure(ms, data.best_col), "model-size")
+            + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
 
 
 def epoch_time_section(data: RunData) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from hpo.report.load import RunData, finite
 
 
@@ -30,25 +28,22 @@ def warnings_for(data: RunData) -> list[str]:
 
 def _edge_warnings(data: RunData, best) -> list[str]:
     out = []
-    for name, spec in data.searched.items():
-        kind, args = next(iter(spec.items()))
+    for name, p in data.searched.items():
         v = best.get(f"param.{name}")
         if not finite(v):
             continue
         v = float(v)
-        if kind == "grid":
-            nums = [float(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        if p.enumerated:
+            nums = [float(a) for a in p.values if isinstance(a, (int, float)) and not isinstance(a, bool)]
             if len(nums) >= 3 and v in (min(nums), max(nums)):
                 side = "smallest" if v == min(nums) else "largest"
                 out.append(f"The best {name} ({v:g}) is the {side} value of the grid: the optimum "
                            f"may lie beyond it; extend the grid.")
-        elif kind in ("uniform", "loguniform", "quniform", "qloguniform", "randint"):
-            lo, hi = float(args[0]), float(args[1])
-            f = (lambda x: math.log10(x)) if kind in ("loguniform", "qloguniform") else (lambda x: x)
-            pos = (f(v) - f(lo)) / (f(hi) - f(lo))
+        elif not p.is_categorical:
+            pos = p.position(v)
             if pos < 0.1 or pos > 0.9:
                 out.append(f"The best {name} ({v:g}) lies in the outer 10% of its range "
-                           f"[{lo:g}, {hi:g}]: widen the range on that side.")
+                           f"[{p.low:g}, {p.high:g}]: widen the range on that side.")
     return out
 
 

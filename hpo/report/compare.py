@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpo import results
 from hpo.errors import SpecError
 from hpo.report.html import esc, figure, page, table
 from hpo.report.load import RunData, load_run
@@ -73,13 +74,14 @@ def compare_figure(runs: list[RunData]) -> Any:
 
 
 def build_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
-    runs = [load_run(d) for d in run_dirs]
-    if len(runs) < 2:
+    if len(run_dirs) < 2:
         raise SpecError("give at least two run folders to compare.", field="compare")
-    metrics = {(r.metric, r.mode) for r in runs}
+    infos = [results.read_run_info(results.require_run_dir(d)) for d in run_dirs]
+    metrics = {(i.get("metric"), i.get("mode")) for i in infos}
     if len(metrics) > 1:
-        raise SpecError(f"the runs select on different metrics {sorted(metrics)}; compare runs "
-                        f"that optimize the same metric.", field="compare")
+        raise SpecError(f"the runs select on different metrics {sorted(metrics, key=str)}; compare "
+                        f"runs that optimize the same metric.", field="compare")
+    runs = [load_run(d) for d in run_dirs]
     body = (f"<h1>Comparison: {esc(', '.join(r.name for r in runs))}</h1>"
             f"<p class='desc'>Best {esc(runs[0].metric)} found so far ({esc(runs[0].mode)}).</p>"
             + figure(compare_figure(runs), "compare")

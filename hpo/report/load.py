@@ -1,4 +1,5 @@
-"""Everything a report needs, read from a run folder's files (never from Ray)."""
+"""Everything a report needs, read from a run folder's results files (hpo.results): spec.yaml,
+run.json and the trials / history tables. Never Ray's trial folders."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
+from hpo.space import Distribution, parse_param
 
 
 @dataclass
@@ -28,9 +30,10 @@ class RunData:
         return str(self.spec.get("name", self.run_dir.name))
 
     @property
-    def searched(self) -> dict[str, dict[str, Any]]:
-        """Searched params: name -> {kind: args} as written in the spec."""
-        return {k: v for k, v in (self.spec.get("params") or {}).items() if isinstance(v, dict)}
+    def searched(self) -> dict[str, Distribution]:
+        """Searched params, parsed: name -> Distribution (its kind's properties say how to draw)."""
+        return {k: p for k, v in (self.spec.get("params") or {}).items()
+                if isinstance(p := parse_param(k, v), Distribution)}
 
     @property
     def max_epochs(self) -> int:
@@ -41,14 +44,14 @@ class RunData:
         return f"best_{self.metric}"
 
     def best(self) -> pd.Series | None:
-        return results.best_trial(self.trials, self.metric, self.mode) if len(self.trials) else None
+        return results.best_trial(self.trials, self.metric, self.mode)
 
 
 def load_run(run_dir: str | Path) -> RunData:
     run_dir = results.require_run_dir(run_dir)
     spec = results.read_spec(run_dir)
     info = results.read_run_info(run_dir)
-    trials, history = results.collect(run_dir)
+    trials, history = results.load_tables(run_dir)
     metric = info.get("metric") or spec["metric"]
     mode = info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
     return RunData(run_dir, spec, info, trials, history, metric, mode, info.get("metrics", {}))
@@ -58,9 +61,9 @@ def is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def is_log_scale(spec_param: dict[str, Any], values: pd.Series) -> bool:
-    kind, args = next(iter(spec_param.items()))
-    if kind in ("loguniform", "qloguniform"):
+def is_log_scale(param: Distribution, values: pd.Series) -> bool:
+    """Log-sampled, or numeric positive values spread over at least a factor of 20."""
+    if param.is_log:
         return True
     if not is_numeric(values):
         return False

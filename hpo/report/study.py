@@ -9,27 +9,11 @@ import warnings
 from typing import Any
 
 from hpo.report.load import RunData, finite
+from hpo.space import optuna_category
 
 
 def distributions(data: RunData) -> dict[str, Any]:
-    import optuna.distributions as od
-
-    out: dict[str, Any] = {}
-    for name, spec in data.searched.items():
-        kind, args = next(iter(spec.items()))
-        if kind in ("grid", "choice"):
-            out[name] = od.CategoricalDistribution([_cat(v) for v in args])
-        elif kind == "randint":
-            out[name] = od.IntDistribution(int(args[0]), int(args[1]))
-        else:
-            out[name] = od.FloatDistribution(float(args[0]), float(args[1]),
-                                             log=kind in ("loguniform", "qloguniform"))
-    return out
-
-
-def _cat(v: Any) -> Any:
-    # Optuna categories must be None/bool/int/float/str: lists (e.g. hidden widths) become JSON
-    return json.dumps(v) if isinstance(v, (list, dict)) else v
+    return {name: p.to_optuna() for name, p in data.searched.items()}
 
 
 def _value(dist: Any, v: Any) -> Any:
@@ -37,7 +21,7 @@ def _value(dist: Any, v: Any) -> Any:
 
     if isinstance(dist, od.CategoricalDistribution):
         for c in dist.choices:  # match 1.0 read back from a table with the category 1
-            if c == v or str(c) == str(v) or (isinstance(c, str) and c == _cat(v)):
+            if c == v or str(c) == str(v) or (isinstance(c, str) and c == optuna_category(v)):
                 return c
         return None
     if isinstance(dist, od.IntDistribution):

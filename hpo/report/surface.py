@@ -1,8 +1,9 @@
 """3-D surface of a regression's predictions on its test grid, next to the true function.
 
 Only for runs on `regression2d`: the trainable reports the best-val model's predictions on the
-N x N test grid (`surface`); we draw the truth and the best trial's prediction for each value of
-`m` (or the single best trial when `m` is not searched).
+N x N test grid (`surface`), which the collector keeps in artifacts/surface.json; we draw the
+truth and the best trial's prediction for each value of `m` (or the single best trial when `m`
+is not searched).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def surface_data(data: RunData) -> dict[str, Any] | None:
         picks = [("best trial", ok.sort_values(col, ascending=asc).iloc[0])]
     panels = []
     for label, row in picks[:4]:
-        z = results.last_reported(data.run_dir, row["trial_id"], "surface")
+        z = results.artifact(data.run_dir, "surface", row["trial_id"])
         if not z or len(z) != n * n:
             continue
         test = row.get("test_mse", math.nan)

@@ -6,7 +6,9 @@ from typing import Any
 
 import pandas as pd
 
+from hpo import results
 from hpo.report.load import RunData
+from hpo.space import thaw
 
 
 def metric_family(metric: str) -> str:
@@ -34,7 +36,7 @@ def at_best_epoch(data: RunData) -> pd.DataFrame:
 def grid_params(data: RunData) -> list[str]:
     """The searched params when the sweep is a pure grid, else []."""
     searched = data.searched
-    if not searched or not all(next(iter(v)) == "grid" for v in searched.values()):
+    if not searched or not all(p.enumerated for p in searched.values()):
         return []
     return list(searched)
 
@@ -76,7 +78,7 @@ def _key(v: Any) -> str:
 def _grid_order(data: RunData, p: str) -> dict[str, int]:
     import json
 
-    values = data.searched[p]["grid"]
+    values = [thaw(v) for v in data.searched[p].values]
     return {(_key(json.dumps(v)) if isinstance(v, list) else _key(v)): i for i, v in enumerate(values)}
 
 
@@ -136,9 +138,11 @@ def compute_used(data: RunData) -> dict[str, float]:
 
 def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
     """Per epoch milestone (rung): trials that reached it, went on, or were stopped there."""
+    from hpo.schedulers import SCHEDULERS
+
     t = data.trials
     sched = (data.spec.get("scheduler") or {}).get("name", "fifo")
-    if sched == "fifo" or t.empty:
+    if t.empty or (sched in SCHEDULERS and not SCHEDULERS.get(sched).stops_early):
         return None
     rows = []
     for e in range(1, data.max_epochs + 1):
@@ -177,7 +181,7 @@ def model_size_data(data: RunData) -> pd.DataFrame | None:
         return None
     fam = metric_family(data.metric)
     at = at_best_epoch(data).set_index("trial_id")
-    ok = t[t["status"].isin(["completed", "stopped", "incomplete"])].dropna(subset=[data.best_col])
+    ok = results.eligible(t, data.metric)
     rows = []
     for _, r in ok.iterrows():
         train = at.loc[r["trial_id"], f"train_{fam}"] if r["trial_id"] in at.index else None

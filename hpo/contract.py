@@ -1,0 +1,94 @@
+"""The contract between hpo's core and a trainable: what a trainable receives and declares.
+
+A trainable module (built-in under ``hpo.trainables``, or a user's ``module:function``) declares
+next to its code
+
+* ``Config``   a pydantic model of its parameters (``extra="forbid"``, with a ``seed`` field);
+* ``METRICS``  the metrics it reports each epoch, name -> "min" | "max";
+* ``TASKS``    the dataset tasks it takes, e.g. ``("classification",)``;
+* ``CHECKPOINTS`` (optional, default True) whether it hands over checkpoint state;
+* ``PACKING``  (optional) a :class:`Packing` when several configurations can train as one
+  vectorized model;
+
+and a training function ``train(config, data, settings, report, state)``: ``config`` the trial's
+parameters (groups of cases already merged), ``data`` an :class:`hpo.data.ArrayDataset`,
+``settings`` a :class:`Settings`, ``report(metrics, state_fn)`` once per epoch with an ``epoch``
+key (``state_fn`` builds the checkpoint state, or None), ``state`` the restored checkpoint state.
+
+This module imports neither torch nor Ray, and nothing of hpo beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# report(metrics, state_fn): state_fn builds the checkpoint state only if the caller saves one
+Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
+
+PACK_KEY = "_pack"  # the one key of a packed trial's Tune config: the list of its members
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    patience: int
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Successive halving inside a pack, at ASHA's rungs."""
+
+    grace_period: int
+    reduction_factor: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a trial needs from the spec besides its own configuration."""
+
+    max_epochs: int
+    metric: str  # the selection metric (never a test metric)
+    mode: str = "max"  # its direction, decided once by the experiment checks
+    threads: int = 1
+    checkpoint_every: int = 1
+    early_stopping: EarlyStop | None = None
+    groups: tuple[str, ...] = ()  # names of groups of cases, merged into the config
+    data_key: str | None = None  # lets a reused worker keep its converted tensors
+    halving: Halving | None = None  # packs only
+
+    @property
+    def sign(self) -> float:
+        """+1 when the metric is maximized, -1 when minimized: `sign * value` is a score."""
+        return 1.0 if self.mode == "max" else -1.0
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How a trainable's configurations are packed into one vectorized trial.
+
+    keys: config fields that must be equal within a pack (they fix shapes and the code path);
+    refuse: config -> the reason this configuration cannot be packed, or None;
+    run: "module:function" of the packed training loop,
+         ``run(configs, data, settings, report)`` with ``report({"epoch", "members": [...]})``.
+    """
+
+    keys: tuple[str, ...]
+    run: str
+    refuse: Callable[[Any], str | None] | None = None
+
+
+def data_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's data order: the same for the same trial seed, new every epoch."""
+    return seed * 100_003 + epoch
+
+
+def expand_cases(config: dict[str, Any], groups: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The trainable's config: each group's chosen case merged in, the group key removed."""
+    out = {k: v for k, v in config.items() if k not in groups}
+    for g in groups:
+        case = config.get(g)
+        if isinstance(case, dict):
+            out.update(case)
+    return out

@@ -1,0 +1,268 @@
+"""The collector: turns what Ray and the driver left in a run folder (``trial_<id>/`` folders with
+``params.json`` / ``result.json`` / ``error.txt``, and ``events.jsonl``) into the results tables
+and artifacts of :mod:`hpo.results`. It is the only reader of those raw files.
+
+It runs when a run ends (finished, interrupted or aborted) and when `hpo report` is asked for a
+run that is still going (or was killed before it could write its tables). No Ray import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpo.contract import PACK_KEY
+from hpo.results import has_tables, read_run_info, read_spec
+from hpo.space import case_label
+
+# Ray bookkeeping fields kept in the history table next to the metrics
+_RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
+_RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date", "trial_id",
+             "time_this_iter_s", "time_since_restore", "iterations_since_restore",
+             "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a crash: keep what came before it
+    return rows
+
+
+def trial_events(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The last end event (complete / error) of each trial in events.jsonl."""
+    return {e["trial_id"]: e for e in read_jsonl(Path(run_dir) / "events.jsonl")
+            if e.get("trial_id") and e.get("event") in ("complete", "error")}
+
+
+def start_order(run_dir: str | Path) -> dict[str, int]:
+    """trial_id -> index in the order trials first started."""
+    order: dict[str, int] = {}
+    for e in read_jsonl(Path(run_dir) / "events.jsonl"):
+        if e.get("event") == "start" and e.get("trial_id") not in order:
+            order[e["trial_id"]] = len(order)
+    return order
+
+
+def abort_reason(run_dir: str | Path) -> str | None:
+    """Why the experiment was aborted (failure.max_failed_trials), or None."""
+    for e in read_jsonl(Path(run_dir) / "events.jsonl"):
+        if e.get("event") == "abort":
+            return str(e.get("reason"))
+    return None
+
+
+def _trial_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "params.json").exists())
+
+
+def trial_index(trial_id: str) -> int:
+    """The creation index in a variant generator's id ("99a3c_00014" -> 14); -1 for searchers'
+    random ids (e.g. "3ca312b9", which can be all digits)."""
+    head, sep, tail = trial_id.rpartition("_")
+    return int(tail) if sep and head and tail.isdigit() else -1
+
+
+class _Run:
+    """What every trial row needs from the run: spec, metric modes, events."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from hpo.schedulers import display_name
+
+        spec = read_spec(run_dir)
+        self.params: dict[str, Any] = spec.get("params") or {}
+        self.modes: dict[str, str] = read_run_info(run_dir).get("metrics", {})
+        self.searched = [k for k, v in self.params.items() if isinstance(v, dict)]
+        self.max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
+        self.aborted = abort_reason(run_dir) is not None
+        self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
+        self.events = trial_events(run_dir)
+        self.cases = _spec_cases(self.params)
+
+    def config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The trial's configuration: each group's case merged in, in the spec's order."""
+        out: dict[str, Any] = {}
+        for k in [*self.params, *(k for k in config if k not in self.params)]:
+            if k not in config:
+                continue
+            v = config[k]
+            if isinstance(v, dict) and isinstance(self.params.get(k), dict):
+                out.update(self.cases.get(_case_key(v), v))
+            else:
+                out[k] = v
+        return out
+
+
+def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, Any]]]:
+    """(trials, history, artifacts) rebuilt from the raw files in a run folder."""
+    run_dir = Path(run_dir)
+    run = _Run(run_dir)
+    order = start_order(run_dir)
+    trials, history = [], []
+    artifacts: dict[str, dict[str, Any]] = {}
+    for d in _trial_dirs(run_dir):
+        config = json.loads((d / "params.json").read_text())
+        rows = read_jsonl(d / "result.json")
+        trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
+        if PACK_KEY in config:  # a vectorized pack: one trial per member
+            members = config[PACK_KEY]
+            for i, member in enumerate(members):
+                mid = f"{trial_id}_m{i}"
+                mrows = [{**{k: r[k] for k in _RAY_KEEP if k in r}, **r["members"][i]}
+                         for r in rows if isinstance(r.get("members"), list) and r["members"][i]]
+                hist = _history_rows(mid, mrows)
+                history.extend(hist)
+                cfg = {k: v for k, v in member.items() if k != "_index"}
+                row = _trial_row(mid, d, cfg, hist, run.events.get(trial_id), run)
+                # the pack's time is shared by its members (it trained them all at once)
+                row.update(trial_index=int(member["_index"]), pack=trial_id, pack_size=len(members),
+                           time_s=row["time_s"] / len(members))
+                trials.append(row)
+            continue
+        hist = _history_rows(trial_id, rows)
+        history.extend(hist)
+        trials.append(_trial_row(trial_id, d, config, hist, run.events.get(trial_id), run))
+        for r in reversed(rows):  # list values (e.g. `surface` predictions) are artifacts
+            for k, v in r.items():
+                if isinstance(v, list):
+                    artifacts.setdefault(k, {}).setdefault(trial_id, v)
+    for row in trials:  # searchers' random trial ids carry no index: use the start order
+        if row["trial_index"] < 0:
+            row["trial_index"] = order.get(row["trial_id"], len(order) + len(trials))
+    trials_df = pd.DataFrame(trials)
+    if not trials_df.empty:
+        trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
+    return trials_df, pd.DataFrame(history), artifacts
+
+
+def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        h = {"trial_id": trial_id}
+        # list values (e.g. a regression's `surface` predictions) are artifacts, not history
+        h.update({k: v for k, v in r.items() if k not in _RAY_DROP and not isinstance(v, list)})
+        # a restored trial (PBT, resume) may report an epoch again: the last report wins
+        out[int(r.get("epoch", r.get("training_iteration", 0)))] = h
+    return [out[k] for k in sorted(out)]
+
+
+def _case_key(case: dict[str, Any]) -> str:
+    return json.dumps(case, sort_keys=True, default=str)
+
+
+def _spec_cases(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every case of every group in the spec, keyed independently of key order."""
+    out = {}
+    for v in params.values():
+        if isinstance(v, dict) and len(v) == 1:
+            values = next(iter(v.values()))
+            if isinstance(values, list):
+                out.update({_case_key(c): c for c in values if isinstance(c, dict)})
+    return out
+
+
+def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[str, Any]],
+               event: dict[str, Any] | None, run: _Run) -> dict[str, Any]:
+    last = hist[-1] if hist else {}
+    epochs = int(last.get("epoch", 0)) if last else 0
+    row: dict[str, Any] = {"trial_id": trial_id, "trial_index": trial_index(trial_id)}
+    for k in run.searched:
+        v = config.get(k)
+        if isinstance(v, dict):  # a case of a group: its label, then each parameter it sets
+            v = run.cases.get(_case_key(v), v)  # in the spec's key order (Ray sorts keys)
+            row[f"param.{k}"] = case_label(v)
+            for ck, cv in v.items():
+                row[f"param.{ck}"] = json.dumps(cv) if isinstance(cv, list) else cv
+        else:
+            row[f"param.{k}"] = json.dumps(v) if isinstance(v, list) else v
+    error = _error_text(d, event)
+    status, detail = _status(last, epochs, error, event, run)
+    row.update(status=status, status_detail=detail, epochs=epochs,
+               time_s=float(last.get("time_total_s", math.nan)) if last else math.nan,
+               best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
+               error=error.splitlines()[0][:300] if error else None,
+               hostname=last.get("hostname"), node_ip=last.get("node_ip"),
+               node_id=last.get("node_id"), n_params=last.get("n_params"))
+    if last.get("weights"):  # where the model's weights started (e.g. resnet18: imagenet or random)
+        row["weights"] = last["weights"]
+    for m, mode in run.modes.items():
+        vals = [h[m] for h in hist if isinstance(h.get(m), (int, float)) and not _bad(h[m])]
+        row[m] = last.get(m, math.nan) if last else math.nan
+        if not m.startswith("test_"):
+            row[f"best_{m}"] = (max(vals) if mode == "max" else min(vals)) if vals else math.nan
+    row["config"] = json.dumps(run.config(config), default=str)
+    return row
+
+
+def _bad(x: float) -> bool:
+    return isinstance(x, float) and (math.isnan(x) or math.isinf(x))
+
+
+def _error_text(d: Path, event: dict[str, Any] | None) -> str | None:
+    if event and event.get("error"):
+        return str(event["error"])
+    p = d / "error.txt"
+    if p.exists():
+        lines = [ln for ln in p.read_text(errors="replace").strip().splitlines() if ln.strip()]
+        # Ray's error.txt ends with the exception line; that line is the message a user needs
+        return lines[-1] if lines else "error"
+    return None
+
+
+def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[str, Any] | None,
+            run: _Run) -> tuple[str, str]:
+    if last.get("diverged"):
+        return "diverged", f"diverged (NaN/inf loss) at epoch {epochs}"
+    if error:
+        return "error", f"error: {error.splitlines()[0][:200]}"
+    if last.get("stopped_in_pack"):
+        return "stopped", str(last["stopped_in_pack"])
+    if last.get("early_stopped"):
+        return "completed", f"early-stopped at epoch {epochs}: {last['early_stopped']}"
+    if event is None:
+        return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
+    if epochs >= run.max_epochs:
+        return "completed", "completed"
+    if run.aborted:
+        return "stopped", f"stopped at epoch {epochs}: experiment aborted after too many failures"
+    return "stopped", f"stopped by {run.stopper} at epoch {epochs}"
+
+
+def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild and write trials.csv / trials.parquet / history.parquet and the artifacts."""
+    run_dir = Path(run_dir)
+    trials, history, artifacts = collect(run_dir)
+    _atomic(run_dir / "trials.csv", lambda p: trials.to_csv(p, index=False))
+    _atomic(run_dir / "trials.parquet", lambda p: trials.to_parquet(p, index=False))
+    _atomic(run_dir / "history.parquet", lambda p: history.to_parquet(p, index=False))
+    if artifacts:
+        (run_dir / "artifacts").mkdir(exist_ok=True)
+        for key, values in artifacts.items():
+            _atomic(run_dir / "artifacts" / f"{key}.json", lambda p, v=values: p.write_text(json.dumps(v)))
+    return trials, history
+
+
+def refresh(run_dir: str | Path) -> None:
+    """Write the tables of a run that has not written its own: one still running, or killed
+    before the end (run.json says `running`), or whose tables are missing."""
+    run_dir = Path(run_dir)
+    if _trial_dirs(run_dir) and (not has_tables(run_dir)
+                                 or read_run_info(run_dir).get("state", "running") == "running"):
+        write_tables(run_dir)
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)

@@ -1,0 +1,83 @@
+"""The driver's event log and abort rule, as a Ray Tune callback and stopper.
+
+`Events` appends one line per trial start / end to ``events.jsonl`` as it happens (the
+collector reads it for start order, errors and aborts) and decides to abort the experiment
+after `failure.max_failed_trials` failed trials; `AbortStopper` carries that decision to Tune.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
+
+from hpo.runner.collect import start_order, trial_events
+
+
+class Events(Callback):
+    def __init__(self, run_dir: Path, max_failed: int | None) -> None:
+        self.run_dir = run_dir
+        self.max_failed = max_failed
+        self.failed = 0
+        self.abort: str | None = None
+        self.completed: set[str] = set()
+        self.started: set[str] = set()
+
+    def setup(self, **info: Any) -> None:
+        # On resume Ray may restore a trial that finished after its last experiment snapshot;
+        # it then ends at once (its final checkpoint) and must not be logged twice.
+        self.completed = {t for t, e in trial_events(self.run_dir).items() if e.get("event") == "complete"}
+        self.started = set(start_order(self.run_dir))
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # searchers name trials with random ids: the start order is the trial index
+        if trial.trial_id not in self.started:
+            self.started.add(trial.trial_id)
+            self._write({"trial_id": trial.trial_id, "event": "start"})
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id not in self.completed:
+            self.completed.add(trial.trial_id)
+            self._write({"trial_id": trial.trial_id, "event": "complete"})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write({"trial_id": trial.trial_id, "event": "error", "error": _last_line(trial)})
+        self.failed += 1
+        if self.max_failed is not None and self.failed >= self.max_failed and not self.abort:
+            self.abort = (f"{self.failed} trial(s) failed (failure.max_failed_trials = "
+                          f"{self.max_failed}); the remaining trials were stopped.")
+            self._write({"trial_id": None, "event": "abort", "reason": self.abort})
+
+    def stopper(self) -> AbortStopper:
+        return AbortStopper(self)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        line["time"] = time.time()
+        with open(self.run_dir / "events.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+class AbortStopper(Stopper):
+    """Stops every trial once the events callback decided to abort."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self.events.abort is not None
+
+    def stop_all(self) -> bool:
+        return self.events.abort is not None
+
+
+def _last_line(trial: Any) -> str | None:
+    """The exception line of a failed trial's error file (the message a user needs)."""
+    path = getattr(trial, "error_file", None) or ""
+    if not (path and os.path.exists(path)):
+        return None
+    lines = [ln for ln in open(path, errors="replace").read().splitlines() if ln.strip()]
+    return lines[-1] if lines else None

@@ -1,0 +1,66 @@
+"""The Ray session of a run: start (or join) Ray while the dataset is read, and check the
+cluster's resources. One of the few places Ray is imported."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hpo.data import ArrayDataset, load_dataset
+from hpo.errors import SpecError
+from hpo.experiment import Experiment
+
+
+def tune_env() -> None:
+    # No TensorBoard logger: it imports torch into the driver (1.5 s, and a crash inside a Ray
+    # Job's driver here); result.json (the collector's source) and progress.csv are kept.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # num_to_keep forces an experiment-state snapshot after each checkpoint; measured on the
+    # lr_reg grid it costs nothing here, so silence Ray's warning about it
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> ArrayDataset:
+    """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
+    tune_env()
+    ds = exp.spec.dataset
+    with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
+        loading = pool.submit(load_dataset, ds.name, ds.data_dir, ds.val_size, ds.strict, ds.train_size)
+        init_ray(address, dashboard, out)
+        data = loading.result()
+    check_cluster(exp)
+    return data
+
+
+def init_ray(address: str | None, dashboard: bool, out: Any) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        # no runtime_env of ours here: inside a Ray Job it would replace the job's own (its
+        # working_dir, where this driver runs, would then be deleted under it)
+        ctx = ray.init(address=address, **kwargs)
+    else:
+        ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
+                       **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    if url:
+        print(f"hpo: Ray dashboard: http://{url}  (token authentication is on: the token is "
+              f"printed by `ray get-auth-token` and kept in ~/.ray/auth_token)", file=out, flush=True)
+
+
+def check_cluster(exp: Experiment) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    res = exp.spec.resources
+    for key, need in (("CPU", res.cpu), ("GPU", res.gpu)):
+        if need > have.get(key, 0):
+            ray.shutdown()
+            raise SpecError(f"each trial asks for {need} {key}, but the Ray cluster has "
+                            f"{have.get(key, 0)}.", field=f"resources.{key.lower()}")

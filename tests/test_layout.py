@@ -1,0 +1,79 @@
+"""The package's shape: one installed package, core modules that import no concrete trainable,
+a user's own `trainables/` folder that cannot shadow hpo's, and the built-in studies by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CORE = ["hpo.runner", "hpo.experiment", "hpo.report", "hpo.packing", "hpo.plan", "hpo.results",
+        "hpo.confirm", "hpo.cli", "hpo.spec", "hpo.space"]
+
+
+def python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_core_imports_no_concrete_trainable(tmp_path):
+    r = python(f"import json, sys\nfor m in {CORE!r}: __import__(m)\n"
+               "print(json.dumps(sorted(sys.modules)))", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    mods = json.loads(r.stdout)
+    concrete = [m for m in mods if m.startswith("hpo.trainables.")]
+    assert concrete == [], concrete
+    assert "trainables" not in mods and "torch" not in mods and "ray" not in mods
+
+
+def test_a_users_trainables_folder_does_not_shadow_hpos(tmp_path):
+    project = tmp_path / "my_project"
+    (project / "trainables").mkdir(parents=True)
+    (project / "trainables" / "__init__.py").write_text("raise ImportError('the user project was imported')\n")
+    (project / "trainables" / "mlp.py").write_text("raise ImportError('the user mlp was imported')\n")
+    spec = project / "spec.yaml"
+    spec.write_text("name: t\ntrainable: mlp\ndataset: mnist_sample\nmetric: val_acc\n"
+                    "params: {lr: {grid: [0.1]}, hidden: [8]}\n")
+    code = ("import sys\nfrom hpo.experiment import load_experiment\n"
+            f"exp = load_experiment({str(spec)!r})\n"
+            "print(exp.trainable.module.__name__, exp.trainable.module.__file__)\n"
+            "assert 'trainables' not in sys.modules\n")
+    # the project folder first on sys.path, as `hpo submit --working-dir` or a notebook has it
+    r = python(code, cwd=project, env={"PYTHONPATH": str(project)})
+    assert r.returncode == 0, r.stderr
+    name, file = r.stdout.split()
+    assert name == "hpo.trainables.mlp" and Path(file).resolve() == (ROOT / "trainables" / "mlp.py").resolve()
+
+
+def test_built_in_studies_by_name(tmp_path):
+    from hpo.cli import main
+
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "studies"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "lr_reg" in r.stdout and "compare/tpe" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "validate", "lr_reg"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "16 trial(s)" in r.stdout
+    assert main(["validate", "no_such_study"]) == 2
+
+
+@pytest.mark.slow
+def test_wheel_installs_one_package_with_the_studies(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (wheel,) = tmp_path.glob("hpo-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.startswith("hpo-")}
+    assert tops == {"hpo"}, tops
+    for f in ("hpo/trainables/mlp.py", "hpo/studies/lr_reg.yaml", "hpo/studies/compare/tpe.yaml",
+              "hpo/data/mnist_sample.npz", "hpo/contract.py", "hpo/runner/collect.py"):
+        assert f in names, f
