@@ -35,7 +35,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check hpo trainables tests benchmarks scripts
+	$(VENV)/bin/ruff check hpo trainables tests benchmarks scripts examples
 
 clean:
 	rm -rf runs .pytest_cache

@@ -108,12 +108,13 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hpo.experiment import load_experiment
+    from hpo.api import validate
 
-    exp = load_experiment(args.spec, args.overrides)
+    exp = validate(args.spec, args.overrides)
     s = exp.spec
+    what = f"model `{s.model}`" if s.model else f"`{s.trainable}`"
     print(f"{args.spec}: ok — {exp.n_trials} trial(s) x up to {s.budget.max_epochs} epoch(s) of "
-          f"`{s.trainable}` on `{s.dataset.name}`; searcher {s.searcher.name}, scheduler "
+          f"{what} on `{s.dataset.name}`; searcher {s.searcher.name}, scheduler "
           f"{s.scheduler.name}; selecting on {s.metric} ({exp.mode}); searched: "
           f"{', '.join(exp.searched_names)}")
     return 0
@@ -207,10 +208,10 @@ def _finish(res: Any, exp: Any, reports: str = "reports", storage: Any = None) -
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from hpo.experiment import load_experiment
+    from hpo.api import validate
     from hpo.plan import describe, make_plan
 
-    exp = load_experiment(args.spec, args.overrides)
+    exp = validate(args.spec, args.overrides)
     print(describe(exp, make_plan(exp)))
     return 0
 

@@ -15,6 +15,10 @@ parameters (groups of cases already merged), ``data`` an :class:`hpo.data.ArrayD
 ``settings`` a :class:`Settings`, ``report(metrics, state_fn)`` once per epoch with an ``epoch``
 key (``state_fn`` builds the checkpoint state, or None), ``state`` the restored checkpoint state.
 
+A user's own training function may instead take ``(config, ctx)`` with an :class:`hpo.Context`
+(hpo.trainables.context; the small, stable contract documented in the README), and a user's
+own model is a ``build(params, input_shape, n_outputs)`` function (hpo.trainables.model).
+
 This module imports neither torch nor Ray, and nothing of hpo beyond the standard library.
 """
 
@@ -57,6 +61,7 @@ class Settings:
     groups: tuple[str, ...] = ()  # names of groups of cases, merged into the config
     data_key: str | None = None  # lets a reused worker keep its converted tensors
     halving: Halving | None = None  # packs only
+    model: str | None = None  # spec `model:` (module:function), for the `model` trainable
 
     @property
     def sign(self) -> float:

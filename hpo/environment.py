@@ -37,6 +37,14 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def total_memory_bytes() -> int | None:
+    """This machine's physical memory, or None where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:

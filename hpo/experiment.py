@@ -7,13 +7,13 @@ metric, dataset compatibility, searcher/scheduler options and combinations, and 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hpo.data import DATASETS, DatasetInfo
+from hpo.data import DatasetInfo, dataset_info
 from hpo.errors import SpecError, did_you_mean, unknown_name
 from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
@@ -33,6 +33,7 @@ class Experiment:
     scheduler: SchedulerEntry
     scheduler_options: BaseModel
     mode: str
+    metrics: dict[str, str] = field(default_factory=dict)  # what the trainable reports on this data
 
     @property
     def n_trials(self) -> int:
@@ -48,10 +49,12 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
                     local: bool = True) -> Experiment:
     """Load, validate and check a spec file or a built-in study's name (e.g. "lr_reg");
     `local=False` skips this machine's resource check."""
+    from hpo.refs import add_search_path
     from hpo.studies_index import resolve
 
     path = resolve(path)
     spec = load_spec(path, overrides)
+    add_search_path(Path(path).resolve().parent)  # user code next to the spec is found
     try:
         return check(spec, local)
     except SpecError as e:
@@ -59,18 +62,29 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
 
 
 def check(spec: Spec, local: bool = True) -> Experiment:
-    trainable = get_trainable(spec.trainable)
-    dataset = DATASETS.get(spec.dataset.name, field="dataset.name")
+    trainable = get_trainable(spec.trainable, model=spec.model)
+    dataset = dataset_info(spec.dataset)
     if dataset.task not in trainable.tasks:
         raise SpecError(
             f"dataset `{spec.dataset.name}` is a {dataset.task} dataset; trainable "
             f"`{spec.trainable}` takes {', '.join(trainable.tasks)} datasets.",
             field="dataset.name",
         )
-    mode = _check_metric(spec, trainable)
+    metrics = trainable.metrics_for(dataset.task)
+    for task in trainable.tasks:  # a metric of the other task: say which task the data is
+        if task != dataset.task and spec.metric not in metrics and spec.metric in trainable.metrics_for(task):
+            raise SpecError(f"`{spec.metric}` is a {task} metric, but dataset `{spec.dataset.name}` is a "
+                            f"{dataset.task} dataset (user data: integer labels mean classification; "
+                            f"set dataset.task to say otherwise). Metrics here: "
+                            f"{', '.join(sorted(metrics))}.", field="metric")
+    mode = _check_metric(spec, metrics)
     params = {k: parse_param(k, v) for k, v in spec.params.items()}
     _check_params(params, trainable, spec)
     _check_sizes(params, trainable, dataset, spec)
+    if trainable.model is not None:  # one forward pass: does the user's model fit the data?
+        from hpo.trainables.model import check_forward
+
+        check_forward(trainable.model, _first_config(params), dataset.input_shape, dataset.n_classes)
 
     searcher = SEARCHERS.get(spec.searcher.name, field="searcher.name")
     s_opts = _options(searcher.options, spec.searcher.options, "searcher")
@@ -94,11 +108,19 @@ def check(spec: Spec, local: bool = True) -> Experiment:
         )
     if local:
         _check_resources(spec)
-    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode)
+    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics)
 
 
-def _check_metric(spec: Spec, trainable: TrainableInfo) -> str:
-    metrics = trainable.metrics
+def _first_config(params: dict[str, Param]) -> dict[str, Any]:
+    """The configuration of the first candidate of every searched parameter (cases merged)."""
+    from hpo.contract import expand_cases
+
+    cfg = {k: thaw(p.value if not isinstance(p, Distribution) else p.candidates()[0])
+           for k, p in params.items()}
+    return expand_cases(cfg, groups(params))
+
+
+def _check_metric(spec: Spec, metrics: dict[str, str]) -> str:
     if spec.metric not in metrics:
         raise SpecError(f"trainable `{spec.trainable}` does not report "
                         + unknown_name("metric", spec.metric, metrics).removeprefix("unknown "),

@@ -66,9 +66,9 @@ def why_not(exp: Any) -> str | None:
 
 
 def _packable_trainables() -> list[str]:
-    from hpo.trainables import TRAINABLES, get_trainable
+    from hpo.trainables import TRAINABLES, TrainableInfo
 
-    return [n for n in TRAINABLES if get_trainable(n).packing is not None]
+    return [n for n in TRAINABLES if TrainableInfo(n, TRAINABLES.get(n)).packing is not None]
 
 
 def configs(exp: Any) -> list[dict[str, Any]]:

@@ -75,11 +75,15 @@ class ExecutionSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    name: str
+    name: str = Field(description="a registered dataset, `npz`, `csv`, or a `module:function`")
     val_size: int | None = Field(None, ge=1, description="validation examples split off train")
     data_dir: str | None = Field(None, description="default: $HPO_DATA_DIR or ~/.cache/hpo")
     strict: bool = Field(False, description="fail instead of falling back to the embedded sample")
     train_size: int | None = Field(None, ge=1, description="keep only the first N training examples")
+    path: str | None = Field(None, description="the file of `npz` / `csv` (relative: to the spec)")
+    label: str | None = Field(None, description="`csv`: the label / target column")
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="user data: default classification for integer labels, else regression")
 
 
 class ComponentSpec(BaseModel):
@@ -96,7 +100,8 @@ class ComponentSpec(BaseModel):
 class Spec(_Strict):
     name: str
     description: str = ""
-    trainable: str
+    trainable: str = Field("", description="a built-in trainable, `model`, or a module:function")
+    model: str | None = Field(None, description="your own model: `module:function` building an nn.Module")
     dataset: DatasetSpec
     metric: str
     mode: Literal["min", "max"] | None = None
@@ -119,6 +124,18 @@ class Spec(_Strict):
     @classmethod
     def _name_shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _trainable_or_model(self) -> Spec:
+        if self.model is not None and self.trainable in ("", "model"):
+            object.__setattr__(self, "trainable", "model")
+        elif self.model is not None:
+            raise ValueError(f"`model:` trains your own nn.Module with hpo's loop (trainable `model`); "
+                             f"it cannot be combined with trainable `{self.trainable}`.")
+        elif not self.trainable:
+            raise ValueError("give `trainable:` (a built-in one, e.g. mlp) or `model:` (your own "
+                             "nn.Module, `package.module:build`).")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -273,7 +290,17 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     raw = read_spec_file(path)
     for o in overrides:
         apply_override(raw, o)
+    _relative_to(raw, Path(path).resolve().parent)
     return validate_raw(raw, file=str(path))
+
+
+def _relative_to(raw: dict[str, Any], folder: Path) -> None:
+    """A user data file given relative to the spec is found next to the spec, wherever `hpo`
+    runs from; the run's spec.yaml then records the absolute path."""
+    ds = raw.get("dataset")
+    path = ds.get("path") if isinstance(ds, dict) else None
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        ds["path"] = str(folder / path)
 
 
 def spec_to_yaml(spec: Spec) -> str:

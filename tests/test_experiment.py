@@ -26,7 +26,7 @@ def test_lr_reg_is_the_4x4_study():
 
 
 @pytest.mark.parametrize("overrides,match", [
-    (["trainable=mpl"], r"trainable: unknown trainable `mpl`\. Did you mean `mlp`\? Allowed: cifar_cnn, cnn, mlp, regression, resnet18"),
+    (["trainable=mpl"], r"trainable: unknown trainable `mpl`\. Did you mean `mlp`\? Allowed: cifar_cnn, cnn, mlp, model, regression, resnet18"),
     (["dataset=mnsit"], r"dataset\.name: unknown dataset `mnsit`\. Did you mean `mnist`"),
     (["searcher.name=optuan"], r"searcher\.name: unknown searcher `optuan`\. Did you mean `optuna`"),
     (["scheduler.name=ahsa"], r"scheduler\.name: unknown scheduler `ahsa`\. Did you mean `asha`"),

@@ -22,7 +22,7 @@ params:
 
 @pytest.mark.parametrize("name", list(TRAINABLES))
 def test_every_registered_trainable_declares_its_contract(name):
-    info = get_trainable(name)
+    info = get_trainable(name, model="tests.model_fixture:build" if name == "model" else None)
     assert info.metrics and set(info.metrics.values()) <= {"min", "max"}
     assert info.tasks and callable(getattr(info.module, info.function))
     assert info.config_model.model_config.get("extra") == "forbid"
@@ -40,8 +40,10 @@ def test_user_trainable_by_reference(tmp_path):
 
 @pytest.mark.parametrize("ref,match", [
     ("no_such_module:train", r"cannot import `no_such_module`"),
-    ("tests.custom_trainable:nope", r"lacks nope"),
-    ("tests.conftest:write_spec", r"lacks Config, METRICS, TASKS"),
+    ("tests.custom_trainable:nope", r"`tests.custom_trainable` has no `nope`"),
+    ("tests.conftest:write_spec", r"must take \(config, ctx\) \(see hpo.Context\), or the low-level"),
+    ("tests.conftest:shared_mnist", r"must take \(config, ctx\)"),
+    ("tests.model_fixture:ctx_without_metrics", r"lacks METRICS"),
     (":train", r"is not a `module:function` reference"),
 ])
 def test_bad_user_trainable_references(tmp_path, ref, match):

@@ -14,7 +14,9 @@ Nothing else in a spec is ever imported or evaluated.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
@@ -29,6 +31,7 @@ TRAINABLES.add("cnn", "hpo.trainables.cnn")
 TRAINABLES.add("cifar_cnn", "hpo.trainables.cifar_cnn")
 TRAINABLES.add("resnet18", "hpo.trainables.resnet18")
 TRAINABLES.add("regression", "hpo.trainables.regression")
+TRAINABLES.add("model", "hpo.trainables.model")  # a user's nn.Module (spec `model:`), hpo's loop
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class TrainableInfo:
     name: str
     module_path: str
     function: str = "train"
+    model: str | None = None  # the `model` trainable: the user's `module:function`
 
     @cached_property
     def module(self) -> ModuleType:
@@ -43,15 +47,47 @@ class TrainableInfo:
 
     @property
     def config_model(self) -> Any:
-        return self.module.Config
+        if self.model is not None:
+            return self.module.resolve(self.model)[2]
+        return self.context_config or self.module.Config
+
+    @property
+    def function_obj(self) -> Any:
+        return getattr(self.module, self.function)
+
+    @property
+    def takes_context(self) -> bool:
+        """The small contract: `fn(config, ctx)` (else the low-level five-argument one)."""
+        return ":" in self.name and len(inspect.signature(self.function_obj).parameters) == 2
+
+    @property
+    def context_config(self) -> Any:
+        """The pydantic model annotated on a context-style function's first argument, or None."""
+        if ":" not in self.name:
+            return None
+        import typing
+
+        from pydantic import BaseModel
+
+        fn = self.function_obj
+        first = next(iter(inspect.signature(fn).parameters), None)
+        try:
+            ann = typing.get_type_hints(fn).get(first) if first else None
+        except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to Config
+            ann = None
+        return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
     @property
     def metrics(self) -> dict[str, str]:
         return dict(self.module.METRICS)
 
+    def metrics_for(self, task: str) -> dict[str, str]:
+        """The metrics it reports on a dataset of `task` (most trainables: always the same)."""
+        return dict(getattr(self.module, "METRICS_BY_TASK", {}).get(task) or self.module.METRICS)
+
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.module.TASKS)
+        return tuple(getattr(self.module, "TASKS", ("classification", "regression")))
 
     @property
     def checkpoints(self) -> bool:
@@ -64,13 +100,33 @@ class TrainableInfo:
 
     def estimate_epoch_s(self) -> Any:
         """Its `estimate_epoch_s(config, input_shape, n_classes, sizes, threads)`, or None."""
-        return getattr(self.module, "estimate_epoch_s", None)
+        fn = getattr(self.module, "estimate_epoch_s", None)
+        if fn is not None and self.model is not None:
+            return functools.partial(fn, model=self.model)
+        return fn
 
-    def train(self, *args: Any, **kwargs: Any) -> None:
-        getattr(self.module, self.function)(*args, **kwargs)
+    def train(self, config: dict[str, Any], data: Any, settings: Any, report: Any,
+              state: dict[str, Any] | None = None) -> None:
+        """Run one trial (the Ray adapter calls this in the worker)."""
+        if self.takes_context:
+            from hpo.trainables.context import run_with_context
+
+            cfg = self.config_model.model_validate(config)
+            run_with_context(self.function_obj, cfg, data, settings, self.metrics, report, state)
+        else:
+            self.function_obj(config, data, settings, report, state)
 
 
-def get_trainable(name: str, field: str = "trainable") -> TrainableInfo:
+def get_trainable(name: str, field: str = "trainable", model: str | None = None) -> TrainableInfo:
+    if name == "model":
+        from hpo.errors import SpecError
+
+        if model is None:
+            raise SpecError("trainable `model` trains your own nn.Module: give `model: "
+                            "package.module:build` (see README, Your own model and data).", field=field)
+        info = TrainableInfo(name, TRAINABLES.get(name, field=field), model=model)
+        info.config_model  # noqa: B018 - import and check the reference now, before Ray
+        return info
     if ":" not in name:
         return TrainableInfo(name, TRAINABLES.get(name, field=field))
     return _user_trainable(name, field)
@@ -78,19 +134,29 @@ def get_trainable(name: str, field: str = "trainable") -> TrainableInfo:
 
 def _user_trainable(ref: str, field: str) -> TrainableInfo:
     from hpo.errors import SpecError
+    from hpo.refs import import_ref
 
+    fn = import_ref(ref, field, "a trainable is a training function")
     module_path, _, function = ref.partition(":")
-    if not module_path or not function.isidentifier():
-        raise SpecError(f"`{ref}` is not a `module:function` reference.", field=field)
     info = TrainableInfo(ref, module_path, function)
     try:
-        module = info.module
-    except ImportError as e:
-        raise SpecError(f"cannot import `{module_path}` ({e}); it must be importable on every "
-                        f"Ray node (installed, or on PYTHONPATH).", field=field) from None
-    missing = [a for a in ("Config", "METRICS", "TASKS", function) if not hasattr(module, a)]
-    if missing:
-        raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable module defines "
-                        f"Config, METRICS, TASKS and the training function (see hpo.contract).",
+        n_args = len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        n_args = -1
+    if n_args not in (2, 5):
+        raise SpecError(f"`{ref}` must take (config, ctx) (see hpo.Context), or the low-level "
+                        f"(config, data, settings, report, state); it takes {n_args} argument(s).",
                         field=field)
+    module = info.module
+    missing = [a for a in ("METRICS",) if not hasattr(module, a)]
+    if info.context_config is None and not hasattr(module, "Config"):
+        missing.append("Config (or a pydantic model annotated on the function's first argument)")
+    if missing:
+        raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable declares its "
+                        f"METRICS (name -> min | max) and its parameters (see hpo.contract).",
+                        field=field)
+    bad = {k: v for k, v in dict(module.METRICS).items() if v not in ("min", "max")}
+    if bad:
+        raise SpecError(f"`{module_path}`.METRICS: each metric's direction is `min` or `max`, got "
+                        f"{bad}.", field=field)
     return info

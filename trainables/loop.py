@@ -68,8 +68,8 @@ def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Ten
             t = (t - ds.mean) / ds.std
         return t.reshape(len(a), *shape).to(dev)
 
-    def y(a: Any) -> torch.Tensor:
-        return torch.from_numpy(a.astype(np.int64)).to(dev)
+    def y(a: Any) -> torch.Tensor:  # class indices, or float targets (regression: no classes)
+        return torch.from_numpy(a.astype(np.int64 if ds.n_classes else np.float32)).to(dev)
 
     t = Tensors(x(ds.x_train), y(ds.y_train), x(ds.x_val), y(ds.y_val), x(ds.x_test), y(ds.y_test))
     if key is not None:
@@ -172,7 +172,7 @@ def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer,
     return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), **book.state()}
 
 
-def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.Module], n_params: int,
+def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.Module], n_params: int | None,
               task: Task, settings: Settings, report: Reporter, state: dict[str, Any] | None = None,
               **fit_kwargs: Any) -> None:
     """Seed, get the data as tensors, build the model on the trial's device, train.

@@ -33,7 +33,7 @@ def _classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 2
 @torch.no_grad()
 def _regress(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     model.eval()
-    return {"mse": F.mse_loss(model(x).squeeze(1), y).item()}
+    return {"mse": F.mse_loss(model(x).reshape(len(y)), y).item()}
 
 
 class _Sums:
@@ -67,6 +67,6 @@ TASKS: dict[str, Task] = {
         CLASSIFICATION_METRICS, F.cross_entropy, _classify, _Sums,
         lambda bs, shape, k: (torch.randn(bs, *shape), torch.randint(0, k, (bs,)))),
     "regression": Task(
-        REGRESSION_METRICS, lambda out, y: F.mse_loss(out.squeeze(1), y), _regress, None,
+        REGRESSION_METRICS, lambda out, y: F.mse_loss(out.reshape(len(y)), y), _regress, None,
         lambda bs, shape, k: (torch.randn(bs, *shape), torch.randn(bs))),
 }

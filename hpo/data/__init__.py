@@ -1,16 +1,22 @@
-"""Dataset registry: a name maps to how to load it into memory, and what it holds."""
+"""Dataset registry: a name maps to how to load it into memory, and what it holds.
+
+Besides the registered names, a spec's dataset can be a user's own data (hpo.data.arrays):
+`npz` or `csv` files (`path:`), or a `module:function` returning arrays. Their DatasetInfo is
+read from the loaded arrays (:func:`dataset_info`), which are checked when loaded.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from hpo.data.base import ArrayDataset, default_data_dir, split_train_val
 from hpo.registry import Registry
 
-__all__ = ["DATASETS", "ArrayDataset", "DatasetInfo", "default_data_dir", "load_dataset",
-           "split_train_val"]
+__all__ = ["DATASETS", "ArrayDataset", "DatasetInfo", "dataset_info", "default_data_dir",
+           "load_dataset", "load_spec_dataset", "split_train_val"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,90 @@ DATASETS.add("cifar10", DatasetInfo("classification", (3, 32, 32), 50_000, 10_00
 DATASETS.add("regression2d", DatasetInfo("regression", (2,), 10_000, 2_500, 0, 1_000, _regression2d))
 
 
+def _family(name: str) -> Callable[[Path, int, bool], ArrayDataset]:
+    def load(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
+        from hpo.data.family import load_family
+
+        return load_family(name, data_dir, val_size)
+
+    return load
+
+
+# the torchvision family (hpo/data/family.py): (name, input shape, train, test, classes)
+for _name, _shape, _n_train, _n_test, _k in (
+        ("fashion_mnist", (1, 28, 28), 60_000, 10_000, 10), ("kmnist", (1, 28, 28), 60_000, 10_000, 10),
+        ("emnist", (1, 28, 28), 112_800, 18_800, 47), ("cifar100", (3, 32, 32), 50_000, 10_000, 100),
+        ("svhn", (3, 32, 32), 73_257, 26_032, 10)):
+    DATASETS.add(_name, DatasetInfo("classification", _shape, _n_train, _n_test, _k, 5_000, _family(_name)))
+
+USER_KINDS = ("npz", "csv")  # plus any `module:function`
+
+
+def is_user(name: str) -> bool:
+    return name in USER_KINDS or ":" in name
+
+
+_USER_CACHE: dict[str, ArrayDataset] = {}
+
+
+def _load_user(ds: Any) -> ArrayDataset:
+    """A user's dataset, loaded and checked once per process (the experiment checks and the
+    runner share it)."""
+    import json
+
+    from hpo.data import arrays
+
+    key = json.dumps([ds.name, ds.path, ds.label, ds.task, ds.val_size,
+                      Path(ds.path).stat().st_mtime if ds.path and Path(ds.path).exists() else None])
+    if key not in _USER_CACHE:
+        if ds.name == "npz":
+            data = arrays.load_npz(ds.path, ds.val_size, ds.task)
+        elif ds.name == "csv":
+            data = arrays.load_csv(ds.path, ds.label, ds.val_size, ds.task)
+        else:
+            data = arrays.load_function(ds.name, ds.val_size, ds.task)
+        _USER_CACHE.clear()
+        _USER_CACHE[key] = data
+    return _USER_CACHE[key]
+
+
+def dataset_info(ds: Any) -> DatasetInfo:
+    """What a spec's `dataset` holds: a registered dataset's entry, or for user data the info
+    read from the loaded (and checked) arrays."""
+    if not is_user(ds.name):
+        from hpo.errors import SpecError
+
+        info = DATASETS.get(ds.name, field="dataset.name")
+        for field in ("path", "label", "task"):
+            if getattr(ds, field) is not None:
+                raise SpecError(f"`{field}` is for user data (npz, csv, a module:function), not for "
+                                f"`{ds.name}`.", field=f"dataset.{field}")
+        return info
+    data = _load_user(ds)
+    task = str(data.extra.get("task", "classification"))
+    n = len(data.y_train) + len(data.y_val)
+    return DatasetInfo(task, tuple(data.x_train.shape[1:]), n, len(data.y_test), data.n_classes,
+                       len(data.y_val), lambda data_dir, val_size, strict: data)
+
+
+def load_spec_dataset(ds: Any) -> ArrayDataset:
+    """The dataset a spec's `dataset` names, in memory (user data: checked)."""
+    if is_user(ds.name):
+        data = _load_user(ds)
+        if ds.train_size is not None and ds.train_size < len(data.y_train):
+            data = replace(data, x_train=data.x_train[: ds.train_size], y_train=data.y_train[: ds.train_size])
+        return data
+    return load_dataset(ds.name, ds.data_dir, ds.val_size, ds.strict, ds.train_size)
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, val_size: int | None = None,
                  strict: bool = False, train_size: int | None = None) -> ArrayDataset:
     """Load a registered dataset; `train_size` keeps only the first N training examples."""
+    from hpo.data.arrays import check_dataset
+
     info = DATASETS.get(name)
-    ds = info.load(Path(data_dir) if data_dir else default_data_dir(),
-                   val_size or info.default_val_size, strict)
+    ds = check_dataset(info.load(Path(data_dir) if data_dir else default_data_dir(),
+                                 val_size or info.default_val_size, strict))
     if train_size is not None and train_size < len(ds.y_train):
         ds = replace(ds, x_train=ds.x_train[:train_size], y_train=ds.y_train[:train_size])
     return ds

@@ -60,7 +60,8 @@ DOWNLOAD_TIMEOUT_S = 15
 
 
 def torchvision_download(data_dir: Path, dataset: str, have_files: Callable[[Path], bool],
-                         splits: tuple[bool, ...] = (True, False)) -> bool:
+                         splits: tuple[bool, ...] = (True, False), kwargs: dict[str, object] | None = None,
+                         splits_arg: str = "train") -> bool:
     """Download `torchvision.datasets.<dataset>` into `data_dir` with a short network timeout
     (never a hang); False when offline (or HPO_OFFLINE=1), torchvision is missing or it fails."""
     if os.environ.get("HPO_OFFLINE") == "1":
@@ -74,7 +75,9 @@ def torchvision_download(data_dir: Path, dataset: str, have_files: Callable[[Pat
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         for train in splits:
-            getattr(tvd, dataset)(root=str(data_dir), train=train, download=True)
+            # SVHN names its splits ("train"/"test") where the others take train=True/False
+            split = ({"split": "train" if train else "test"} if splits_arg == "split" else {"train": train})
+            getattr(tvd, dataset)(root=str(data_dir), download=True, **split, **(kwargs or {}))
         return have_files(data_dir)
     except Exception as e:  # noqa: BLE001 - any network/IO failure means "offline"
         logging.getLogger(__name__).warning("%s download failed: %s", dataset, e)

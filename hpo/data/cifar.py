@@ -53,23 +53,25 @@ def folder(data_dir: Path) -> Path:
     return Path(data_dir) / FOLDER
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from one pickled batch."""
+def read_batch(path: Path, labels_key: str = "labels", n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from one pickled batch (CIFAR-100's
+    files use labels_key="fine_labels" and 100 classes)."""
     try:
         with open(path, "rb") as f:
             d = _SafeUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
         raise SpecError(f"{path}: not a CIFAR-10 batch ({e}).", field="dataset") from None
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()} if isinstance(d, dict) else {}
-    data, labels = d.get("data"), d.get("labels")
+    data, labels = d.get("data"), d.get(labels_key)
     if not isinstance(data, np.ndarray) or labels is None:
-        raise SpecError(f"{path}: not a CIFAR-10 batch (needs `data` and `labels`).", field="dataset")
+        raise SpecError(f"{path}: not a CIFAR batch (needs `data` and `{labels_key}`).", field="dataset")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise SpecError(f"{path}: expected uint8 data of shape (N, 3072) and N labels, got "
                         f"{data.dtype} {data.shape} and {len(labels)} labels.", field="dataset")
     y = np.asarray(labels, dtype=np.int64)
-    if len(y) and (y.min() < 0 or y.max() > 9):
-        raise SpecError(f"{path}: labels must be 0-9, got {y.min()}..{y.max()}.", field="dataset")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise SpecError(f"{path}: labels must be 0-{n_classes - 1}, got {y.min()}..{y.max()}.",
+                        field="dataset")
     # each row is 1024 red, 1024 green, 1024 blue values, each a row-major 32x32 image
     return data.reshape(-1, 3, 32, 32), y
 

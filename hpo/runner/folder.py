@@ -46,7 +46,7 @@ def run_info(exp: Experiment, data: ArrayDataset) -> dict[str, Any]:
     return {
         "name": exp.spec.name, "started": time.time(), "state": "running",
         "seed": exp.spec.seed, "metric": exp.spec.metric, "mode": exp.mode,
-        "metrics": exp.trainable.metrics, "searched": exp.searched_names,
+        "metrics": exp.metrics, "searched": exp.searched_names,
         "n_trials_planned": exp.n_trials,
         "dataset": {"name": data.name, "source": data.source, "is_sample": data.is_sample,
                     **data.sizes, **data.extra},

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpo.data import ArrayDataset, load_dataset
+from hpo.data import ArrayDataset, load_spec_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
 
@@ -25,9 +25,8 @@ def tune_env() -> None:
 def start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> ArrayDataset:
     """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
     tune_env()
-    ds = exp.spec.dataset
     with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
-        loading = pool.submit(load_dataset, ds.name, ds.data_dir, ds.val_size, ds.strict, ds.train_size)
+        loading = pool.submit(load_spec_dataset, exp.spec.dataset)
         init_ray(address, dashboard, out)
         data = loading.result()
     check_cluster(exp)
@@ -45,8 +44,13 @@ def init_ray(address: str | None, dashboard: bool, out: Any) -> None:
         # working_dir, where this driver runs, would then be deleted under it)
         ctx = ray.init(address=address, **kwargs)
     else:
+        from hpo.refs import search_path
+
+        # workers find user code (`model:`, a module:function) where the driver did
+        pythonpath = os.pathsep.join([*search_path(), *filter(None, [os.environ.get("PYTHONPATH")])])
         ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
+                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up",
+                                    "env_vars": {"PYTHONPATH": pythonpath}},
                        **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:

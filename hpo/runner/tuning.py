@@ -25,7 +25,7 @@ def settings(exp: Experiment, pack: packing.PackPlan | None = None) -> Settings:
         early_stopping=EarlyStop(es.patience, es.min_delta) if es else None,
         groups=tuple(groups(exp.params)),
         data_key=uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
-        halving=pack.halving if pack is not None else None)
+        halving=pack.halving if pack is not None else None, model=spec.model)
 
 
 def pack_plan(exp: Experiment) -> packing.PackPlan | None:

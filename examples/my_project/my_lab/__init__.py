@@ -1,0 +1,1 @@
+"""A researcher's own project: a model, data, and a training function, tuned with hpo."""
