@@ -4,7 +4,7 @@ a static HTML report. The Python API (the CLI is a thin layer over it):
     hpo.validate(spec) -> Experiment        hpo.make_plan(spec) -> Plan
     hpo.run(spec, overrides=..., storage=...) -> Run (trials, history, best_config, report_path)
     hpo.resume(run_dir) -> Run              hpo.load_run(run_dir) -> Run
-    hpo.build_report(run_dir) -> Path
+    hpo.build_report(run_dir) -> Path       hpo.load_model(run_dir) -> the best trial's nn.Module
 
 Errors in a spec raise hpo.SpecError before Ray starts. A user's own training function gets an
 hpo.Context (see hpo.trainables.context).
@@ -16,8 +16,8 @@ from typing import Any
 
 from hpo.errors import SpecError
 
-__all__ = ["Context", "Run", "SpecError", "build_report", "load_run", "make_plan", "resume", "run",
-           "validate"]
+__all__ = ["Context", "Run", "SpecError", "build_report", "load_model", "load_run", "make_plan", "resume",
+           "run", "validate"]
 
 _API = {"Run", "build_report", "load_run", "make_plan", "resume", "run", "validate"}
 
@@ -28,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from hpo import api
 
         return getattr(api, name)
+    if name == "load_model":
+        from hpo.model_io import load_model
+
+        return load_model
     if name == "Context":
         from hpo.trainables.context import Context
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,14 +95,14 @@ def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | 
         progress: bool = False, report_dir: str | Path | None = "reports") -> Run:
     """Run an experiment to the end and build its report; returns the Run.
 
-    progress=True prints hpo's lines and Ray's progress table (as `hpo run` does); otherwise the
-    run is silent. The report is written to <run>/report.html (and report_dir/<run>.html)."""
+    progress=True prints hpo's lines and its one-line progress (as `hpo run` does); otherwise
+    the run is silent. The report is written to <run>/report.html (and report_dir/<run>.html)."""
     from hpo.runner import run as run_experiment
 
     exp = validate(spec, overrides, local=address is None)
     with _quiet(not progress):
         res = run_experiment(exp, storage=storage, name=name, address=address, dashboard=dashboard,
-                             verbose=1 if progress else 0, out=None if progress else io.StringIO())
+                             verbose=0, out=sys.stdout if progress else io.StringIO(), progress=progress)
     out = build_report(res.run_dir, Path(report_dir) / f"{res.run_dir.name}.html" if report_dir else None)
     loaded = load_run(res.run_dir)
     loaded.report_path = out
@@ -116,8 +117,8 @@ def resume(run_dir: str | Path, *, address: str | None = None, progress: bool = 
     d = require_run_dir(run_dir)
     exp = load_experiment(d / "spec.yaml", local=address is None)
     with _quiet(not progress):
-        resume_experiment(exp, d, address=address, dashboard=False, verbose=1 if progress else 0,
-                          out=None if progress else io.StringIO())
+        resume_experiment(exp, d, address=address, dashboard=False, verbose=0,
+                          out=sys.stdout if progress else io.StringIO())
     return load_run(d)
 
 

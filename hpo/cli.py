@@ -8,6 +8,8 @@
     hpo report RUN_DIR [-o FILE]
     hpo compare RUN_DIR... -o FILE
     hpo best RUN_DIR [--format yaml|json]
+    hpo runs [STORAGE]
+    hpo dashboard [RUN_DIR | STORAGE] [--port 8080] [--host 127.0.0.1]
     hpo studies
 
 SPEC is a YAML file or the name of a built-in study (`hpo studies` lists them).
@@ -50,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="folder for run results (default: the spec's storage, ./runs)")
     r.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     r.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
-    r.add_argument("--quiet", action="store_true", help="no live progress table")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--verbose", action="store_true", help="Ray's own progress table instead of hpo's line")
     r.add_argument("--reports", default="reports", help="folder for the HTML report (default: reports)")
     r.add_argument("--resume", action="store_true",
                    help="continue <storage>/<name> if it exists (refused if the spec changed)")
@@ -94,7 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("best", help="print the best configuration of a run")
     b.add_argument("run_dir")
     b.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    b.add_argument("--export", metavar="DIR", help="also write the best trial's trained weights, its "
+                   "configuration and how to load them to DIR")
     b.set_defaults(func=cmd_best)
+
+    db = sub.add_parser("dashboard", help="optuna-dashboard on the live mirror of a storage's runs")
+    db.add_argument("path", nargs="?", default="runs", help="a run or storage folder (default: runs)")
+    db.add_argument("--port", type=int, default=8080)
+    db.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    db.set_defaults(func=cmd_dashboard)
+
+    ru = sub.add_parser("runs", help="the runs of a storage folder or bucket, newest first")
+    ru.add_argument("storage", nargs="?", default="runs", help="folder or URI (default: runs)")
+    ru.set_defaults(func=cmd_runs)
 
     st = sub.add_parser("studies", help="list the built-in studies (run one with `hpo run NAME`)")
     st.set_defaults(func=cmd_studies)
@@ -126,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     exp = load_experiment(args.spec, args.overrides, local=args.address is None)
     kw = {"address": args.address, "dashboard": not args.no_dashboard,
-          "verbose": 0 if args.quiet else 1}
+          "verbose": 1 if args.verbose and not args.quiet else 0}
     storage = None
     if args.resume:
         from hpo.storage import open_storage
@@ -140,7 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         if args.resume:
             print(f"hpo: nothing to resume at {run_dir}; starting it.")
-        res = run(exp, storage=args.storage, name=args.name, **kw)
+        res = run(exp, storage=args.storage, name=args.name,
+                  progress=not (args.quiet or args.verbose), **kw)
         if storage is None and (args.storage or exp.spec.storage):
             from hpo.storage import open_storage
 
@@ -303,6 +319,47 @@ def cmd_best(args: argparse.Namespace) -> int:
         raise SpecError("no trial with a finite metric in this run yet.", file=str(run_dir))
     cfg = _best_config(best)
     print(json.dumps(cfg, indent=2) if args.format == "json" else _best_yaml(best), end="")
+    if args.export:
+        from hpo.model_io import export
+
+        out = export(run_dir, args.export)
+        print(f"exported: {out} (model.pt, model.json, README.txt); load with hpo.load_model({str(out)!r})",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from hpo.runner.mirror import JOURNAL, open_journal
+
+    p = Path(args.path).resolve()
+    journal = next((d / JOURNAL for d in (p, p.parent) if (d / JOURNAL).exists()), None)
+    if journal is None:
+        raise SpecError(f"no {JOURNAL} here or in its parent: give a storage folder (e.g. runs) or a "
+                        f"run folder of a run started by this version of hpo.", file=str(p))
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise SpecError("the live view needs optuna-dashboard: pip install 'hpo[dashboard]' "
+                        "(or pip install optuna-dashboard).") from None
+    print(f"hpo: optuna-dashboard for {journal} on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+          flush=True)
+    run_server(open_journal(journal), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hpo.results import runs_table
+    from hpo.storage import Storage, open_storage
+
+    st = open_storage(args.storage) if "://" in args.storage else Storage(Path(args.storage).resolve())
+    table = runs_table(st.run_dirs())
+    if table.empty:
+        print(f"no runs in {args.storage}")
+        return 0
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 

@@ -62,6 +62,7 @@ class Settings:
     data_key: str | None = None  # lets a reused worker keep its converted tensors
     halving: Halving | None = None  # packs only
     model: str | None = None  # spec `model:` (module:function), for the `model` trainable
+    search_path: tuple[str, ...] = ()  # folders user code is imported from (hpo.refs)
 
     @property
     def sign(self) -> float:

@@ -34,6 +34,7 @@ class Experiment:
     scheduler_options: BaseModel
     mode: str
     metrics: dict[str, str] = field(default_factory=dict)  # what the trainable reports on this data
+    tracking: dict[str, Any] = field(default_factory=dict)  # tracker name -> validated options
 
     @property
     def n_trials(self) -> int:
@@ -106,9 +107,13 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             f"{'can' if trainable.checkpoints else 'cannot'} checkpoint).",
             field="scheduler.name",
         )
+    from hpo import trackers
+
+    tracking = trackers.check(spec.tracking)
     if local:
         _check_resources(spec)
-    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics)
+    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics,
+                      tracking)
 
 
 def _first_config(params: dict[str, Param]) -> dict[str, Any]:

@@ -85,6 +85,38 @@ def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(d / "trials.parquet"), pd.read_parquet(d / "history.parquet")
 
 
+def runs_table(run_dirs: list[Path]) -> pd.DataFrame:
+    """One row per run, newest first: name, state, trials done of planned, best value so far,
+    started, wall time. From run.json and the trials table (as last written)."""
+    import datetime as dt
+    import time
+
+    rows = []
+    for d in run_dirs:
+        info = read_run_info(d)
+        table = d / "trials.parquet"
+        trials = pd.read_parquet(table) if table.exists() else pd.DataFrame()
+        metric, mode = info.get("metric", "?"), info.get("mode", "max")
+        best = best_trial(trials, metric, mode) if len(trials) and metric != "?" else None
+        done = int(trials["status"].isin(DONE + ("diverged", "error")).sum()) if len(trials) else 0
+        state = info.get("state", "unknown")
+        started = float(info.get("started") or 0)
+        wall = info.get("wall_time_s")
+        if state == "running":  # a run killed without a word stays `running`: its clock shows it
+            wall = time.time() - started if started else None
+        planned = info.get("n_trials_planned", "?")
+        rows.append({"run": d.name, "state": state, "trials": f"{done}/{planned}",
+                     "metric": f"{metric} ({mode})",
+                     "best": None if best is None else float(best[selection_column(trials, metric)]),
+                     "started": (dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M")
+                                 if started else "?"),
+                     "wall_s": None if wall is None else round(float(wall), 1), "_t": started})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values("_t", ascending=False).drop(columns="_t").reset_index(drop=True)
+
+
 def selection_column(trials: pd.DataFrame, metric: str) -> str:
     """The column trials are ranked by: the best value of `metric` over a trial's epochs."""
     return f"best_{metric}" if f"best_{metric}" in trials else metric

@@ -141,7 +141,7 @@ def optuna_category(v: Any) -> Any:
     """Optuna categories must be None/bool/int/float/str: lists and mappings become JSON."""
     import json
 
-    return json.dumps(v) if isinstance(v, (list, dict)) else v
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
 
 
 Param = Constant | Distribution

@@ -114,6 +114,8 @@ class Spec(_Strict):
     early_stopping: EarlyStoppingSpec | None = Field(
         None, description="stop a trial when `metric` stops improving (any trainable)")
     execution: ExecutionSpec = ExecutionSpec()
+    tracking: dict[str, Any] = Field(
+        default_factory=dict, description="loggers besides hpo's files: mlflow, wandb, tensorboard")
     confirm: ConfirmSpec | None = Field(
         None, description="rerun the best configurations with new seeds after the search")
     seed: int = 0

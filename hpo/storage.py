@@ -77,6 +77,28 @@ class Storage:
         fs, _ = self._fs()
         return fs.get_file_info(self.remote_path(run_dir)).type != pafs.FileType.NotFound
 
+    def run_dirs(self) -> list[Path]:
+        """The run folders of this storage (local copies; for a URI, each run's run.json,
+        spec.yaml and trials table are fetched from the bucket first, nothing else)."""
+        if self.is_remote:
+            import pyarrow.fs as pafs
+
+            fs, base = self._fs()
+            for info in fs.get_file_info(pafs.FileSelector(base, recursive=False, allow_not_found=True)):
+                if info.type != pafs.FileType.Directory:
+                    continue
+                local = self.root / info.base_name
+                for f in ("run.json", "spec.yaml", "trials.parquet"):
+                    src = f"{info.path}/{f}"
+                    if fs.get_file_info(src).type == pafs.FileType.File:
+                        local.mkdir(parents=True, exist_ok=True)
+                        with fs.open_input_stream(src) as r:
+                            (local / f).write_bytes(r.read())
+        if not self.root.is_dir():
+            return []
+        return sorted(d for d in self.root.iterdir()
+                      if (d / "spec.yaml").exists() and (d / "run.json").exists())
+
     def download(self, run_dir: Path) -> None:
         """Copy the remote run folder (Ray's trial folders) into the local staging copy."""
         if not self.is_remote:

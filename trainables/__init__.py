@@ -45,6 +45,11 @@ class TrainableInfo:
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_path)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the trainable (and this) to every worker: send the module's name, not the
+        # module, so a user's module is imported in the worker after its search path is set
+        return {k: v for k, v in self.__dict__.items() if k != "module"}
+
     @property
     def config_model(self) -> Any:
         if self.model is not None:
@@ -97,6 +102,19 @@ class TrainableInfo:
     def packing(self) -> Packing | None:
         """How its configurations pack into one vectorized trial; None: not packable."""
         return getattr(self.module, "PACKING", None)
+
+    def make_model(self, config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> Any:
+        """The untrained nn.Module a trial with `config` trained (its `make_model`), or a
+        SpecError when the trainable cannot rebuild its model (a user's own training loop)."""
+        fn = getattr(self.module, "make_model", None)
+        if fn is None:
+            from hpo.errors import SpecError
+
+            raise SpecError(f"trainable `{self.name}` does not declare make_model(config, "
+                            f"example_shape, n_classes); its model cannot be rebuilt.", field="trainable")
+        if self.model is not None:
+            return fn(config, example_shape, n_classes, model=self.model)
+        return fn(config, example_shape, n_classes)
 
     def estimate_epoch_s(self) -> Any:
         """Its `estimate_epoch_s(config, input_shape, n_classes, sizes, threads)`, or None."""

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import resource
+import sys
 import tempfile
 from typing import Any
 
@@ -18,6 +19,7 @@ from hpo.contract import PACK_KEY, Settings, expand_cases
 from hpo.trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
+BEST_FILE = "best_model.pt"  # the best-validation weights (a state_dict), beside the resume state
 
 
 def warm_up() -> None:
@@ -34,9 +36,14 @@ def _where(node_id: str) -> dict[str, Any]:
 
 
 def _begin(settings: Settings) -> str:
-    """Per-trial set-up in the worker: threads, quieter Ray logging; returns the node id."""
+    """Per-trial set-up in the worker: user code's search path, threads, quieter Ray logging;
+    returns the node id."""
     import ray
     import torch
+
+    for p in reversed(settings.search_path):  # a `model:` / module:function next to the spec
+        if p not in sys.path and os.path.isdir(p):
+            sys.path.insert(0, p)
 
     # "Checkpoint successfully created" once per epoch per trial drowns the progress table
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
@@ -59,6 +66,8 @@ def make_trainable(info: TrainableInfo) -> Any:
         if ckpt is not None:
             with ckpt.as_directory() as d:
                 state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+                if os.path.exists(os.path.join(d, BEST_FILE)):
+                    state["best_model"] = torch.load(os.path.join(d, BEST_FILE), weights_only=True)
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
             metrics = {**metrics, **_where(node_id)}
@@ -67,7 +76,11 @@ def make_trainable(info: TrainableInfo) -> Any:
             last = metrics["epoch"] >= settings.max_epochs or bool(metrics.get("early_stopped"))
             if state_fn is not None and every and (metrics["epoch"] % every == 0 or last):
                 with tempfile.TemporaryDirectory() as d:
-                    torch.save(state_fn(), os.path.join(d, STATE_FILE))
+                    st = state_fn()
+                    best = st.pop("best_model", None) if isinstance(st, dict) else None
+                    torch.save(st, os.path.join(d, STATE_FILE))
+                    if best:  # a plain state_dict file the collector copies without torch
+                        torch.save(best, os.path.join(d, BEST_FILE))
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             else:
                 tune.report(metrics)

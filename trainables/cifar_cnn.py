@@ -52,3 +52,9 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     shape = cnn._shape(input_shape)
     return time_epoch(cfg, lambda: cnn.build_model(cfg, shape, n_classes), shape, n_classes, sizes,
                       threads)
+
+
+def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> Any:
+    """The network a trial with `config` trained, untrained (to load saved weights into)."""
+    cfg = Config.model_validate(config)
+    return cnn.build_model(cfg, cnn._shape(tuple(example_shape)), n_classes)

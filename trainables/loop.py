@@ -122,10 +122,12 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
     best-validation model (e.g. predictions on a grid), reported now and then (see EpochBook).
     """
     book = EpochBook(settings, task.metrics, state)
+    best_weights: dict[str, torch.Tensor] = {}  # the best-validation model, kept in checkpoints
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         set_hyperparams(opt, cfg)  # PBT may have changed them since the checkpoint
+        best_weights = dict(state.get("best_model") or {})
     if book.finished:
         return
     extra = {"n_params": count_params(model)}
@@ -133,7 +135,9 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
     n, bs = len(data.y_train), min(cfg.batch_size, len(data.y_train))
     gen = torch.Generator()
 
-    def test() -> dict[str, Any]:
+    def test() -> dict[str, Any]:  # called when the selection metric improved: the best model
+        best_weights.clear()
+        best_weights.update({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         out = {f"test_{k}": v for k, v in task.evaluate(model, data.x_test, data.y_test).items()}
         return {**out, **(artifacts(model) if artifacts else {})}
 
@@ -161,15 +165,17 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
         metrics = {**{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
         m, ends = book.end_epoch(epoch, metrics, test, extra)
         m["epoch_time_s"] = time.perf_counter() - t0
-        report(m, None if m["diverged"] else checkpoint_state(model, opt, book))
+        report(m, None if m["diverged"] else checkpoint_state(model, opt, book, best_weights))
         if ends:
             return
 
 
-def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer,
-                     book: EpochBook) -> Callable[[], dict[str, Any]]:
-    """The state a checkpoint of this epoch holds, built only if the caller saves one."""
-    return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), **book.state()}
+def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer, book: EpochBook,
+                     best_weights: dict[str, torch.Tensor]) -> Callable[[], dict[str, Any]]:
+    """The state a checkpoint of this epoch holds, built only if the caller saves one: the
+    model and optimizer to resume from, the book, and the best-validation weights so far."""
+    return lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), **book.state(),
+                    "best_model": dict(best_weights)}
 
 
 def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.Module], n_params: int | None,

@@ -78,3 +78,9 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     cfg = Config.model_validate(config)
     n = math.prod(input_shape)
     return time_epoch(cfg, lambda: build_model(cfg, n, n_classes), (n,), n_classes, sizes, threads)
+
+
+def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The network a trial with `config` trained, untrained (to load saved weights into)."""
+    cfg = Config.model_validate(config)
+    return build_model(cfg, math.prod(example_shape), n_classes)

@@ -157,3 +157,10 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     return time_epoch(cfg, lambda: _build(model, config, input_shape, n_classes or 1)[1], input_shape,
                       max(n_classes, 1), sizes, threads, task="classification" if n_classes else "regression")
 
+
+def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int,
+               model: str | None = None) -> Any:
+    """The user's network for `config`, untrained (to load saved weights into)."""
+    assert model is not None
+    shape = (1, *example_shape) if len(example_shape) == 2 else tuple(example_shape)
+    return _build(model, config, shape, n_classes or 1)[1]

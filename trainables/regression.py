@@ -82,3 +82,8 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     cfg = Config.model_validate(config)
     return time_epoch(cfg, lambda: build_model(cfg), (2,), 1, {**sizes, "train": cfg.m}, threads,
                       task="regression")
+
+
+def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> Any:
+    """The network a trial with `config` trained, untrained (to load saved weights into)."""
+    return build_model(Config.model_validate(config))

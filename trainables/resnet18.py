@@ -133,3 +133,10 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     cfg = Config.model_validate(config)
     return time_epoch(cfg, lambda: build_model(cfg, n_classes)[0], tuple(input_shape), n_classes,
                       sizes, threads)
+
+
+def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The network a trial with `config` trained, without its initial weights (saved weights
+    are loaded into it, so no ImageNet file is needed)."""
+    cfg = Config.model_validate({**config, "weights": "none"})
+    return build_model(cfg, n_classes)[0]

@@ -31,15 +31,16 @@ __all__ = ["RunResult", "resume", "run", "unique_run_dir"]
 
 def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None = None,
         address: str | None = None, dashboard: bool = True, verbose: int = 1,
-        out: Any = sys.stdout) -> RunResult:
-    """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one)."""
+        out: Any = sys.stdout, progress: bool = False) -> RunResult:
+    """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one).
+    `verbose`: Ray's progress table; `progress`: hpo's one-line view instead (hpo run's default)."""
     from hpo.runner import session, tuning
 
     spec = exp.spec
     st = open_storage(str(storage or spec.storage))
     run_dir = unique_run_dir(st, name or spec.name)
     t0 = time.time()
-    data = session.start(exp, address, dashboard, out)
+    data = session.start(exp, address, dashboard, out, run_dir.name)
     run_dir.mkdir(parents=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     info = run_info(exp, data)
@@ -49,7 +50,10 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
     print(f"hpo: {spec.name}: {exp.n_trials} trial(s) of `{spec.trainable}` on {data.name} "
           f"({s['train']} train / {s['val']} val / {s['test']} test"
           f"{', EMBEDDED SAMPLE' if data.is_sample else ''}) -> {st.display(run_dir)}", file=out, flush=True)
-    res = execute(exp, run_dir, info, t0, out, lambda: tuning.fit(exp, data, run_dir, verbose, st), st)
+    print(f"hpo: live view: hpo dashboard {st.root}  (optuna-dashboard on http://127.0.0.1:8080; "
+          f"this run is study `{run_dir.name}`)", file=out, flush=True)
+    res = execute(exp, run_dir, info, t0, out,
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, progress), st)
     if spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm
 
@@ -72,7 +76,7 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
         raise SpecError("no Ray experiment state here (tuner.pkl); nothing to resume.",
                         file=str(run_dir))
     t0 = time.time()
-    data = session.start(exp, address, dashboard, out)
+    data = session.start(exp, address, dashboard, out, run_dir.name)
     info = results.read_run_info(run_dir) or run_info(exp, data)
     info.setdefault("resumed", []).append(t0)
     print(f"hpo: resuming {run_dir} (finished trials are kept; unfinished ones restart from "

@@ -240,9 +240,11 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
 
 
 def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild and write trials.csv / trials.parquet / history.parquet and the artifacts."""
+    """Rebuild and write trials.csv / trials.parquet / history.parquet, the artifacts and the
+    best trial's best-validation weights (best_model/)."""
     run_dir = Path(run_dir)
     trials, history, artifacts = collect(run_dir)
+    keep_best_model(run_dir, trials)
     _atomic(run_dir / "trials.csv", lambda p: trials.to_csv(p, index=False))
     _atomic(run_dir / "trials.parquet", lambda p: trials.to_parquet(p, index=False))
     _atomic(run_dir / "history.parquet", lambda p: history.to_parquet(p, index=False))
@@ -251,6 +253,34 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for key, values in artifacts.items():
             _atomic(run_dir / "artifacts" / f"{key}.json", lambda p, v=values: p.write_text(json.dumps(v)))
     return trials, history
+
+
+def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
+    """Copy the best trial's best-validation weights (the best_model.pt of its last checkpoint)
+    to <run>/best_model/model.pt with model.json saying how to rebuild it (hpo.model_io)."""
+    import shutil
+
+    from hpo.results import best_trial
+
+    info = read_run_info(run_dir)
+    best = best_trial(trials, info.get("metric", ""), info.get("mode", "max")) if info.get("metric") else None
+    if best is None:
+        return
+    ckpts = sorted((run_dir / f"trial_{best['trial_id']}").glob("checkpoint_*/best_model.pt"))
+    if not ckpts:
+        return  # no checkpoints (checkpoint.every 0, a pack member, a user's own loop)
+    out = run_dir / "best_model"
+    out.mkdir(exist_ok=True)
+    shutil.copyfile(ckpts[-1], out / "model.pt.tmp")
+    (out / "model.pt.tmp").replace(out / "model.pt")
+    col = f"best_{info['metric']}"
+    meta = {"trial_id": best["trial_id"], "trainable": info.get("trainable"), "model": info.get("model"),
+            "config": json.loads(best["config"]), "best_epoch": int(best["best_epoch"]),
+            info["metric"]: float(best[col]) if col in best else None,
+            **{k: float(best[k]) for k in best.index if k.startswith("test_") and pd.notna(best[k])},
+            "dataset": {k: info.get("dataset", {}).get(k) for k in ("name", "example_shape", "n_classes",
+                                                                    "normalize")}}
+    _atomic(out / "model.json", lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
 
 
 def refresh(run_dir: str | Path) -> None:

@@ -49,7 +49,11 @@ def run_info(exp: Experiment, data: ArrayDataset) -> dict[str, Any]:
         "metrics": exp.metrics, "searched": exp.searched_names,
         "n_trials_planned": exp.n_trials,
         "dataset": {"name": data.name, "source": data.source, "is_sample": data.is_sample,
-                    **data.sizes, **data.extra},
+                    **data.sizes, **data.extra,
+                    # what a saved model needs to be rebuilt and fed (hpo.model_io)
+                    "example_shape": list(data.x_train.shape[1:]), "n_classes": data.n_classes,
+                    "normalize": {"scale": data.scale, "mean": data.mean, "std": data.std}},
+        "trainable": exp.spec.trainable, "model": exp.spec.model,
         "versions": environment.versions(), "hardware": environment.hardware(),
         "git_commit": environment.git_commit(), "argv": sys.argv,
     }

@@ -22,23 +22,27 @@ def tune_env() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def start(exp: Experiment, address: str | None, dashboard: bool, out: Any) -> ArrayDataset:
+def start(exp: Experiment, address: str | None, dashboard: bool, out: Any,
+          run_name: str | None = None) -> ArrayDataset:
     """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
     tune_env()
     with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
         loading = pool.submit(load_spec_dataset, exp.spec.dataset)
-        init_ray(address, dashboard, out)
+        init_ray(address, dashboard, out, run_name or exp.spec.name)
         data = loading.result()
     check_cluster(exp)
     return data
 
 
-def init_ray(address: str | None, dashboard: bool, out: Any) -> None:
+def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "") -> None:
     import ray
+    from ray.job_config import JobConfig
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    # the driver's job on the dashboard's Jobs page carries the run's name in its metadata
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
+                              "job_config": JobConfig(metadata={"hpo_run": run_name})}
     if address:
         # no runtime_env of ours here: inside a Ray Job it would replace the job's own (its
         # working_dir, where this driver runs, would then be deleted under it)
@@ -46,6 +50,10 @@ def init_ray(address: str | None, dashboard: bool, out: Any) -> None:
     else:
         from hpo.refs import search_path
 
+        # Ray 2.60 turns token authentication on for a new local cluster (kept on) and warns
+        # about it on every start; hpo's own line below says the same and how to get the token
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+            _TokenNotice())
         # workers find user code (`model:`, a module:function) where the driver did
         pythonpath = os.pathsep.join([*search_path(), *filter(None, [os.environ.get("PYTHONPATH")])])
         ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
@@ -54,8 +62,14 @@ def init_ray(address: str | None, dashboard: bool, out: Any) -> None:
                        **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:
-        print(f"hpo: Ray dashboard: http://{url}  (token authentication is on: the token is "
-              f"printed by `ray get-auth-token` and kept in ~/.ray/auth_token)", file=out, flush=True)
+        print(f"hpo: Ray dashboard: http://{url}/#/jobs (job metadata hpo_run={run_name}; workers, "
+              f"logs, CPU/memory per node; no trial view: `hpo report` / `hpo runs` for those). "
+              f"Token authentication is on: `ray get-auth-token` prints the token.", file=out, flush=True)
+
+
+class _TokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("Token authentication is enabled for this Ray cluster")
 
 
 def check_cluster(exp: Experiment) -> None:

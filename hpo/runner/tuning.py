@@ -3,6 +3,7 @@ Tuner of a new run and the one place a Tuner is restored. Ray is imported here."
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from hpo import packing
 from hpo.contract import PACK_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
 from hpo.experiment import Experiment
+from hpo.refs import search_path
 from hpo.space import groups
 from hpo.storage import Storage
 
@@ -25,7 +27,8 @@ def settings(exp: Experiment, pack: packing.PackPlan | None = None) -> Settings:
         early_stopping=EarlyStop(es.patience, es.min_delta) if es else None,
         groups=tuple(groups(exp.params)),
         data_key=uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
-        halving=pack.halving if pack is not None else None, model=spec.model)
+        halving=pack.halving if pack is not None else None, model=spec.model,
+        search_path=tuple(search_path()))
 
 
 def pack_plan(exp: Experiment) -> packing.PackPlan | None:
@@ -54,8 +57,10 @@ def trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None
     )
 
 
-def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storage: Storage) -> None:
-    """A new Tuner for the run folder `run_dir`, fitted to the end."""
+def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storage: Storage,
+        progress: bool = False, mirror: bool | None = None) -> None:
+    """A new Tuner for the run folder `run_dir`, fitted to the end. `verbose`: Ray's own
+    progress table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -83,6 +88,19 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
                                         spec.seed)
     events = Events(run_dir, spec.failure.max_failed_trials)
+    from hpo import trackers
+
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), events,
+                 *trackers.callbacks(exp.tracking, run_dir)]
+    if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
+        from hpo.runner.mirror import OptunaMirror, distributions_json, journal_path
+
+        callbacks.append(OptunaMirror(journal_path(storage.root), run_dir, spec.metric, exp.mode,
+                                      spec.budget.max_epochs, distributions_json(exp.params)))
+    if progress:
+        from hpo.runner.progress import Progress
+
+        callbacks.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
     tuner = tune.Tuner(
         trainable(exp, data, pack),
         param_space=param_space,
@@ -100,7 +118,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
-            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), events],
+            callbacks=callbacks,
             stop=events.stopper(),
             log_to_file=True,
         ),
