@@ -23,6 +23,7 @@ BENCHES = [
     ("scaling.py", [], "Scaling and memory"),
     ("search_efficiency.py", ["--seeds", "3"], "Search efficiency"),
     ("packing.py", [], "Trial packing"),
+    ("mirror.py", [], "Live-view mirror"),
 ]
 
 

@@ -34,7 +34,8 @@ def ordinary(cfg, data, epochs, settings=None):
 
 def packed(cfgs, data, epochs, settings=None):
     reps = []
-    run_pack(cfgs, data, Settings(max_epochs=epochs, metric="val_acc", **(settings or {})), reps.append)
+    run_pack(cfgs, data, Settings(max_epochs=epochs, metric="val_acc", **(settings or {})),
+             lambda r, best_models=None: reps.append(r))
     return [[r["members"][i] for r in reps if r["members"][i] is not None] for i in range(len(cfgs))]
 
 

@@ -111,10 +111,19 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
                    for m in config[PACK_KEY]]
         metric = settings.metric
 
-        def report(r: dict[str, Any]) -> None:
+        def report(r: dict[str, Any], best_models: dict[int, Any] | None = None) -> None:
+            import torch
+
             vals = [m[metric] for m in r["members"] if m is not None]
             best = (max(vals) if settings.mode == "max" else min(vals)) if vals else float("nan")
-            tune.report({**r, metric: best, **_where(node_id)})
+            row = {**r, metric: best, **_where(node_id)}
+            if not best_models:
+                tune.report(row)
+                return
+            with tempfile.TemporaryDirectory() as d:  # each member's best weights, for the collector
+                for i, state in best_models.items():
+                    torch.save(state, os.path.join(d, f"best_model_m{i}.pt"))
+                tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
 
         run_pack(members, data, settings, report)
 

@@ -186,14 +186,14 @@ def evaluate(model: PackedMLP, x: torch.Tensor, y: torch.Tensor,
     """Per-member (mean cross-entropy, accuracy) on a shared set."""
     p = model.size
     loss = torch.zeros(p, device=x.device)
-    correct = torch.zeros(p, device=x.device)
+    correct = torch.zeros(p, device=x.device, dtype=torch.long)  # counts: exact accuracies
     for i in range(0, len(y), chunk):
         out = model.forward(x[i : i + chunk], train=False)
         yy = y[i : i + chunk].expand(p, -1)
         loss += F.cross_entropy(out.flatten(0, 1), yy.flatten(), reduction="none").view(p, -1).sum(1)
         correct += (out.argmax(2) == yy).sum(1)
     n = max(len(y), 1)
-    return loss / n, correct / n
+    return loss / n, correct.double() / n
 
 
 def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
@@ -205,13 +205,15 @@ def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
 
 
 def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
-             report: Callable[[dict[str, Any]], None]) -> None:
+             report: Callable[..., None]) -> None:
     """Train the members in `configs` together for settings.max_epochs epochs.
 
     report({"epoch", "epoch_time_s", "members": [metrics dict | None per member]}) once per
     epoch; a member's dict is None once it has ended (its last dict says how it ended).
     settings.halving enables successive halving inside the pack; early stopping, divergence and
-    the best-epoch test metrics are booked per member as in ordinary trials (EpochBook).
+    the best-epoch test metrics are booked per member as in ordinary trials (EpochBook). The
+    last report also hands over each member's best-validation weights as the state_dict of an
+    ordinary `mlp` (report(row, best_models={member index: state_dict})).
     """
     cfgs = [mlp.Config.model_validate(c) for c in configs]
     n_in = int(data.x_train[0].size)
@@ -226,6 +228,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
     active = list(range(P))  # member ids still training, in pack order
     books = [EpochBook(settings, mlp.METRICS) for _ in range(P)]
     gens = [torch.Generator() for _ in range(P)]
+    best_params: dict[int, list[torch.Tensor]] = {}  # member -> its stacked-parameter slices
     n, bs = len(tensors.y_train), min(cfgs[0].batch_size, len(tensors.y_train))
 
     for epoch in range(settings.max_epochs):
@@ -237,12 +240,16 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
         elapsed = time.perf_counter() - t0
         test = _PackTest(model, tensors)
 
+        def improved(j: int, m: int, test: _PackTest = test) -> dict[str, float]:  # m (at j) is at its best
+            best_params[m] = [p[j].detach().to("cpu", copy=True) for p in model.params]
+            return test.member(j)
+
         reports: list[dict[str, Any] | None] = [None] * P
         ended: set[int] = set()
         for j, m in enumerate(active):
             mt = {"train_loss": train_loss[j], "train_acc": train_acc[j], "val_loss": val_loss[j],
                   "val_acc": val_acc[j]}
-            reports[m], ends = books[m].end_epoch(epoch, mt, partial(test.member, j),
+            reports[m], ends = books[m].end_epoch(epoch, mt, partial(improved, j, m),
                                                   {"n_params": n_params, "pack_size": a})
             reports[m]["epoch_time_s"] = elapsed / a  # type: ignore[index]
             if ends:
@@ -256,13 +263,27 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
                 reports[m]["stopped_in_pack"] = (  # type: ignore[index]
                     f"stopped by successive halving in the pack at epoch {epoch + 1}")
                 ended.add(m)
-        report({"epoch": epoch + 1, "epoch_time_s": elapsed, "members": reports})
+        keep_pos = [j for j, m in enumerate(active) if m not in ended]
+        last = epoch + 1 == settings.max_epochs or not keep_pos
+        best_models = ({m: _as_mlp(cfgs[m], p, n_in, data.n_classes) for m, p in best_params.items()}
+                       if last else None)
+        report({"epoch": epoch + 1, "epoch_time_s": elapsed, "members": reports}, best_models)
         if ended:
-            keep_pos = [j for j, m in enumerate(active) if m not in ended]
             if not keep_pos:
                 return
             model.keep_only(keep_pos)
             active = [active[j] for j in keep_pos]
+
+
+def _as_mlp(cfg: mlp.Config, params: list[torch.Tensor], n_in: int, n_classes: int) -> dict[str, Any]:
+    """One member's slice of the stacked weights as the state_dict of an ordinary `mlp`."""
+    net = mlp.build_model(cfg, n_in, n_classes)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for layer, (w, b) in zip(linears, zip(params[::2], params[1::2], strict=True), strict=True):
+            layer.weight.copy_(w.t())  # stacked as (in, out): nn.Linear holds (out, in)
+            layer.bias.copy_(b)
+    return net.state_dict()
 
 
 class _PackTest:

@@ -266,7 +266,12 @@ def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
     best = best_trial(trials, info.get("metric", ""), info.get("mode", "max")) if info.get("metric") else None
     if best is None:
         return
-    ckpts = sorted((run_dir / f"trial_{best['trial_id']}").glob("checkpoint_*/best_model.pt"))
+    tid = str(best["trial_id"])
+    if isinstance(best.get("pack"), str) and tid.startswith(f"{best['pack']}_m"):  # a pack member
+        member = tid.rpartition("_m")[2]
+        ckpts = sorted((run_dir / f"trial_{best['pack']}").glob(f"checkpoint_*/best_model_m{member}.pt"))
+    else:
+        ckpts = sorted((run_dir / f"trial_{tid}").glob("checkpoint_*/best_model.pt"))
     if not ckpts:
         return  # no checkpoints (checkpoint.every 0, a pack member, a user's own loop)
     out = run_dir / "best_model"
