@@ -4,6 +4,8 @@ pyarrow, as a user's `--storage s3://bucket/prefix` would be."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -89,6 +91,13 @@ params:
     out = build_report(copy, tmp_path / "r.html")
     assert "on_s3" in out.read_text()
     assert len(pd.read_csv(copy / "trials.csv")) == 2
+    # the runs of the bucket at a glance, from the URI alone (a fresh staging folder)
+    monkeypatch.setenv("HPO_STAGING_DIR", str(tmp_path / "staging2"))
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "runs", s3], capture_output=True, text=True,
+                       env={**os.environ}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[1:3] for line in r.stdout.splitlines()[1:]}
+    assert rows == {"on_s3-2": ["finished", "1/1"], "on_s3": ["finished", "2/2"]}
 
 
 def test_interrupted_run_on_s3_resumes_and_reports_from_the_uri(s3, tmp_path, ray_session, monkeypatch):

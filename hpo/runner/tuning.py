@@ -62,51 +62,19 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
     """A new Tuner for the run folder `run_dir`, fitted to the end. `verbose`: Ray's own
     progress table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from hpo.runner.events import Events
 
     spec = exp.spec
-    max_concurrent = spec.budget.max_concurrent_trials
-    if exp.scheduler.pauses_trials and max_concurrent:
-        print(f"hpo: note: budget.max_concurrent_trials is not applied with scheduler "
-              f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
-              f"deadlock); resources per trial still bound how many run at once.", flush=True)
-        max_concurrent = None
     pack = pack_plan(exp)
-    if pack is not None:  # every configuration known up front; stopping happens inside packs
-        from ray.tune.search import BasicVariantGenerator
-
-        search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0)
-        param_space = {PACK_KEY: tune.grid_search(pack.packs)}
-        scheduler = None
-    else:
-        search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed,
-                                                     max_concurrent)
-        if "seed" not in exp.params:
-            param_space["seed"] = spec.seed
-        scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
-                                        spec.seed)
+    search_alg, param_space, scheduler = _search(exp, pack)
     events = Events(run_dir, spec.failure.max_failed_trials)
-    from hpo import trackers
-
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), events,
-                 *trackers.callbacks(exp.tracking, run_dir)]
-    if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
-        from hpo.runner.mirror import OptunaMirror, distributions_json, journal_path
-
-        callbacks.append(OptunaMirror(journal_path(storage.root), run_dir, spec.metric, exp.mode,
-                                      spec.budget.max_epochs, distributions_json(exp.params)))
-    if progress:
-        from hpo.runner.progress import Progress
-
-        callbacks.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
     tuner = tune.Tuner(
         trainable(exp, data, pack),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
-            num_samples=spec.budget.num_samples,  # concurrency: set on the searcher above
+            num_samples=spec.budget.num_samples,  # concurrency: set on the searcher
             time_budget_s=spec.budget.time_budget_s,
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
             trial_name_creator=lambda t: f"trial_{t.trial_id}",
@@ -118,12 +86,57 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
-            callbacks=callbacks,
+            callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror),
             stop=events.stopper(),
             log_to_file=True,
         ),
     )
     tuner.fit()
+
+
+def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[str, Any], Any]:
+    """(search algorithm with the concurrency cap, param space, scheduler) of a new run."""
+    from ray import tune
+
+    spec = exp.spec
+    max_concurrent = spec.budget.max_concurrent_trials
+    if exp.scheduler.pauses_trials and max_concurrent:
+        print(f"hpo: note: budget.max_concurrent_trials is not applied with scheduler "
+              f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
+              f"deadlock); resources per trial still bound how many run at once.", flush=True)
+        max_concurrent = None
+    if pack is not None:  # every configuration known up front; stopping happens inside packs
+        from ray.tune.search import BasicVariantGenerator
+
+        return (BasicVariantGenerator(max_concurrent=max_concurrent or 0),
+                {PACK_KEY: tune.grid_search(pack.packs)}, None)
+    search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed, max_concurrent)
+    if "seed" not in exp.params:
+        param_space["seed"] = spec.seed
+    scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs, spec.seed)
+    return search_alg, param_space, scheduler
+
+
+def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, progress: bool,
+               mirror: bool | None) -> list[Any]:
+    """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
+    mirror (unless HPO_MIRROR=0) and the terminal progress line."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from hpo import trackers
+
+    spec = exp.spec
+    out = [JsonLoggerCallback(), CSVLoggerCallback(), events, *trackers.callbacks(exp.tracking, run_dir)]
+    if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
+        from hpo.runner.mirror import OptunaMirror, distributions_json, journal_path
+
+        out.append(OptunaMirror(journal_path(storage.root), run_dir, spec.metric, exp.mode,
+                                spec.budget.max_epochs, distributions_json(exp.params)))
+    if progress:
+        from hpo.runner.progress import Progress
+
+        out.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
+    return out
 
 
 def can_restore(run_dir: Path, storage: Storage) -> bool:
