@@ -39,7 +39,7 @@ def test_own_model_on_own_npz_from_the_cli(project):
     run_dir = project / "runs" / "blobs_mlp"
     t = pd.read_parquet(run_dir / "trials.parquet")
     assert len(t) == 8 and (t["status"] == "completed").all()
-    assert t["best_val_acc"].max() > 0.8 and t["test_acc"].notna().all() and t["n_params"].nunique() > 1
+    assert t["best_val_acc"].max() > 0.6 and t["test_acc"].notna().all() and t["n_params"].nunique() > 1
     assert (run_dir / "report.html").exists() and "blobs_mlp" in (run_dir / "report.html").read_text()
     r = hpo_cli(project, "best", "runs/blobs_mlp")
     assert r.returncode == 0 and "width:" in r.stdout and "depth:" in r.stdout

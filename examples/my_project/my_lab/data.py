@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 
-def blobs(n: int = 1200, d: int = 8, k: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+def blobs(n: int = 3000, d: int = 8, k: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     centers = rng.normal(0, 2.0, (k, d))
     y = rng.integers(0, k, n)
-    x = (centers[y] + rng.normal(0, 1.5, (n, d))).astype(np.float32)
+    x = (centers[y] + rng.normal(0, 3.0, (n, d))).astype(np.float32)
     cut = n * 4 // 5
     return {"x_train": x[:cut], "y_train": y[:cut], "x_test": x[cut:], "y_test": y[cut:]}
 
