@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,9 +99,8 @@ def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | 
     from hpo.runner import run as run_experiment
 
     exp = validate(spec, overrides, local=address is None)
-    with _quiet(not progress):
-        res = run_experiment(exp, storage=storage, name=name, address=address, dashboard=dashboard,
-                             verbose=0, out=sys.stdout if progress else io.StringIO(), progress=progress)
+    res = run_experiment(exp, storage=storage, name=name, address=address, dashboard=dashboard,
+                         verbose=0, out=sys.stdout if progress else io.StringIO(), progress=progress)
     out = build_report(res.run_dir, Path(report_dir) / f"{res.run_dir.name}.html" if report_dir else None)
     loaded = load_run(res.run_dir)
     loaded.report_path = out
@@ -116,9 +114,8 @@ def resume(run_dir: str | Path, *, address: str | None = None, progress: bool = 
 
     d = require_run_dir(run_dir)
     exp = load_experiment(d / "spec.yaml", local=address is None)
-    with _quiet(not progress):
-        resume_experiment(exp, d, address=address, dashboard=False, verbose=0,
-                          out=sys.stdout if progress else io.StringIO())
+    resume_experiment(exp, d, address=address, dashboard=False, verbose=0,
+                      out=sys.stdout if progress else io.StringIO())
     return load_run(d)
 
 
@@ -131,10 +128,8 @@ def load_run(run_dir: str | Path) -> Run:
     refresh(d)
     trials, history = results.load_tables(d)
     info = results.read_run_info(d)
-    spec = results.read_spec(d)
-    metric = info.get("metric") or spec["metric"]
-    return Run(d, trials, history, metric, info.get("mode") or spec.get("mode") or "max",
-               info.get("state", "unknown"), info)
+    metric, mode = results.metric_and_mode(d)
+    return Run(d, trials, history, metric, mode, info.get("state", "unknown"), info)
 
 
 def build_report(run_dir: str | Path | Run, out: str | Path | None = None) -> Path:
@@ -149,18 +144,3 @@ def build_report(run_dir: str | Path | Run, out: str | Path | None = None) -> Pa
     written = report.build_report(d, out or d / report.REPORT_FILE)
     return Path(written)
 
-
-class _quiet:
-    """Silence Ray's own console output (its progress table, worker logs) while running."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-
-    def __enter__(self) -> None:
-        if self.on:
-            self.old = os.environ.get("RAY_AIR_NEW_OUTPUT")
-            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.on and self.old is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)

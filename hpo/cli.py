@@ -157,11 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"hpo: nothing to resume at {run_dir}; starting it.")
         res = run(exp, storage=args.storage, name=args.name,
                   progress=not (args.quiet or args.verbose), **kw)
-        if storage is None and (args.storage or exp.spec.storage):
-            from hpo.storage import open_storage
-
-            storage = open_storage(args.storage or exp.spec.storage)
-    return _finish(res, exp, args.reports, storage)
+    return _finish(res, exp, args.reports)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -175,7 +171,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
     res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
                  verbose=0 if args.quiet else 1, storage=storage)
-    return _finish(res, exp, storage=storage)
+    return _finish(res, exp)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -211,14 +207,13 @@ def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
                     file=str(run_dir))
 
 
-def _finish(res: Any, exp: Any, reports: str = "reports", storage: Any = None) -> int:
+def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
     from hpo.report import REPORT_FILE, build_report
-    from hpo.storage import open_storage
 
     _print_summary(res, exp.spec.metric, exp.mode)
     report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
     # the run folder's own copy goes to the bucket with the run (a local storage: a no-op)
-    (storage or open_storage(str(res.run_dir.parent))).upload(res.run_dir)
+    res.storage.upload(res.run_dir)
     print(f"  report:  {report.resolve()}  (and {res.run_dir / REPORT_FILE})")
     return {"finished": 0, "aborted": 3}.get(res.state, 130)
 
@@ -281,15 +276,13 @@ def _best_yaml(row: Any) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     import time
 
-    from hpo.report import build_report
-    from hpo.results import require_run_dir
-    from hpo.runner.collect import refresh
+    from hpo.api import build_report
     from hpo.storage import locate
 
     t0 = time.perf_counter()
     _, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
-    refresh(require_run_dir(run_dir))  # a run still going (or killed) has no tables of its own yet
-    out = build_report(run_dir, args.output)
+    # (a run still going, or killed, gets its tables written first)
+    out = build_report(run_dir, args.output or Path("reports") / f"{run_dir.name}.html")
     print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -307,14 +300,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from hpo.results import best_trial, load_tables, read_run_info, require_run_dir
-    from hpo.runner.collect import refresh
+    from hpo.api import load_run
 
-    run_dir = require_run_dir(args.run_dir)
-    refresh(run_dir)
-    info = read_run_info(run_dir)
-    trials, _ = load_tables(run_dir)
-    best = best_trial(trials, info["metric"], info["mode"])
+    run = load_run(args.run_dir)
+    run_dir, best = run.run_dir, run.best
     if best is None:
         raise SpecError("no trial with a finite metric in this run yet.", file=str(run_dir))
     cfg = _best_config(best)

@@ -78,11 +78,12 @@ def confirm_trials(run_dir: str | Path) -> pd.DataFrame | None:
     return results.load_tables(d)[0]
 
 
-def confirm_table(run_dir: str | Path) -> pd.DataFrame | None:
+def confirm_table(run_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """One row per confirmed configuration: the search's trial and value, then mean ± std over
-    the new seeds of the selection metric and the test metrics. None without a confirmation."""
+    the new seeds of the selection metric and the test metrics. None without a confirmation.
+    `trials`: the confirmation's trials table (confirm_trials), when the caller has read it."""
     d = confirm_dir(run_dir)
-    trials = confirm_trials(run_dir)
+    trials = confirm_trials(run_dir) if trials is None else trials
     if trials is None:
         return None
     picks = json.loads((d / "picks.json").read_text())

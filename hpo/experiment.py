@@ -17,7 +17,7 @@ from hpo.data import DatasetInfo, dataset_info
 from hpo.errors import SpecError, did_you_mean, unknown_name
 from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
-from hpo.space import Distribution, Param, grid_size, groups, parse_param, searched, thaw
+from hpo.space import Distribution, Param, grid_size, groups, parse_param, sample_configs, searched, thaw
 from hpo.spec import Spec, load_spec
 from hpo.trainables import TrainableInfo, get_trainable
 
@@ -85,7 +85,7 @@ def check(spec: Spec, local: bool = True) -> Experiment:
     if trainable.model is not None:  # one forward pass: does the user's model fit the data?
         from hpo.trainables.model import check_forward
 
-        check_forward(trainable.model, _first_config(params), dataset.input_shape, dataset.n_classes)
+        check_forward(trainable.model, sample_configs(params, 1)[0], dataset.input_shape, dataset.n_classes)
 
     searcher = SEARCHERS.get(spec.searcher.name, field="searcher.name")
     s_opts = _options(searcher.options, spec.searcher.options, "searcher")
@@ -114,15 +114,6 @@ def check(spec: Spec, local: bool = True) -> Experiment:
         _check_resources(spec)
     return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics,
                       tracking)
-
-
-def _first_config(params: dict[str, Param]) -> dict[str, Any]:
-    """The configuration of the first candidate of every searched parameter (cases merged)."""
-    from hpo.contract import expand_cases
-
-    cfg = {k: thaw(p.value if not isinstance(p, Distribution) else p.candidates()[0])
-           for k, p in params.items()}
-    return expand_cases(cfg, groups(params))
 
 
 def _check_metric(spec: Spec, metrics: dict[str, str]) -> str:

@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.contract import expand_cases
 from hpo.experiment import Experiment
-from hpo.space import Distribution, groups, thaw
+from hpo.space import sample_configs as space_samples
 
 LARGE_GRID = 300
 RAY_STARTUP_S = 10.0  # Ray + dashboard start and the first trial's imports, measured here
@@ -31,19 +30,8 @@ class Plan:
 
 
 def sample_configs(exp: Experiment, k: int = 4) -> list[dict[str, Any]]:
-    """k configurations spread over the space: categorical values in turn, range ends/middles."""
-    base = {n: thaw(p.value) for n, p in exp.params.items() if not isinstance(p, Distribution)}
-    out = []
-    for i in range(k):
-        cfg = dict(base)
-        for name, p in exp.params.items():
-            if isinstance(p, Distribution):
-                c = p.candidates() if p.is_categorical else [p.low, p.high, p.middle()]
-                cfg[name] = thaw(c[i % len(c)])
-                if p.is_integer:
-                    cfg[name] = int(cfg[name])
-        out.append(expand_cases(cfg, groups(exp.params)))
-    return out
+    """k configurations spread over the space (hpo.space.sample_configs)."""
+    return space_samples(exp.params, k)
 
 
 def make_plan(exp: Experiment, time_it: bool = True) -> Plan:

@@ -2,9 +2,10 @@
 
 Nothing else in a spec is ever imported. A reference is looked up on the user's search path:
 the folder of the spec file, the current directory, then PYTHONPATH and the installed packages
-(so `hpo run spec.yaml` finds `my_lab/` next to the spec, as a notebook would). A local run's
-Ray workers get the same path (hpo.runner.session); on a cluster the code travels with
-`hpo submit --working-dir` or is installed on every node.
+(so `hpo run spec.yaml` finds `my_lab/` next to the spec, as a notebook would). The trials get
+the same path in their Settings (`search_path`) and import user code only after setting it
+(hpo.trainables._ray), also where Ray was started by someone else; on a cluster the code
+travels with `hpo submit --working-dir` or is installed on every node.
 """
 
 from __future__ import annotations

@@ -70,6 +70,14 @@ def read_spec(run_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load((Path(run_dir) / "spec.yaml").read_text())
 
 
+def metric_and_mode(run_dir: str | Path) -> tuple[str, str]:
+    """The run's selection metric and its direction (run.json, else the spec; an old run without
+    a mode: accuracies are maximized, everything else minimized)."""
+    info, spec = read_run_info(run_dir), read_spec(run_dir)
+    metric = info.get("metric") or spec["metric"]
+    return metric, info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
+
+
 def has_tables(run_dir: str | Path) -> bool:
     return all((Path(run_dir) / f).exists() for f in TABLES)
 

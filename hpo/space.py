@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hpo.contract import expand_cases
 from hpo.errors import SpecError, unknown_name
 
 
@@ -240,6 +241,23 @@ def grid_size(params: dict[str, Param]) -> int:
         if isinstance(p, Distribution) and p.enumerated:
             n *= len(p.values)
     return n
+
+
+def sample_configs(params: dict[str, Param], k: int = 4) -> list[dict[str, Any]]:
+    """k trainable configurations spread over the space (groups' cases merged): categorical
+    values in turn, a range's low, high and middle in turn; the first is every first candidate."""
+    base = {n: thaw(p.value) for n, p in params.items() if not isinstance(p, Distribution)}
+    out = []
+    for i in range(k):
+        cfg = dict(base)
+        for name, p in params.items():
+            if isinstance(p, Distribution):
+                c = p.candidates() if p.is_categorical else [p.low, p.high, p.middle()]
+                cfg[name] = thaw(c[i % len(c)])
+                if p.is_integer:
+                    cfg[name] = int(cfg[name])
+        out.append(expand_cases(cfg, groups(params)))
+    return out
 
 
 def searched(params: dict[str, Param]) -> dict[str, Distribution]:

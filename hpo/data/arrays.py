@@ -91,7 +91,6 @@ def to_dataset(arrays: dict[str, Any], where: str, name: str, val_size: int | No
     """An ArrayDataset from checked arrays; labels as int64 (classification) or float32."""
     a = check_arrays(arrays, where, task)
     task = infer_task(a, task)
-    ys = [a[k] for k in ("y_train", "y_val", "y_test") if k in a]
     if task == "classification":
         for k in ("y_train", "y_val", "y_test"):
             if k in a:

@@ -39,7 +39,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     data = load_run(run_dir)
     html = render(data)
     out = Path(out) if out else Path("reports") / f"{Path(run_dir).name}.html"
-    for path in (data.run_dir / REPORT_FILE, out):
+    targets = {p.resolve(): p for p in (data.run_dir / REPORT_FILE, out)}  # once when out is that file
+    for path in targets.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(html, encoding="utf-8")

@@ -15,8 +15,10 @@ from hpo.report.load import RunData
 def confirm_data(data: RunData) -> dict[str, Any] | None:
     """{table, trials, verdict, seeds} or None when the run has no (readable) confirmation."""
     trials = confirm.confirm_trials(data.run_dir)
-    ct = confirm.confirm_table(data.run_dir)
-    if trials is None or ct is None:
+    if trials is None:
+        return None
+    ct = confirm.confirm_table(data.run_dir, trials)
+    if ct is None:
         return None
     verdict = None
     m, sd = f"{data.metric} mean", f"{data.metric} std"

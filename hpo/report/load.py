@@ -52,8 +52,7 @@ def load_run(run_dir: str | Path) -> RunData:
     spec = results.read_spec(run_dir)
     info = results.read_run_info(run_dir)
     trials, history = results.load_tables(run_dir)
-    metric = info.get("metric") or spec["metric"]
-    mode = info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
+    metric, mode = results.metric_and_mode(run_dir)
     return RunData(run_dir, spec, info, trials, history, metric, mode, info.get("metrics", {}))
 
 

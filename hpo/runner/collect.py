@@ -40,24 +40,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def trial_events(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The last end event (complete / error) of each trial in events.jsonl."""
-    return {e["trial_id"]: e for e in read_jsonl(Path(run_dir) / "events.jsonl")
+def _event_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / "events.jsonl")
+
+
+def trial_events(run_dir: str | Path, log: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The last end event (complete / error) of each trial in events.jsonl (or in `log`, the
+    lines already read)."""
+    return {e["trial_id"]: e for e in (_event_log(run_dir) if log is None else log)
             if e.get("trial_id") and e.get("event") in ("complete", "error")}
 
 
-def start_order(run_dir: str | Path) -> dict[str, int]:
+def start_order(run_dir: str | Path, log: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """trial_id -> index in the order trials first started."""
     order: dict[str, int] = {}
-    for e in read_jsonl(Path(run_dir) / "events.jsonl"):
+    for e in _event_log(run_dir) if log is None else log:
         if e.get("event") == "start" and e.get("trial_id") not in order:
             order[e["trial_id"]] = len(order)
     return order
 
 
-def abort_reason(run_dir: str | Path) -> str | None:
+def abort_reason(run_dir: str | Path, log: list[dict[str, Any]] | None = None) -> str | None:
     """Why the experiment was aborted (failure.max_failed_trials), or None."""
-    for e in read_jsonl(Path(run_dir) / "events.jsonl"):
+    for e in _event_log(run_dir) if log is None else log:
         if e.get("event") == "abort":
             return str(e.get("reason"))
     return None
@@ -77,7 +82,7 @@ def trial_index(trial_id: str) -> int:
 class _Run:
     """What every trial row needs from the run: spec, metric modes, events."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, log: list[dict[str, Any]]) -> None:
         from hpo.schedulers import display_name
 
         spec = read_spec(run_dir)
@@ -85,9 +90,9 @@ class _Run:
         self.modes: dict[str, str] = read_run_info(run_dir).get("metrics", {})
         self.searched = [k for k, v in self.params.items() if isinstance(v, dict)]
         self.max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
-        self.aborted = abort_reason(run_dir) is not None
+        self.aborted = abort_reason(run_dir, log) is not None
         self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
-        self.events = trial_events(run_dir)
+        self.events = trial_events(run_dir, log)
         self.cases = _spec_cases(self.params)
 
     def config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +112,9 @@ class _Run:
 def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, Any]]]:
     """(trials, history, artifacts) rebuilt from the raw files in a run folder."""
     run_dir = Path(run_dir)
-    run = _Run(run_dir)
-    order = start_order(run_dir)
+    log = _event_log(run_dir)  # read once: end events, aborts and the start order
+    run = _Run(run_dir, log)
+    order = start_order(run_dir, log)
     trials, history = [], []
     artifacts: dict[str, dict[str, Any]] = {}
     for d in _trial_dirs(run_dir):

@@ -30,6 +30,7 @@ class RunResult:
     best: pd.Series | None
     wall_time_s: float
     state: str
+    storage: Storage  # where the run folder lives (its bucket, for a URI storage)
 
 
 def unique_run_dir(storage: Storage | Path, name: str) -> Path:
@@ -95,4 +96,4 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
     if aborted:
         print(f"hpo: ABORTED: {aborted}", file=out)
     best = results.best_trial(trials, exp.spec.metric, exp.mode)
-    return RunResult(run_dir, trials, history, best, time.time() - t0, state)
+    return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage)

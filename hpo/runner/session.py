@@ -48,17 +48,11 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
         # working_dir, where this driver runs, would then be deleted under it)
         ctx = ray.init(address=address, **kwargs)
     else:
-        from hpo.refs import search_path
-
         # Ray 2.60 turns token authentication on for a new local cluster (kept on) and warns
         # about it on every start; hpo's own line below says the same and how to get the token
-        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-            _TokenNotice())
-        # workers find user code (`model:`, a module:function) where the driver did
-        pythonpath = os.pathsep.join([*search_path(), *filter(None, [os.environ.get("PYTHONPATH")])])
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
         ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up",
-                                    "env_vars": {"PYTHONPATH": pythonpath}},
+                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
                        **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:
@@ -70,6 +64,9 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
 class _TokenNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith("Token authentication is enabled for this Ray cluster")
+
+
+_TOKEN_NOTICE = _TokenNotice()  # (adding the same filter again is a no-op)
 
 
 def check_cluster(exp: Experiment) -> None:
