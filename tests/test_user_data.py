@@ -89,6 +89,33 @@ def test_csv_regression_and_class_names(project):
     assert exp.dataset.n_classes == 2
 
 
+IMAGES = '''
+from pydantic import BaseModel
+from torch import nn
+
+
+class P(BaseModel):
+    width: int = 8
+
+
+def build(p: P, input_shape, n_outputs):
+    assert len(input_shape) == 3, input_shape  # (C, H, W): grey images get their channel axis
+    return nn.Sequential(nn.Conv2d(input_shape[0], 2, 3, padding=1), nn.Flatten(),
+                         nn.Linear(2 * input_shape[1] * input_shape[2], n_outputs))
+'''
+
+
+def test_grey_images_reach_the_model_as_in_training(project):
+    (project / "image_models.py").write_text(IMAGES)
+    rng = np.random.default_rng(0)
+    np.savez(project / "d.npz", x_train=rng.integers(0, 255, (60, 12, 12), dtype=np.uint8),
+             y_train=rng.integers(0, 2, 60), x_test=rng.integers(0, 255, (20, 12, 12), dtype=np.uint8),
+             y_test=rng.integers(0, 2, 20))
+    path = spec(project, **{"user_models:build": "image_models:build"})
+    assert hpo.validate(path).dataset.input_shape == (12, 12)  # the forward pass sees (2, 1, 12, 12)
+    assert hpo.make_plan(path).epoch_s > 0  # and so does the plan's timing
+
+
 def test_dataset_function(project):
     exp = hpo.validate(spec(project, "user_models:data_fn"))
     assert exp.dataset.input_shape == (3,) and exp.dataset.n_classes == 2

@@ -92,11 +92,15 @@ def _params_model(build: Any, ref: str) -> type[BaseModel]:
     return ann
 
 
-def input_shape(data: ArrayDataset) -> tuple[int, ...]:
+def model_shape(example_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of one example as a model sees it: images get a channel axis ((28, 28) ->
     (1, 28, 28)); tables and (C, H, W) images stay as they are."""
-    shape = tuple(int(d) for d in data.x_train.shape[1:])
+    shape = tuple(int(d) for d in example_shape)
     return (1, *shape) if len(shape) == 2 else shape
+
+
+def input_shape(data: ArrayDataset) -> tuple[int, ...]:
+    return model_shape(data.x_train.shape[1:])
 
 
 def _build(ref: str, config: dict[str, Any], shape: tuple[int, ...], n_outputs: int) -> Any:
@@ -112,6 +116,7 @@ def check_forward(ref: str, config: dict[str, Any], shape: tuple[int, ...], n_cl
     import torch
 
     n_out = n_classes or 1
+    shape = model_shape(shape)  # as training feeds it (grey images get their channel axis)
     try:
         _, model = _build(ref, config, shape, n_out)
         model.eval()
@@ -153,8 +158,9 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     from hpo.trainables.loop import time_epoch
 
     assert model is not None
-    cfg, _ = _build(model, config, input_shape, n_classes or 1)
-    return time_epoch(cfg, lambda: _build(model, config, input_shape, n_classes or 1)[1], input_shape,
+    cfg = resolve(model)[2].model_validate(config)
+    shape = model_shape(input_shape)
+    return time_epoch(cfg, lambda: _build(model, config, shape, n_classes or 1)[1], shape,
                       max(n_classes, 1), sizes, threads, task="classification" if n_classes else "regression")
 
 
@@ -162,5 +168,4 @@ def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes
                model: str | None = None) -> Any:
     """The user's network for `config`, untrained (to load saved weights into)."""
     assert model is not None
-    shape = (1, *example_shape) if len(example_shape) == 2 else tuple(example_shape)
-    return _build(model, config, shape, n_classes or 1)[1]
+    return _build(model, config, model_shape(example_shape), n_classes or 1)[1]
