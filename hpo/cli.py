@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue <storage>/<name> if it exists (refused if the spec changed)")
     r.add_argument("--force", action="store_true", help="with --resume: even if the spec changed")
+    r.add_argument("--from", dest="warm_start", metavar="RUN_DIR",
+                   help="warm-start the searcher from the finished trials of a run of the same space")
     r.set_defaults(func=cmd_run)
 
     sb = sub.add_parser("submit", help="run an experiment as a Ray Job on a cluster")
@@ -74,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     rs.add_argument("--no-dashboard", action="store_true")
     rs.add_argument("--quiet", action="store_true")
+    rs.add_argument("--more", type=int, metavar="N",
+                    help="add N more samples to a finished run, keeping every trial it has")
     rs.set_defaults(func=cmd_resume)
 
     pl = sub.add_parser("plan", help="validate a spec and say what running it would take")
@@ -139,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hpo.experiment import load_experiment
     from hpo.runner import resume, run
 
-    exp = load_experiment(args.spec, args.overrides, local=args.address is None)
+    overrides = [*args.overrides, *([f"warm_start={args.warm_start}"] if args.warm_start else [])]
+    exp = load_experiment(args.spec, overrides, local=args.address is None)
     kw = {"address": args.address, "dashboard": not args.no_dashboard,
           "verbose": 1 if args.verbose and not args.quiet else 0}
     storage = None
@@ -163,15 +168,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from hpo.experiment import load_experiment
     from hpo.results import require_run_dir
-    from hpo.runner import resume
+    from hpo.runner import extend, extension_overrides, resume
     from hpo.storage import locate
 
     storage, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name>
     require_run_dir(run_dir)
+    kw = {"address": args.address, "dashboard": not args.no_dashboard, "verbose": 0 if args.quiet else 1,
+          "storage": storage}
+    if args.more is not None:
+        exp = load_experiment(run_dir / "spec.yaml", extension_overrides(run_dir, args.more),
+                              local=args.address is None)
+        return _finish(extend(exp, run_dir, **kw), exp)
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
-    res = resume(exp, run_dir, address=args.address, dashboard=not args.no_dashboard,
-                 verbose=0 if args.quiet else 1, storage=storage)
-    return _finish(res, exp)
+    return _finish(resume(exp, run_dir, **kw), exp)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -35,6 +35,16 @@ class Experiment:
     mode: str
     metrics: dict[str, str] = field(default_factory=dict)  # what the trainable reports on this data
     tracking: dict[str, Any] = field(default_factory=dict)  # tracker name -> validated options
+    prior: tuple[tuple[dict[str, Any], dict[str, float]], ...] = ()  # warm start: (config, values)
+
+    @property
+    def objectives(self) -> dict[str, str]:
+        """metric -> direction of every objective (empty: one metric, `spec.metric`)."""
+        return dict(self.spec.objectives)
+
+    @property
+    def constraints(self) -> dict[str, tuple[float | None, float | None]]:
+        return {k: (b.min, b.max) for k, b in self.spec.constraints.items()}
 
     @property
     def n_trials(self) -> int:
@@ -78,6 +88,11 @@ def check(spec: Spec, local: bool = True) -> Experiment:
                             f"{dataset.task} dataset (user data: integer labels mean classification; "
                             f"set dataset.task to say otherwise). Metrics here: "
                             f"{', '.join(sorted(metrics))}.", field="metric")
+    targets = {**{k: v for k, v in metrics.items() if not k.startswith("test_")}, **trainable.attributes}
+    _check_objectives(spec, targets)
+    declared = spec.metric is not None
+    if not declared:  # the first objective is the primary one (ranking, confirm, report)
+        spec = spec.model_copy(update={"metric": next(iter(spec.objectives))})
     mode = _check_metric(spec, metrics)
     params = {k: parse_param(k, v) for k, v in spec.params.items()}
     _check_params(params, trainable, spec)
@@ -89,7 +104,6 @@ def check(spec: Spec, local: bool = True) -> Experiment:
 
     searcher = SEARCHERS.get(spec.searcher.name, field="searcher.name")
     s_opts = _options(searcher.options, spec.searcher.options, "searcher")
-    searcher.check(params)
     scheduler = SCHEDULERS.get(spec.scheduler.name, field="scheduler.name")
     t_opts = _options(scheduler.options, spec.scheduler.options, "scheduler")
     if scheduler.searchers is not None and spec.searcher.name not in scheduler.searchers:
@@ -98,6 +112,14 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             f"`{spec.searcher.name}`; use searcher {' or '.join(scheduler.searchers)}.",
             field="searcher.name",
         )
+    if len(spec.objectives) > 1 and scheduler.one_metric and not declared:
+        raise SpecError(f"scheduler `{spec.scheduler.name}` compares trials by one metric, and "
+                        f"{len(spec.objectives)} objectives are given; name the primary one with "
+                        f"`metric:` (one of {', '.join(spec.objectives)}), or use scheduler fifo.",
+                        field="scheduler.name")
+    searcher.check(params, s_opts, dict(spec.objectives) or {spec.metric: mode})
+    _check_points(spec, params, searcher, trainable)
+    prior = _warm_start(spec, params, searcher) if spec.warm_start else ()
     if scheduler.check is not None:
         scheduler.check(t_opts, spec.budget.max_epochs)
     if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
@@ -113,7 +135,103 @@ def check(spec: Spec, local: bool = True) -> Experiment:
     if local:
         _check_resources(spec)
     return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics,
-                      tracking)
+                      tracking, prior)
+
+
+def _check_objectives(spec: Spec, targets: dict[str, str]) -> None:
+    """Objectives and constraints name what a trial reports, in its natural direction."""
+    for name, direction in spec.objectives.items():
+        field = f"objectives.{name}"
+        if name.startswith("test_"):
+            raise SpecError("the test set never drives selection; use the validation metric "
+                            f"`val_{name[5:]}`.", field=field)
+        if name not in targets:
+            raise SpecError(f"trainable `{spec.trainable}` does not report "
+                            + unknown_name("metric", name, targets).removeprefix("unknown "), field=field)
+        if direction != targets[name]:
+            raise SpecError(f"`{name}` is to be {'maximized' if targets[name] == 'max' else 'minimized'}; "
+                            f"`{direction}` would search for the worst trials. Use {name}: "
+                            f"{targets[name]}.", field=field)
+    for name in spec.constraints:
+        if name not in targets:
+            raise SpecError("a constraint on a value no trial reports: "
+                            + unknown_name("metric", name, targets).removeprefix("unknown "),
+                            field=f"constraints.{name}")
+
+
+def _check_points(spec: Spec, params: dict[str, Param], searcher: SearcherEntry,
+                  trainable: TrainableInfo) -> None:
+    """Each known point gives every searched parameter a value of its distribution."""
+    from hpo.contract import expand_cases
+    from hpo.optuna_space import point_error
+
+    if not spec.points_to_evaluate:
+        return
+    if not searcher.points:
+        raise SpecError(f"searcher `{spec.searcher.name}` tries every grid point already; "
+                        f"points_to_evaluate are for random, optuna and nevergrad.",
+                        field="points_to_evaluate")
+    names = searched(params)
+    base = {k: thaw(p.value) for k, p in params.items() if not isinstance(p, Distribution)}
+    for i, point in enumerate(spec.points_to_evaluate):
+        field = f"points_to_evaluate[{i}]"
+        for k in point:
+            if k not in names:
+                raise SpecError(f"`{k}` is not a searched parameter.{did_you_mean(k, names)} "
+                                f"Searched: {', '.join(names)}.", field=field)
+        missing = [k for k in names if k not in point]
+        if missing:
+            raise SpecError(f"missing {', '.join(missing)}: a point gives every searched "
+                            f"parameter ({', '.join(names)}).", field=field)
+        for k, v in point.items():
+            err = point_error(names[k], v)
+            if err:
+                raise SpecError(f"{err}.", field=f"{field}.{k}")
+        _validate(trainable.config_model, expand_cases({**base, **point}, groups(params)), None)
+
+
+def _warm_start(spec: Spec, params: dict[str, Param], searcher: SearcherEntry) -> tuple[Any, ...]:
+    """The finished trials of an earlier run of the same space: (config, values) pairs."""
+    from hpo import results
+
+    field = "warm_start"
+    if not searcher.model_based:
+        raise SpecError(f"searcher `{spec.searcher.name}` does not learn from results, so earlier "
+                        f"trials cannot guide it; warm starts are for optuna and nevergrad.", field=field)
+    run_dir = Path(spec.warm_start).expanduser()  # type: ignore[arg-type]
+    try:
+        results.require_run_dir(run_dir)
+        trials, _ = results.load_tables(run_dir)
+    except SpecError as e:
+        raise SpecError(e.message, field=field, file=e.file) from None
+    old = {k: p for k, v in (results.read_spec(run_dir).get("params") or {}).items()
+           if isinstance(p := parse_param(k, v), Distribution)}
+    new = searched(params)
+    why = {True: "only in the earlier run", False: "only here"}
+    diff = [f"{k} ({why[k in old] if (k in old) != (k in new) else 'different distribution'})"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        raise SpecError(f"run {run_dir} searched a different space: {', '.join(diff)}. A warm "
+                        f"start needs the same searched parameters and distributions.", field=field)
+    goals = dict(spec.objectives) or {spec.metric: ""}
+    out = []
+    for _, row in results.eligible(trials, spec.metric).iterrows():
+        if row["status"] not in results.DONE:
+            continue
+        config = results.trial_config(row)
+        point = {}
+        for k, p in new.items():
+            if p.is_group:
+                case = p.values[p.labels().index(row[f"param.{k}"])]
+                point[k] = {c: config[c] for c in case}
+            else:
+                point[k] = config[k]
+        values = {m: float(row[results.objective_column(trials, m)]) for m in
+                  {*goals, *spec.constraints}}
+        out.append((point, values))
+    if not out:
+        raise SpecError(f"run {run_dir} has no finished trial to start from.", field=field)
+    return tuple(out)
 
 
 def _check_metric(spec: Spec, metrics: dict[str, str]) -> str:

@@ -130,12 +130,22 @@ def selection_column(trials: pd.DataFrame, metric: str) -> str:
     return f"best_{metric}" if f"best_{metric}" in trials else metric
 
 
+def objective_column(trials: pd.DataFrame, name: str) -> str:
+    """The column of an objective or constrained value: a metric's best over the epochs, or a
+    per-trial value such as `n_params`."""
+    return selection_column(trials, name)
+
+
 def eligible(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Trials that may be selected as best: an eligible status and a value of `metric`."""
+    """Trials that may be selected as best: an eligible status, a value of `metric`, and
+    within the constraints (when the run has any)."""
     if trials.empty:
         return trials
     col = selection_column(trials, metric)
-    return trials[trials["status"].isin(ELIGIBLE)].dropna(subset=[col])
+    ok = trials[trials["status"].isin(ELIGIBLE)].dropna(subset=[col])
+    if "feasible" in ok:
+        ok = ok[ok["feasible"].fillna(False).astype(bool)]
+    return ok
 
 
 def ranked(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:

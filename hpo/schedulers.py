@@ -54,6 +54,7 @@ class SchedulerEntry:
     build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
     display: str  # who stopped a trial, in status details: "stopped by ASHA at epoch 3"
     stops_early: bool = True  # stops trials before max_epochs (early-stopping audit, plan)
+    one_metric: bool = True  # compares trials by one metric (with objectives: the primary)
     needs_checkpoints: bool = False
     searchers: tuple[str, ...] | None = None  # None: any searcher
     # Synchronous HyperBand pauses trials until their bracket fills; a cap on live trials would
@@ -122,7 +123,8 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 
 
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
-SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early=False, in_packs="none"))
+SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early=False, one_metric=False,
+                                             in_packs="none"))
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving"))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
                                            pauses_trials=True, check=_hyperband_check))

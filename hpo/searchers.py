@@ -1,13 +1,14 @@
 """Searcher registry: what to try next. Each entry is Ray Tune's own implementation.
 
 An entry has an options model (validated before Ray starts; unknown options fail by name), a
-check of the search space it can handle, and a factory that imports Ray/Optuna lazily.
+check of the search space and objectives it can handle, and a factory that imports
+Ray/Optuna/Nevergrad lazily (:mod:`hpo.runner.optuna_search`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,22 +30,65 @@ class RandomOptions(_Options):
     seed: int | None = Field(None, description="default: the spec's seed")
 
 
+SAMPLERS = {  # name -> (what it is, what it needs, handles several objectives, numeric only)
+    "tpe": ("Tree-structured Parzen Estimator", None, True, False),
+    "gp": ("Gaussian-process Bayesian optimization", "scipy", True, False),
+    "cmaes": ("CMA-ES evolution strategy", "cmaes", False, True),
+    "qmc": ("quasi-Monte Carlo (Sobol) sampling", "scipy", True, False),
+    "random": ("independent random sampling", None, True, False),
+    "nsgaii": ("NSGA-II genetic algorithm", None, True, False),
+}
+
+
 class OptunaOptions(_Options):
-    sampler: Literal["tpe", "gp", "cmaes", "qmc", "random"] = "tpe"
+    sampler: Literal["tpe", "gp", "cmaes", "qmc", "random", "nsgaii"] = "tpe"
     seed: int | None = Field(None, description="default: the spec's seed")
-    n_startup_trials: int = Field(10, ge=0, description="random trials before TPE/GP model them")
-    multivariate: bool = Field(False, description="TPE: model parameters jointly")
+    n_startup_trials: int = Field(10, ge=0, description="random trials before TPE/GP/CMA-ES model them")
+    multivariate: bool = Field(True, description="TPE: model parameters jointly (BENCHMARKS.md)")
+    population_size: int = Field(20, ge=2, description="NSGA-II: trials per generation")
+
+
+NEVERGRAD_OPTIMIZERS = ("PSO", "DE", "TwoPointsDE", "CMA", "NGOpt", "OnePlusOne")
+
+
+class NevergradOptions(_Options):
+    optimizer: Literal["PSO", "DE", "TwoPointsDE", "CMA", "NGOpt", "OnePlusOne"] = "PSO"
+    seed: int | None = Field(None, description="default: the spec's seed")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a searcher is built from: the space, its options and the experiment's goals."""
+
+    params: dict[str, Param]
+    options: Any
+    seed: int
+    max_concurrent: int | None
+    metric: str  # the primary metric (schedulers, single-objective searchers)
+    mode: str
+    objectives: dict[str, str] = field(default_factory=dict)  # metric -> min|max, when several
+    constraints: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    points: tuple[dict[str, Any], ...] = ()  # configurations tried first
+    prior: tuple[tuple[dict[str, Any], dict[str, float]], ...] = ()  # (config, values) known
+    num_samples: int = 1
+    directions: dict[str, str] = field(default_factory=dict)  # every metric's natural direction
+
+    @property
+    def goals(self) -> dict[str, str]:
+        """metric -> direction the searcher optimizes (the objectives, else the one metric)."""
+        return self.objectives or {self.metric: self.mode}
 
 
 @dataclass(frozen=True)
 class SearcherEntry:
     options: type[_Options]
-    check: Callable[[dict[str, Param]], None]
-    # (params, options, seed, max_concurrent) -> (Ray search_alg, param_space)
-    build: Callable[..., tuple[Any, dict[str, Any]]]
+    check: Callable[[dict[str, Param], Any, dict[str, str]], None]  # (params, options, goals)
+    build: Callable[[Search], tuple[Any, dict[str, Any]]]  # -> (Ray search_alg, param_space)
+    model_based: bool = False  # learns from results: can be warm-started from earlier trials
+    points: bool = True  # takes points_to_evaluate
 
 
-def _grid_only(params: dict[str, Param]) -> None:
+def _grid_only(params: dict[str, Param], opts: Any, goals: dict[str, str]) -> None:
     for name, p in searched(params).items():
         if not p.enumerated:
             raise SpecError(
@@ -53,72 +97,96 @@ def _grid_only(params: dict[str, Param]) -> None:
                 f"distributions.",
                 field=f"params.{name}",
             )
+        if p.is_conditional:
+            raise SpecError(
+                "a case here samples parameters of its own (a distribution inside a case); the "
+                "grid searcher only enumerates fixed values. Give fixed values in every case, "
+                "or use searcher random / optuna.", field=f"params.{name}.grid")
     if not searched(params):
         raise SpecError("no parameter is searched: give at least one `{grid: [...]}`.",
                         field="params")
 
 
-def _any(params: dict[str, Param]) -> None:
+def _any(params: dict[str, Param], opts: Any, goals: dict[str, str]) -> None:
     if not searched(params):
         raise SpecError("no parameter is searched: give at least one distribution.",
                         field="params")
 
 
-def _no_grid(params: dict[str, Param]) -> None:
-    _any(params)
+def _sampled(params: dict[str, Param], who: str) -> None:
+    """Model-based searchers sample every value: no grids."""
+    _any(params, None, {})
     for name, p in searched(params).items():
-        if p.is_group:
-            raise SpecError(
-                "a group of cases (a list of mappings) is enumerated by searcher `grid` or "
-                "sampled by `random`; Optuna samples single values. Use searcher grid/random, "
-                "or search each parameter with its own `choice`.",
-                field=f"params.{name}.{p.kind}")
         if p.enumerated:
             raise SpecError(
-                "Optuna samples every parameter and cannot enumerate a grid; use "
+                f"{who} samples every parameter and cannot enumerate a grid; use "
                 "`choice: [...]` with the same values (and budget.num_samples for how many).",
                 field=f"params.{name}.grid",
             )
 
 
-def _basic(params: dict[str, Param], opts: Any, seed: int, max_concurrent: int | None) -> Any:
+def _optuna_check(params: dict[str, Param], opts: OptunaOptions, goals: dict[str, str]) -> None:
+    _sampled(params, "Optuna")
+    what, needs, multi, numeric = SAMPLERS[opts.sampler]
+    if len(goals) > 1 and not multi:
+        raise SpecError(f"sampler `{opts.sampler}` ({what}) optimizes one objective; with "
+                        f"{len(goals)} objectives use sampler nsgaii or tpe.", field="searcher.sampler")
+    if numeric and all(p.is_categorical for p in searched(params).values()):
+        raise SpecError(f"sampler `{opts.sampler}` ({what}) models numeric parameters only, and "
+                        f"every searched parameter here is categorical; use tpe or nsgaii.",
+                        field="searcher.sampler")
+    if needs:
+        import importlib.util
+
+        if importlib.util.find_spec(needs) is None:
+            raise SpecError(f"sampler `{opts.sampler}` needs the `{needs}` package, which is not "
+                            f"installed: pip install {needs}", field="searcher.sampler")
+
+
+def _nevergrad_check(params: dict[str, Param], opts: NevergradOptions, goals: dict[str, str]) -> None:
+    _sampled(params, "Nevergrad")
+    if len(goals) > 1:
+        raise SpecError("searcher `nevergrad` optimizes one objective; with several objectives "
+                        "use searcher optuna (sampler nsgaii or tpe).", field="searcher.name")
+    for name, p in searched(params).items():
+        if p.is_group:
+            raise SpecError("Nevergrad searches flat spaces; a group of cases is searched by "
+                            "random or optuna.", field=f"params.{name}.{p.kind}")
+        if p.q is not None:
+            raise SpecError(f"Nevergrad takes no quantized distributions (`{p.kind}`); use "
+                            f"{p.kind[1:]} or randint.", field=f"params.{name}.{p.kind}")
+    import importlib.util
+
+    if importlib.util.find_spec("nevergrad") is None:
+        raise SpecError("searcher `nevergrad` needs the `nevergrad` package, which is not "
+                        "installed: pip install nevergrad", field="searcher.name")
+
+
+def _basic(s: Search) -> Any:
     from ray.tune.search import BasicVariantGenerator
 
-    s = getattr(opts, "seed", None)
+    seed = getattr(s.options, "seed", None)
     # Ray ignores TuneConfig.max_concurrent_trials for a variant generator: it takes its own
-    gen = BasicVariantGenerator(random_state=seed if s is None else s,
-                                max_concurrent=max_concurrent or 0)
-    return gen, to_param_space(params)
+    gen = BasicVariantGenerator(random_state=s.seed if seed is None else seed,
+                                max_concurrent=s.max_concurrent or 0,
+                                points_to_evaluate=[dict(p) for p in s.points] or None)
+    return gen, to_param_space(s.params)
 
 
-def _optuna(params: dict[str, Param], opts: OptunaOptions, seed: int, max_concurrent: int | None) -> Any:
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+def _optuna(s: Search) -> Any:
+    from hpo.runner.optuna_search import build
 
-    s = seed if opts.seed is None else opts.seed
-    samplers: dict[str, Callable[[], Any]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(
-            seed=s, n_startup_trials=opts.n_startup_trials, multivariate=opts.multivariate),
-        "gp": lambda: optuna.samplers.GPSampler(seed=s, n_startup_trials=opts.n_startup_trials),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=s, n_startup_trials=opts.n_startup_trials),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=s),
-        "random": lambda: optuna.samplers.RandomSampler(seed=s),
-    }
-    try:
-        sampler = samplers[opts.sampler]()
-    except ImportError as e:
-        raise SpecError(f"sampler `{opts.sampler}` needs an extra package: {e}. "
-                        f"Install it with `pip install {e.name or 'cmaes scipy'}`.",
-                        field="searcher.sampler") from None
-    # Tune hands the whole param space (domains and constants) and metric/mode to the searcher
-    alg = OptunaSearch(sampler=sampler)
-    if max_concurrent:
-        alg = ConcurrencyLimiter(alg, max_concurrent=max_concurrent)
-    return alg, to_param_space(params)
+    return build(s)
+
+
+def _nevergrad(s: Search) -> Any:
+    from hpo.runner.nevergrad_search import build_nevergrad
+
+    return build_nevergrad(s)
 
 
 SEARCHERS: Registry[SearcherEntry] = Registry("searcher")
-SEARCHERS.add("grid", SearcherEntry(GridOptions, _grid_only, _basic))
+SEARCHERS.add("grid", SearcherEntry(GridOptions, _grid_only, _basic, points=False))
 SEARCHERS.add("random", SearcherEntry(RandomOptions, _any, _basic))
-SEARCHERS.add("optuna", SearcherEntry(OptunaOptions, _no_grid, _optuna))
+SEARCHERS.add("optuna", SearcherEntry(OptunaOptions, _optuna_check, _optuna, model_based=True))
+SEARCHERS.add("nevergrad", SearcherEntry(NevergradOptions, _nevergrad_check, _nevergrad, model_based=True))

@@ -41,7 +41,13 @@ def _tune(name: str, *args: Callable[[Distribution], Any]) -> Callable[[Distribu
 
 
 def _values(p: Distribution) -> list[Any]:
-    return [thaw(v) for v in p.values]
+    return [_tune_case(v) if isinstance(v, dict) else thaw(v) for v in p.values]
+
+
+def _tune_case(case: dict[str, Any]) -> dict[str, Any]:
+    """A case for Ray: its distributions as Tune domains (Ray samples them once the case is
+    chosen, so a parameter exists only in its case)."""
+    return {k: to_tune(v) if isinstance(v, Distribution) else thaw(v) for k, v in case.items()}
 
 
 def _low(p: Distribution) -> float:
@@ -110,8 +116,29 @@ class Distribution:
         """A grid/choice of mappings: each value sets several parameters together (a case)."""
         return self.is_categorical and isinstance(self.values[0], dict)
 
+    @property
+    def is_conditional(self) -> bool:
+        """A group whose cases search parameters of their own (e.g. sgd's momentum)."""
+        return self.is_group and any(isinstance(v, Distribution) for c in self.values for v in c.values())
+
+    def labels(self) -> list[str]:
+        """One readable name per case (the values it fixes; `case <i>` when it fixes none)."""
+        return [case_label(c) or f"case {i + 1}" for i, c in enumerate(self.values)]
+
+    def case_of(self, value: dict[str, Any]) -> int | None:
+        """Which case a trial's chosen mapping is: same parameters, same fixed values."""
+        for i, c in enumerate(self.values):
+            if set(c) == set(value) and all(isinstance(v, Distribution) or thaw(v) == value[k]
+                                             for k, v in c.items()):
+                return i
+        return None
+
     def candidates(self) -> list[Any]:
-        """Values to check against the trainable's config model: all for categorical, else bounds."""
+        """Values to check against the trainable's config model: all for categorical (a
+        conditional case once with its ranges' lows, once with their highs), else bounds."""
+        if self.is_group:
+            return [concrete_case(c, j) for c in self.values
+                    for j in range(2 if any(isinstance(v, Distribution) for v in c.values()) else 1)]
         if self.is_categorical:
             return list(self.values)
         if self.is_integer:
@@ -131,6 +158,8 @@ class Distribution:
         """The matching Optuna distribution (categories as JSON strings for lists)."""
         import optuna.distributions as od
 
+        if self.is_group:
+            return od.CategoricalDistribution(self.labels())
         if self.is_categorical:
             return od.CategoricalDistribution([optuna_category(thaw(v)) for v in self.values])
         if self.is_integer:
@@ -169,6 +198,8 @@ def parse_param(name: str, raw: Any) -> Param:
         if not args:
             raise SpecError(f"`{kind}` needs at least one value, got an empty list.", field=field)
         _check_cases(args, field)
+        if isinstance(args[0], dict):
+            return Distribution(kind, values=tuple(_parse_case(c, i, field) for i, c in enumerate(args)))
         return Distribution(kind, values=tuple(_freeze(v) for v in args))
     n = KINDS[kind].n_args
     if len(args) != n or not all(_is_number(a) for a in args):
@@ -203,14 +234,45 @@ def _check_cases(args: list[Any], field: str) -> None:
             if not isinstance(k, str) or not k.isidentifier():
                 raise SpecError(f"case {i + 1}: parameter name {k!r} must be an identifier.",
                                 field=field)
-            if isinstance(case[k], dict):
-                raise SpecError(f"case {i + 1}: `{k}` is a mapping; a case sets plain values "
-                                f"(cases cannot hold distributions or nested cases).", field=field)
+
+
+def _parse_case(case: dict[str, Any], i: int, field: str) -> dict[str, Any]:
+    """A case's values: plain values, or a sampled distribution of its own (a conditional
+    parameter, e.g. `momentum: {uniform: [0, 0.99]}` in the sgd case only)."""
+    out: dict[str, Any] = {}
+    for k, v in case.items():
+        if not isinstance(v, dict):
+            out[k] = _freeze(v)
+            continue
+        p = parse_param(k, v)
+        where = f"case {i + 1}: `{k}`"
+        if isinstance(p, Distribution) and p.enumerated:
+            raise SpecError(f"{where} is a `grid`; inside a case a parameter is fixed or sampled "
+                            f"(choice, uniform, loguniform, ...), never enumerated.", field=field)
+        if isinstance(p, Distribution) and p.is_group:
+            raise SpecError(f"{where} holds cases of its own; cases do not nest.", field=field)
+        out[k] = p
+    return out
+
+
+def concrete_case(case: dict[str, Any], j: int = 0) -> dict[str, Any]:
+    """A case with each of its distributions replaced by a value: its low (j even) or high
+    (j odd) bound, or its j-th category."""
+    out = {}
+    for k, v in case.items():
+        if isinstance(v, Distribution):
+            c = v.candidates()
+            x = thaw(c[j % len(c)])
+            out[k] = int(x) if v.is_integer else x
+        else:
+            out[k] = thaw(v)
+    return out
 
 
 def case_label(case: dict[str, Any]) -> str:
-    """A short readable name for a case: "optimizer=sgd, momentum=0.9, lr=0.01"."""
-    return ", ".join(f"{k}={thaw(v)}" for k, v in case.items())
+    """A short readable name for a case: "optimizer=sgd, momentum=0.9, lr=0.01" (the values it
+    fixes; its sampled parameters are not part of its name)."""
+    return ", ".join(f"{k}={thaw(v)}" for k, v in case.items() if not isinstance(v, Distribution))
 
 
 def groups(params: dict[str, Param]) -> list[str]:
@@ -253,7 +315,7 @@ def sample_configs(params: dict[str, Param], k: int = 4) -> list[dict[str, Any]]
         for name, p in params.items():
             if isinstance(p, Distribution):
                 c = p.candidates() if p.is_categorical else [p.low, p.high, p.middle()]
-                cfg[name] = thaw(c[i % len(c)])
+                cfg[name] = concrete_case(c[i % len(c)]) if p.is_group else thaw(c[i % len(c)])
                 if p.is_integer:
                     cfg[name] = int(cfg[name])
         out.append(expand_cases(cfg, groups(params)))

@@ -86,6 +86,19 @@ class DatasetSpec(_Strict):
         None, description="user data: default classification for integer labels, else regression")
 
 
+class Bound(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min:, max: or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} > max {self.max:g}: no trial could satisfy it")
+        return self
+
+
 class ComponentSpec(BaseModel):
     """A searcher or scheduler: a registry name plus its options at the same level."""
 
@@ -103,8 +116,16 @@ class Spec(_Strict):
     trainable: str = Field("", description="a built-in trainable, `model`, or a module:function")
     model: str | None = Field(None, description="your own model: `module:function` building an nn.Module")
     dataset: DatasetSpec
-    metric: str
+    metric: str | None = Field(None, description="the selection metric (with objectives: the primary one)")
     mode: Literal["min", "max"] | None = None
+    objectives: dict[str, Literal["min", "max"]] = Field(
+        default_factory=dict, description="several metrics searched at once: metric -> min | max")
+    constraints: dict[str, Bound] = Field(
+        default_factory=dict, description="metric -> {min:, max:}: trials outside are infeasible")
+    points_to_evaluate: list[dict[str, Any]] = Field(
+        default_factory=list, description="configurations tried first (every searched parameter)")
+    warm_start: str | None = Field(
+        None, description="an earlier run folder of the same space: its trials seed the searcher")
     searcher: ComponentSpec = ComponentSpec(name="grid")
     scheduler: ComponentSpec = ComponentSpec(name="fifo")
     budget: Budget = Budget()
@@ -137,6 +158,24 @@ class Spec(_Strict):
         elif not self.trainable:
             raise ValueError("give `trainable:` (a built-in one, e.g. mlp) or `model:` (your own "
                              "nn.Module, `package.module:build`).")
+        return self
+
+    @field_validator("objectives")
+    @classmethod
+    def _several(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) == 1:
+            raise ValueError("names one metric; with one metric use `metric:` (and `mode:`), "
+                             "with several name each with its direction")
+        return v
+
+    @model_validator(mode="after")
+    def _metric_or_objectives(self) -> Spec:
+        if self.metric is None and not self.objectives:
+            raise ValueError("give `metric:` (the one metric trials are selected by) or "
+                             "`objectives:` (several metrics, each with min | max).")
+        if self.objectives and self.metric is not None and self.metric not in self.objectives:
+            raise ValueError(f"metric: `{self.metric}` (the primary objective) must be one of the "
+                             f"objectives: {', '.join(self.objectives)}.")
         return self
 
     @field_validator("name")
@@ -268,6 +307,8 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
             lines.append(f"{loc}: unknown field.{hint} Allowed: {', '.join(allowed)}.")
         elif e["type"] == "missing":
             lines.append(f"{loc}: required field is missing.")
+        elif not loc:  # a check across fields: the message says which
+            lines.append(e["msg"].removeprefix("Value error, "))
         else:
             got = e.get("input")
             lines.append(f"{loc}: {e['msg'].removeprefix('Value error, ')} (got {got!r}).")

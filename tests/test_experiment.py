@@ -55,8 +55,30 @@ def test_lr_reg_is_the_4x4_study():
     (["params.setup={grid: [{lr: 0.5}]}"], r"case 1 sets `lr`, which is also given as params\.lr"),
     (["params.optimizer={grid: [{lr: 0.5}]}"], r"`optimizer` is a parameter of trainable `mlp`, so it cannot name a group"),
     (["params.setup={grid: [{batch_size: 50000}]}"], r"batch size 50000 is larger than the training set"),
-    (["searcher.name=optuna", "params.lr={choice: [0.1]}", "params.setup={choice: [{momentum: 0.5}]}"],
-     r"params\.setup\.choice: a group of cases .* Optuna samples single values"),
+    (["params.setup={grid: [{momentum: {uniform: [0, 0.9]}}]}"],
+     r"params\.setup\.grid: a case here samples parameters of its own .* grid searcher only enumerates"),
+    (["objectives={val_acc: max, val_los: min}"], r"objectives\.val_los: trainable `mlp` does not report metric `val_los`\. Did you mean `val_loss`"),
+    (["objectives={val_acc: max, n_params: max}"], r"objectives\.n_params: `n_params` is to be minimized; `max` would search for the worst"),
+    (["objectives={val_acc: max, test_acc: max}"], r"objectives\.test_acc: the test set never drives selection"),
+    (["objectives={val_acc: max}"], r"objectives: .*names one metric"),
+    (["metric=val_loss", "objectives={val_acc: max, n_params: min}"], r"metric: .*must be one of the objectives"),
+    (["metric=null", "objectives={val_acc: max, n_params: min}", "searcher=random", "params.lr={loguniform: [0.001, 1]}", "scheduler=asha"],
+     r"scheduler\.name: scheduler `asha` compares trials by one metric, and 2 objectives are given; name the primary one with `metric:`"),
+    (["constraints={n_parms: {max: 1000}}"], r"constraints\.n_parms: a constraint on a value no trial reports: .*Did you mean `n_params`"),
+    (["constraints={n_params: {min: 10, max: 1}}"], r"constraints\.n_params: min 10 > max 1"),
+    (["constraints={n_params: {}}"], r"constraints\.n_params: give min:, max: or both"),
+    (["searcher=random", "params.lr={loguniform: [0.001, 1]}", "points_to_evaluate=[{lr: 5}]"],
+     r"points_to_evaluate\[0\]\.lr: 5 is outside \[0\.001, 1\]"),
+    (["searcher=random", "params.lr={loguniform: [0.001, 1]}", "points_to_evaluate=[{lerning_rate: 0.1}]"],
+     r"points_to_evaluate\[0\]: `lerning_rate` is not a searched parameter"),
+    (["points_to_evaluate=[{lr: 0.1}]"], r"points_to_evaluate: searcher `grid` tries every grid point already"),
+    (["searcher={name: optuna, sampler: cmaes}", "params.lr={choice: [0.1, 0.01]}"],
+     r"searcher\.sampler: sampler `cmaes` .* models numeric parameters only"),
+    (["objectives={val_acc: max, n_params: min}", "searcher={name: optuna, sampler: cmaes}", "params.lr={loguniform: [0.001, 1]}"],
+     r"searcher\.sampler: sampler `cmaes` .* optimizes one objective; with 2 objectives use sampler nsgaii or tpe"),
+    (["searcher={name: nevergrad, optimizer: PSOO}", "params.lr={loguniform: [0.001, 1]}"], r"searcher\.optimizer: .*'PSO'"),
+    (["searcher=random", "params.lr={loguniform: [0.001, 1]}", "warm_start=runs/nothing"], r"warm_start: searcher `random` does not learn from results"),
+    (["searcher=optuna", "params.lr={loguniform: [0.001, 1]}", "warm_start=/nonexistent/run"], r"not a run folder"),
     (["scheduler.name=hyperband", "budget.max_epochs=2"], r"scheduler\.reduction_factor: hyperband with reduction_factor 3 needs budget\.max_epochs >= 9 \(got 2\)"),
     (["early_stopping.patience=0"], r"early_stopping\.patience: Input should be greater than or equal to 1"),
     (["confirm.seeds=1"], r"confirm\.seeds: Input should be greater than or equal to 2"),
@@ -71,13 +93,17 @@ def test_options_registries_cover_their_builders():
     # every registered searcher/scheduler validates its defaults and builds Ray's object
     from hpo.space import parse_param
 
-    params = {"lr": parse_param("lr", {"choice": [0.1, 0.01]})}
+    from hpo.searchers import Search
+
+    params = {"lr": parse_param("lr", {"loguniform": [0.001, 0.1]}), "batch_size": parse_param("b", 64)}
     for name in SEARCHERS:
         entry = SEARCHERS.get(name)
         if name == "grid":
             continue
-        alg, space = entry.build(params, entry.options(), 0, 2)
-        assert "lr" in space
+        entry.check(params, entry.options(), {"val_acc": "max"})
+        alg, space = entry.build(Search(params, entry.options(), 0, 2, "val_acc", "max"))
+        assert space["batch_size"] == 64
+        assert ("lr" in space) == (name == "random")  # model-based searchers sample it themselves
     for name in SCHEDULERS:
         entry = SCHEDULERS.get(name)
         sched = entry.build(entry.options(), params, 5, 0)

@@ -73,7 +73,9 @@ def test_a_grid_of_mappings_is_a_group_of_cases():
 @pytest.mark.parametrize("raw,match", [
     ({"grid": [{"lr": 0.1}, 0.2]}, r"mix of mappings and plain values"),
     ({"grid": [{}]}, r"case 1 is empty"),
-    ({"grid": [{"lr": {"uniform": [0, 1]}}]}, r"case 1: `lr` is a mapping"),
+    ({"choice": [{"lr": {"grid": [0.1, 1]}}]}, r"case 1: `lr` is a `grid`"),
+    ({"choice": [{"a": {"choice": [{"lr": 1}]}}]}, r"case 1: `a` holds cases of its own"),
+    ({"choice": [{"lr": {"uniform": [1, 0]}}]}, r"params.lr.uniform: low must be < high"),
 ])
 def test_bad_groups(raw, match):
     with pytest.raises(SpecError, match=match):

@@ -86,6 +86,12 @@ class TrainableInfo:
     def metrics(self) -> dict[str, str]:
         return dict(self.module.METRICS)
 
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Per-trial values besides the metrics that objectives and constraints may name
+        (hpo's loop reports `n_params` for every model it builds)."""
+        return {"n_params": "min"} if hasattr(self.module, "make_model") else {}
+
     def metrics_for(self, task: str) -> dict[str, str]:
         """The metrics it reports on a dataset of `task` (most trainables: always the same)."""
         return dict(getattr(self.module, "METRICS_BY_TASK", {}).get(task) or self.module.METRICS)

@@ -2,6 +2,7 @@
 
     run(exp) -> RunResult      a new run in a fresh folder <storage>/<name>
     resume(exp, run_dir)       continue an interrupted run in place
+    extend(exp, run_dir)       add samples to a finished run in place (hpo resume --more N)
 
 The runner is split by concern: :mod:`~hpo.runner.session` (Ray's start and the cluster check),
 :mod:`~hpo.runner.folder` (the run folder, run.json and the end of a run),
@@ -26,7 +27,7 @@ from hpo.runner.folder import RunResult, execute, run_info, unique_run_dir
 from hpo.spec import spec_to_yaml
 from hpo.storage import Storage, open_storage
 
-__all__ = ["RunResult", "resume", "run", "unique_run_dir"]
+__all__ = ["RunResult", "extend", "extension_overrides", "resume", "run", "unique_run_dir"]
 
 
 def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None = None,
@@ -87,3 +88,53 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
 
         run_confirm(exp, data, res, verbose, out, restore=True, storage=st)
     return res
+
+
+def extension_overrides(run_dir: str | Path, more: int) -> list[str]:
+    """The spec changes that turn a finished run's spec into `more` new samples of it: that
+    many samples, no known points (they ran), a searcher seed of its own (new draws, not the
+    first run's again) and, for a searcher that learns, the run's own trials as a warm start."""
+    from hpo.searchers import SEARCHERS
+
+    d = results.require_run_dir(run_dir)
+    info, spec = results.read_run_info(d), results.read_spec(d)
+    if info.get("state") != "finished":
+        raise SpecError(f"run state is `{info.get('state')}`; --more extends a finished run "
+                        f"(finish this one first: hpo resume {d}).", file=str(d))
+    if more < 1:
+        raise SpecError(f"--more takes a number of samples >= 1, got {more}.", field="--more")
+    searcher = spec.get("searcher") or {}
+    name = searcher.get("name", "grid") if isinstance(searcher, dict) else searcher
+    if name == "grid":
+        raise SpecError("a grid search is complete when it has run; to repeat it with other "
+                        "seeds use `confirm:` or budget.num_samples in a new run.", field="--more")
+    trials, _ = results.load_tables(d)
+    seed = (searcher.get("seed") if isinstance(searcher, dict) else None) or spec.get("seed") or 0
+    out = [f"budget.num_samples={more}", "points_to_evaluate=[]",
+           f"searcher.seed={int(seed) + 1000 * (1 + len(info.get('extended', []))) + len(trials)}"]
+    if SEARCHERS.get(name).model_based:
+        out.append(f"warm_start={d}")
+    return out
+
+
+def extend(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
+           dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout,
+           storage: Storage | None = None) -> RunResult:
+    """Add `exp.spec.budget.num_samples` new trials to a finished run in place (`exp` from
+    :func:`extension_overrides`): a new Tuner in the same folder; the trials already there are
+    not touched, and the tables then hold both."""
+    from hpo.runner import session, tuning
+
+    run_dir = Path(run_dir).resolve()
+    st = storage or Storage(run_dir.parent)
+    t0 = time.time()
+    data = session.start(exp, address, dashboard, out, run_dir.name)
+    info = results.read_run_info(run_dir)
+    more = exp.spec.budget.num_samples
+    info.setdefault("extended", []).append({"started": t0, "more": more})
+    info["n_trials_planned"] = int(info.get("n_trials_planned") or 0) + more
+    print(f"hpo: extending {run_dir} with {more} more sample(s); its trials are kept"
+          + (f" and guide the searcher ({len(exp.prior)} finished)" if exp.prior else ""),
+          file=out, flush=True)
+    return execute(exp, run_dir, info, t0, out,
+                   lambda: tuning.fit(exp, data, run_dir, verbose, st, progress=False), st)

@@ -93,7 +93,15 @@ class _Run:
         self.aborted = abort_reason(run_dir, log) is not None
         self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
         self.events = trial_events(run_dir, log)
-        self.cases = _spec_cases(self.params)
+        self.groups = {k: p for k, p in _parsed(self.params).items() if p.is_group}
+
+    def case(self, group: str, value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(label, the case's values in the spec's key order) of a trial's chosen case."""
+        p = self.groups[group]
+        i = p.case_of(value)
+        if i is None:
+            return case_label(value), value
+        return p.labels()[i], {k: value[k] for k in p.values[i]}
 
     def config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The trial's configuration: each group's case merged in, in the spec's order."""
@@ -102,8 +110,8 @@ class _Run:
             if k not in config:
                 continue
             v = config[k]
-            if isinstance(v, dict) and isinstance(self.params.get(k), dict):
-                out.update(self.cases.get(_case_key(v), v))
+            if isinstance(v, dict) and k in self.groups:
+                out.update(self.case(k, v)[1])
             else:
                 out[k] = v
         return out
@@ -143,6 +151,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
             for k, v in r.items():
                 if isinstance(v, list):
                     artifacts.setdefault(k, {}).setdefault(trial_id, v)
+    _offset_extensions(trials, order)
     for row in trials:  # searchers' random trial ids carry no index: use the start order
         if row["trial_index"] < 0:
             row["trial_index"] = order.get(row["trial_id"], len(order) + len(trials))
@@ -150,6 +159,25 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
     if not trials_df.empty:
         trials_df = trials_df.sort_values("trial_index", kind="stable").reset_index(drop=True)
     return trials_df, pd.DataFrame(history), artifacts
+
+
+def _offset_extensions(trials: list[dict[str, Any]], order: dict[str, int]) -> None:
+    """A run extended in place (hpo resume --more) holds trials of several Tuners, each
+    numbering its own from 0: number each Tuner's after the ones that started before it."""
+    def ray_id(row: dict[str, Any]) -> str:
+        return str(row.get("pack") or row["trial_id"])
+
+    heads: dict[str, list[dict[str, Any]]] = {}
+    for row in trials:
+        if row["trial_index"] >= 0:
+            heads.setdefault(ray_id(row).rpartition("_")[0], []).append(row)
+    if len(heads) < 2:
+        return
+    offset = 0
+    for rows in sorted(heads.values(), key=lambda rs: min(order.get(ray_id(r), 1 << 30) for r in rs)):
+        for r in rows:
+            r["trial_index"] += offset
+        offset += len(rows)
 
 
 def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,18 +191,18 @@ def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, A
     return [out[k] for k in sorted(out)]
 
 
-def _case_key(case: dict[str, Any]) -> str:
-    return json.dumps(case, sort_keys=True, default=str)
+def _parsed(params: dict[str, Any]) -> dict[str, Any]:
+    """The spec's searched parameters, parsed (a spec the run started from is valid)."""
+    from hpo.space import Distribution, parse_param
 
-
-def _spec_cases(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every case of every group in the spec, keyed independently of key order."""
     out = {}
-    for v in params.values():
-        if isinstance(v, dict) and len(v) == 1:
-            values = next(iter(v.values()))
-            if isinstance(values, list):
-                out.update({_case_key(c): c for c in values if isinstance(c, dict)})
+    for k, v in params.items():
+        try:
+            p = parse_param(k, v)
+        except Exception:  # noqa: BLE001 - an old run's spec: read what can be read
+            continue
+        if isinstance(p, Distribution):
+            out[k] = p
     return out
 
 
@@ -185,9 +213,9 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
     row: dict[str, Any] = {"trial_id": trial_id, "trial_index": trial_index(trial_id)}
     for k in run.searched:
         v = config.get(k)
-        if isinstance(v, dict):  # a case of a group: its label, then each parameter it sets
-            v = run.cases.get(_case_key(v), v)  # in the spec's key order (Ray sorts keys)
-            row[f"param.{k}"] = case_label(v)
+        if isinstance(v, dict) and k in run.groups:  # a case: its label, then each parameter
+            label, v = run.case(k, v)  # it sets, in the spec's key order (Ray sorts keys)
+            row[f"param.{k}"] = label
             for ck, cv in v.items():
                 row[f"param.{ck}"] = json.dumps(cv) if isinstance(cv, list) else cv
         else:
@@ -250,6 +278,8 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     best trial's best-validation weights (best_model/)."""
     run_dir = Path(run_dir)
     trials, history, artifacts = collect(run_dir)
+    info = read_run_info(run_dir)
+    trials = mark_goals(trials, info.get("objectives") or {}, info.get("constraints") or {})
     keep_best_model(run_dir, trials)
     _atomic(run_dir / "trials.csv", lambda p: trials.to_csv(p, index=False))
     _atomic(run_dir / "trials.parquet", lambda p: trials.to_parquet(p, index=False))
@@ -259,6 +289,36 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for key, values in artifacts.items():
             _atomic(run_dir / "artifacts" / f"{key}.json", lambda p, v=values: p.write_text(json.dumps(v)))
     return trials, history
+
+
+def mark_goals(trials: pd.DataFrame, objectives: dict[str, str],
+               constraints: dict[str, list[float | None]]) -> pd.DataFrame:
+    """`feasible` (within every constraint) and `pareto` (no eligible, feasible trial is at
+    least as good in every objective and better in one) columns, when the run has them."""
+    from hpo.results import ELIGIBLE, objective_column
+
+    if trials.empty:
+        return trials
+    trials = trials.copy()
+    if constraints:
+        ok = pd.Series(True, index=trials.index)
+        for m, (lo, hi) in constraints.items():
+            col = objective_column(trials, m)
+            v = pd.to_numeric(trials.get(col, pd.Series(float("nan"), index=trials.index)), errors="coerce")
+            ok &= v.notna() & (v >= lo if lo is not None else True) & (v <= hi if hi is not None else True)
+        trials["feasible"] = ok
+    if len(objectives) > 1:
+        cols = [objective_column(trials, m) for m in objectives]
+        signs = [-1.0 if d == "max" else 1.0 for d in objectives.values()]  # all minimized
+        cand = trials["status"].isin(ELIGIBLE) & trials[cols].notna().all(axis=1)
+        if "feasible" in trials:
+            cand &= trials["feasible"]
+        pts = {i: [s * float(trials.at[i, c]) for s, c in zip(signs, cols, strict=True)]
+               for i in trials.index[cand]}
+        front = {i for i, a in pts.items()
+                 if not any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for b in pts.values())}
+        trials["pareto"] = [i in front for i in trials.index]
+    return trials
 
 
 def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:

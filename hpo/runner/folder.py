@@ -49,6 +49,9 @@ def run_info(exp: Experiment, data: ArrayDataset) -> dict[str, Any]:
         "seed": exp.spec.seed, "metric": exp.spec.metric, "mode": exp.mode,
         "metrics": exp.metrics, "searched": exp.searched_names,
         "n_trials_planned": exp.n_trials,
+        "objectives": exp.objectives, "constraints": exp.constraints,
+        "warm_start": ({"from": str(exp.spec.warm_start), "n_trials": len(exp.prior)}
+                       if exp.spec.warm_start else None),
         "dataset": {"name": data.name, "source": data.source, "is_sample": data.is_sample,
                     **data.sizes, **data.extra,
                     # what a saved model needs to be rebuilt and fed (hpo.model_io)

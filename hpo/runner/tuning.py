@@ -13,6 +13,7 @@ from hpo.contract import PACK_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
 from hpo.experiment import Experiment
 from hpo.refs import search_path
+from hpo.searchers import Search
 from hpo.space import groups
 from hpo.storage import Storage
 
@@ -110,7 +111,11 @@ def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[s
 
         return (BasicVariantGenerator(max_concurrent=max_concurrent or 0),
                 {PACK_KEY: tune.grid_search(pack.packs)}, None)
-    search_alg, param_space = exp.searcher.build(exp.params, exp.searcher_options, spec.seed, max_concurrent)
+    search_alg, param_space = exp.searcher.build(Search(
+        exp.params, exp.searcher_options, spec.seed, max_concurrent, spec.metric, exp.mode,
+        objectives=exp.objectives, constraints=exp.constraints,
+        points=tuple(spec.points_to_evaluate), prior=exp.prior, num_samples=spec.budget.num_samples,
+        directions={**exp.metrics, **exp.trainable.attributes}))
     if "seed" not in exp.params:
         param_space["seed"] = spec.seed
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs, spec.seed)

@@ -1,0 +1,45 @@
+"""Nevergrad on Ray Tune: particle swarm (PSO), differential evolution (DE, TwoPointsDE),
+CMA, NGOpt, (1+1), through Ray's ``NevergradSearch``, seeded and with the run's budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from nevergrad.optimization.base import ConfiguredOptimizer
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.nevergrad import NevergradSearch
+
+from hpo.searchers import Search
+from hpo.space import to_param_space
+
+
+class SeededOptimizer(ConfiguredOptimizer):
+    """A registered Nevergrad optimizer whose parametrization is seeded (Ray builds it from
+    the converted space; nevergrad draws from the parametrization's random state)."""
+
+    def __init__(self, name: str, seed: int) -> None:  # noqa: D107 - no super().__init__: __call__ builds
+        self.name, self.seed = name, seed
+
+    def __call__(self, parametrization: Any, budget: int | None = None, num_workers: int = 1) -> Any:
+        import nevergrad as ng
+
+        parametrization.random_state = np.random.RandomState(self.seed)
+        return ng.optimizers.registry[self.name](parametrization, budget=budget, num_workers=num_workers)
+
+    def __repr__(self) -> str:
+        return f"SeededOptimizer({self.name}, seed={self.seed})"
+
+
+def build_nevergrad(s: Search) -> tuple[Any, dict[str, Any]]:
+    o = s.options
+    space = to_param_space(s.params)
+    searched = {k: v for k, v in space.items() if hasattr(v, "sample")}
+    alg = NevergradSearch(optimizer=SeededOptimizer(o.optimizer, s.seed if o.seed is None else o.seed),
+                          space=searched, metric=s.metric, mode=s.mode,
+                          optimizer_kwargs={"budget": s.num_samples, "num_workers": s.max_concurrent or 1},
+                          points_to_evaluate=[dict(p) for p in s.points] or None)
+    constants = {k: v for k, v in space.items() if k not in searched}
+    if s.max_concurrent:
+        return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent), constants
+    return alg, constants

@@ -1,0 +1,128 @@
+"""Optuna on Ray Tune: every sampler, several objectives, constraints, conditional spaces,
+known points and warm starts.
+
+Ray's ``OptunaSearch`` is used as it is, with three changes in a subclass: the define-by-run
+space returns the trial's configuration only (not Optuna's internal names); each objective is
+told as the best value the trial reached over its epochs (what hpo ranks by), not its last
+epoch's; and the constraint values are attached to the Optuna trial before it is told, so the
+samplers' ``constraints_func`` sees them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from ray.tune.search.optuna import OptunaSearch
+
+from hpo.optuna_space import DefineByRun
+from hpo.searchers import Search
+from hpo.space import to_param_space
+
+CONSTRAINTS_ATTR = "hpo_constraints"
+
+
+def constraint_values(trial: Any) -> list[float]:
+    """Optuna's constraints_func: <= 0 means satisfied (a trial without values: infeasible)."""
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [1.0]))
+
+
+Bounds = dict[str, tuple[float | None, float | None]]
+
+
+def violations(result: dict[str, Any], constraints: Bounds) -> list[float]:
+    """One value per bound: how far `result` is outside it (<= 0 inside; 1 when unknown)."""
+    out = []
+    for metric, (lo, hi) in constraints.items():
+        v = result.get(metric)
+        ok = isinstance(v, (int, float)) and math.isfinite(v)
+        if lo is not None:
+            out.append(lo - v if ok else 1.0)
+        if hi is not None:
+            out.append(v - hi if ok else 1.0)
+    return out
+
+
+class _Search(OptunaSearch):
+    def __init__(self, space: DefineByRun, goals: dict[str, str], constraints: Bounds,
+                 directions: dict[str, str], **kw: Any) -> None:
+        self._goals, self._constraints = goals, constraints
+        # the best over epochs of each objective and constrained value, as hpo's tables have it
+        self._tracked = {m: goals.get(m) or directions.get(m, "min") for m in [*goals, *constraints]}
+        self._bests: dict[str, dict[str, float]] = {}
+        metrics, modes = list(goals), list(goals.values())
+        multi = len(goals) > 1
+        super().__init__(space=space, metric=metrics if multi else metrics[0],
+                         mode=modes if multi else modes[0], **kw)
+
+    def _suggest_from_define_by_run_func(self, func: Any, ot_trial: Any) -> dict[str, Any]:
+        return func(ot_trial)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        best = self._bests.setdefault(trial_id, {})
+        for m, mode in self._tracked.items():
+            v = result.get(m)
+            if isinstance(v, (int, float)) and math.isfinite(v) and not result.get("diverged"):
+                best[m] = v if m not in best else (max if mode == "max" else min)(best[m], v)
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        if result and trial_id in self._ot_trials:
+            result = {**result, **self._bests.pop(trial_id, {})}
+            if self._constraints:
+                self._ot_trials[trial_id].set_user_attr(CONSTRAINTS_ATTR,
+                                                        violations(result, self._constraints))
+        super().on_trial_complete(trial_id, result, error)
+
+
+def _sampler(s: Search) -> Any:
+    import optuna
+
+    o = s.options
+    seed = s.seed if o.seed is None else o.seed
+    cons = {"constraints_func": constraint_values} if s.constraints else {}
+    conditional = any(getattr(p, "is_conditional", False) for p in s.params.values())
+    makers = {
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=o.n_startup_trials, multivariate=o.multivariate,
+            group=o.multivariate and conditional, **cons),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=o.n_startup_trials, **cons),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=max(1, o.n_startup_trials)),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "nsgaii": lambda: optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=o.population_size, **cons),
+    }
+    with warnings.catch_warnings():  # TPE's `group` (conditional spaces) is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return makers[o.sampler]()
+
+
+def build(s: Search) -> tuple[Any, dict[str, Any]]:
+    """Ray's OptunaSearch over the define-by-run space; constants go in the param space."""
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = DefineByRun(s.params)
+    alg = _Search(space, s.goals, s.constraints, s.directions, sampler=_sampler(s))
+    study = alg._ot_study
+    for config, values in s.prior:  # an earlier run's finished trials: the sampler knows them
+        params, dists = space.encode(config)
+        vals = [values.get(m) for m in s.goals]
+        ok = all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
+        attrs = {"hpo_prior": True}
+        if s.constraints:
+            attrs[CONSTRAINTS_ATTR] = violations(values, s.constraints)
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=dists, values=vals if ok else None,
+            state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+            user_attrs=attrs))
+    for point in s.points:
+        study.enqueue_trial(space.encode(point)[0])
+    constants = {k: v for k, v in to_param_space(s.params).items() if k not in space.params}
+    if s.max_concurrent:
+        return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent), constants
+    return alg, constants
