@@ -220,3 +220,45 @@ params:
     copy = without_trial_folders(res.run_dir, tmp_path)
     html = build_report(copy, tmp_path / "surface2.html").read_text()
     assert html == out.read_text().replace(str(res.run_dir), str(copy))
+
+
+MULTI = """\
+name: multi
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 1000, val_size: 500}
+objectives: {val_acc: max, n_params: min}
+constraints: {n_params: {max: 60000}}
+searcher: {name: optuna, sampler: tpe, n_startup_trials: 4}
+budget: {max_epochs: 1, num_samples: 10, max_concurrent_trials: 2}
+params:
+  hidden: {choice: [[8], [32], [128]]}
+  setup:
+    choice:
+      - {optimizer: sgd, lr: {loguniform: [0.01, 0.5]}, momentum: {uniform: [0.0, 0.95]}}
+      - {optimizer: adam, lr: {loguniform: [1.0e-4, 1.0e-2]}}
+  batch_size: 100
+"""
+
+
+def test_several_objectives_and_a_conditional_space_in_the_report(browser, ray_session, tmp_path):
+    exp = load_experiment(write_spec(tmp_path, MULTI))
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
+    assert res.trials["pareto"].any() and not res.trials["feasible"].all()  # [128] has ~100k params
+    out = build_report(res.run_dir, tmp_path / "multi.html")
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    assert divs >= 5 and drawn == divs
+    pareto_ids = set(res.trials.loc[res.trials["pareto"], "trial_id"])
+    rows = browser.find_elements("css selector", "#pareto-table tbody tr")
+    assert {r.find_element("css selector", "td").text for r in rows} == pareto_ids
+    # Optuna's Pareto-front plot, its axes named by the objectives
+    layout = browser.execute_script("return document.getElementById('pareto')._fullLayout.xaxis.title.text"
+                                    " + '|' + document.getElementById('pareto')._fullLayout.yaxis.title.text")
+    assert layout == "val_acc|n_params"
+    h3 = [e.text for e in browser.find_elements("css selector", "h3")]
+    assert any(t.startswith("Parameter importance (PED-ANOVA on ") for t in h3), h3
+    text = browser.find_element("tag name", "body").text
+    assert "objectives\nval_acc (max), n_params (min); primary: val_acc" in text or \
+        "val_acc (max), n_params (min); primary: val_acc" in text
+    assert "n_params <= 60000" in text

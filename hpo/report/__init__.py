@@ -6,7 +6,8 @@
 Written to ``<run>/report.html`` (so a run on object storage has its report beside its tables)
 and to `out` (default ``reports/<run name>.html``, the convenient local copy).
 
-Sections, in order: header, warnings, best configuration, confirmation, grid table and heatmap
+Sections, in order: header, warnings, best configuration, Pareto set (several objectives),
+confirmation, grid table and heatmap
 (1-D/2-D grids), predicted surface (regression), learning curves, optimization history, Optuna's
 parallel coordinates / importance / slice / contour, model size, time per epoch by batch size,
 early-stopping audit, trials per node, and the sortable table of all trials. One figure per
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from hpo import results
-from hpo.report import checks, curves, history, study, surface, tables
+from hpo.report import checks, curves, history, pareto, study, surface, tables
 from hpo.report.confirm import confirm_data, confirm_figure
 from hpo.report.heatmap import heatmap_figure
 from hpo.report.html import esc, figure, fmt, kv, page, table
@@ -49,7 +50,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def render(data: RunData) -> str:
-    parts = [header(data), warnings_section(data), best_section(data), confirm_section(data),
+    parts = [header(data), warnings_section(data), best_section(data), pareto_section(data),
+             confirm_section(data),
              grid_section(data), surface_section(data), curves_section(data), history_section(data),
              optuna_section(data),
              model_size_section(data), epoch_time_section(data), audit_section(data),
@@ -84,6 +86,15 @@ def header(data: RunData) -> str:
     pairs = [
         ("trainable", s.get("trainable")), ("dataset", ds_text),
         ("metric", f"{data.metric} ({data.mode})"),
+        *([("objectives", ", ".join(f"{k} ({v})" for k, v in pareto.objectives(data).items())
+            + f"; primary: {data.metric}")] if pareto.objectives(data) else []),
+        *([("constraints", ", ".join(_bounds(k, b) for k, b in (info.get("constraints") or {}).items()))]
+          if info.get("constraints") else []),
+        *([("warm start", f"{info['warm_start']['n_trials']} finished trials of "
+                          f"{info['warm_start']['from']} guided the searcher (they are not in the tables)")]
+          if info.get("warm_start") else []),
+        *([("extended", "; ".join(f"+{e['more']} samples" for e in info["extended"])
+            + " (hpo resume --more)")] if info.get("extended") else []),
         ("searcher", _component(s.get("searcher"))), ("scheduler", _component(s.get("scheduler"))),
         ("budget", ", ".join(f"{k}={v}" for k, v in budget.items() if v is not None)),
         ("resources per trial", ", ".join(f"{k}={v}" for k, v in (s.get("resources") or {}).items())),
@@ -98,6 +109,27 @@ def header(data: RunData) -> str:
     ]
     desc = f'<p class="desc">{esc(s.get("description", ""))}</p>' if s.get("description") else ""
     return f"<h1>{esc(data.name)}</h1>{desc}{kv(pairs)}"
+
+
+def _bounds(metric: str, b: list[float | None]) -> str:
+    lo, hi = b
+    return (f"{lo:g} <= " if lo is not None else "") + metric + (f" <= {hi:g}" if hi is not None else "")
+
+
+def pareto_section(data: RunData) -> str:
+    front = pareto.pareto_table(data)
+    if front is None:
+        return ""
+    objs = pareto.objectives(data)
+    fig = pareto.pareto_figure(data)
+    cons = " Infeasible trials (outside the constraints) are grey and never on the front." \
+        if "feasible" in data.trials else ""
+    return (f"<h2>Pareto set: {len(front)} trial(s)</h2>"
+            f"<p class='note'>No other finished trial is at least as good in every objective "
+            f"({', '.join(f'{k} {v}' for k, v in objs.items())}) and better in one; values are each "
+            f"trial's best over its epochs.{cons}</p>"
+            + table(front, table_id="pareto-table", sortable=False)
+            + (figure(fig, "pareto") if fig is not None else ""))
 
 
 def warnings_section(data: RunData) -> str:

@@ -13,7 +13,37 @@ from hpo.space import optuna_category
 
 
 def distributions(data: RunData) -> dict[str, Any]:
-    return {name: p.to_optuna() for name, p in data.searched.items()}
+    """Optuna distributions of the searched parameters and of the parameters sampled inside
+    cases (a conditional space: one range spanning every case's, so one axis per name)."""
+    import optuna.distributions as od
+
+    from hpo.space import Distribution
+
+    out = {name: p.to_optuna() for name, p in data.searched.items()}
+    for p in data.searched.values():
+        if not p.is_conditional:
+            continue
+        for case in p.values:
+            for k, sub in case.items():
+                if not isinstance(sub, Distribution):
+                    continue
+                d = sub.to_optuna()
+                prev = out.get(k)
+                if isinstance(prev, od.FloatDistribution) and isinstance(d, od.FloatDistribution):
+                    d = od.FloatDistribution(min(prev.low, d.low), max(prev.high, d.high),
+                                             log=prev.log and d.log)
+                elif isinstance(prev, od.IntDistribution) and isinstance(d, od.IntDistribution):
+                    d = od.IntDistribution(min(prev.low, d.low), max(prev.high, d.high))
+                out[k] = d
+    return out
+
+
+def conditional(data: RunData) -> set[str]:
+    """Parameters that exist in some trials only (sampled inside a case)."""
+    from hpo.space import Distribution
+
+    return {k for p in data.searched.values() if p.is_conditional
+            for case in p.values for k, v in case.items() if isinstance(v, Distribution)}
 
 
 def _value(dist: Any, v: Any) -> Any:
@@ -44,16 +74,36 @@ def build_study(data: RunData) -> Any | None:
         if not finite(v) or row["status"] in ("error", "diverged"):
             continue
         params = {}
+        optional = conditional(data)
         for k, d in dists.items():
             raw = row.get(f"param.{k}")
+            if k in optional and not finite(raw) and not isinstance(raw, str):
+                continue  # not a parameter of this trial's case
             if isinstance(raw, str) and raw.startswith("["):
                 raw = json.loads(raw)
             params[k] = _value(d, raw)
         if any(p is None for p in params.values()):
             continue
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(v)))
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: dists[k] for k in params}, value=float(v)))
         n += 1
     return study if n >= 2 else None
+
+
+def _case_studies(data: RunData, study: Any) -> dict[str, Any]:
+    """One study per case of a conditional group: the trials that ran that case."""
+    import optuna
+
+    out = {}
+    for g, p in data.searched.items():
+        if not p.is_conditional:
+            continue
+        for label in p.labels():
+            trials = [t for t in study.trials if t.params.get(g) == label]
+            sub = optuna.create_study(direction=study.direction)
+            sub.add_trials(trials)
+            out[label] = sub
+    return out
 
 
 def optuna_figures(data: RunData) -> dict[str, Any]:
@@ -63,17 +113,34 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     study = build_study(data)
     if study is None:
         return {}
+    from optuna.importance import PedAnovaImportanceEvaluator
+
     names = list(distributions(data))
-    # Only params that actually vary can be plotted/assessed
-    varying = [p for p in names if len({t.params[p] for t in study.trials}) > 1]
+    optional = conditional(data)
+    # Only params that actually vary can be plotted/assessed; parameters of one case only are
+    # assessed within their case (below), and drawn in the slices where they exist
+    varying = [p for p in names if len({t.params[p] for t in study.trials if p in t.params}) > 1]
+    shared = [p for p in varying if p not in optional]
+    n = len(study.trials)
+    trust = "" if n >= 20 else ", too few trials to trust"
     plots: dict[str, Any] = {}
     makers = {
-        "Parallel coordinates": lambda: ov.plot_parallel_coordinate(study, params=varying),
-        "Parameter importance (fANOVA)": lambda: ov.plot_param_importances(study, params=varying),
+        "Parallel coordinates": lambda: ov.plot_parallel_coordinate(study, params=shared),
+        f"Parameter importance (PED-ANOVA on {n} trials{trust})": lambda: ov.plot_param_importances(
+            study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
         "Slice plot": lambda: ov.plot_slice(study, params=varying),
     }
-    if len(varying) >= 2:
-        makers["Contour plot"] = lambda: ov.plot_contour(study, params=varying[:3])
+    for label, sub in _case_studies(data, study).items():
+        k = len(sub.trials)
+        params = [p for p in varying if all(p in t.params for t in sub.trials)
+                  and len({t.params[p] for t in sub.trials}) > 1]
+        if k >= 4 and params:
+            makers[f"Parameter importance within {label} (PED-ANOVA on {k} trials"
+                   f"{'' if k >= 20 else ', too few trials to trust'})"] = (
+                lambda sub=sub, params=params: ov.plot_param_importances(
+                    sub, params=params, evaluator=PedAnovaImportanceEvaluator()))
+    if len(shared) >= 2:
+        makers["Contour plot"] = lambda: ov.plot_contour(study, params=shared[:3])
     for title, make in makers.items():
         if not varying:
             break
