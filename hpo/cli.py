@@ -316,6 +316,14 @@ def cmd_best(args: argparse.Namespace) -> int:
     if best is None:
         raise SpecError("no trial with a finite metric in this run yet.", file=str(run_dir))
     cfg = _best_config(best)
+    objectives = run.info.get("objectives") or {}
+    if len(objectives) > 1:  # the trade-off first: every Pareto-optimal trial, to stderr
+        from hpo.results import pareto_set
+
+        front = pareto_set(run.trials, objectives, run.metric, run.mode)
+        print(f"Pareto set: {len(front)} trial(s) ({', '.join(f'{k} {v}' for k, v in objectives.items())}); "
+              f"below, the best by the primary metric {run.metric}:\n"
+              + front.to_string(index=False, float_format=lambda x: f"{x:.4g}") + "\n", file=sys.stderr)
     print(json.dumps(cfg, indent=2) if args.format == "json" else _best_yaml(best), end="")
     if args.export:
         from hpo.model_io import export

@@ -30,11 +30,15 @@ def confirm_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / FOLDER
 
 
-def pick(trials: pd.DataFrame, metric: str, mode: str, k: int) -> list[dict[str, Any]]:
-    """The k best distinct configurations (seed ignored), best first."""
+def pick(trials: pd.DataFrame, metric: str, mode: str, k: int, pareto: bool = False) -> list[dict[str, Any]]:
+    """The k best distinct configurations (seed ignored), best first; `pareto`: only trials of
+    the Pareto set (several objectives), ranked by `metric`."""
     col = results.selection_column(trials, metric)
     out, seen = [], set()
-    for _, row in results.ranked(trials, metric, mode).iterrows():
+    ranked = results.ranked(trials, metric, mode)
+    if pareto and "pareto" in ranked:
+        ranked = ranked[ranked["pareto"].fillna(False).astype(bool)]
+    for _, row in ranked.iterrows():
         cfg = {k2: v for k2, v in results.trial_config(row).items() if k2 != "seed"}
         key = json.dumps(cfg, sort_keys=True, default=str)
         if key not in seen:
@@ -57,7 +61,7 @@ def confirm_spec(spec: Spec, picks: list[dict[str, Any]]) -> Spec:
     params["seed"] = {"grid": [spec.seed + SEED_OFFSET + i for i in range(c.seeds)]}
     raw = spec.model_dump(mode="json")
     raw.update(name=f"{spec.name}-{FOLDER}", searcher={"name": "grid"}, scheduler={"name": "fifo"},
-               confirm=None, params=params,
+               confirm=None, params=params, points_to_evaluate=[], warm_start=None,
                description=f"confirmation of {spec.name}: top {len(cfgs)} configuration(s) x "
                            f"{c.seeds} new seeds")
     raw["budget"] = {**raw["budget"], "num_samples": 1}

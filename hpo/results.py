@@ -156,6 +156,20 @@ def ranked(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return ok.sort_values(selection_column(trials, metric), ascending=mode == "min", kind="stable")
 
 
+def pareto_set(trials: pd.DataFrame, objectives: dict[str, str], metric: str, mode: str) -> pd.DataFrame:
+    """The Pareto-optimal trials (the collector's `pareto` column), best `metric` first:
+    trial_id, each objective's value and the searched parameters."""
+    if trials.empty or "pareto" not in trials or len(objectives) < 2:
+        return trials.iloc[0:0]
+    cols = {m: objective_column(trials, m) for m in objectives}
+    front = trials[trials["pareto"].fillna(False).astype(bool)]
+    front = front.sort_values(selection_column(trials, metric), ascending=mode == "min", kind="stable")
+    params = [c for c in trials.columns if c.startswith("param.")]
+    return front[["trial_id", *dict.fromkeys(cols.values()), *params]].rename(
+        columns={c: m for m, c in cols.items()} | {p: p.removeprefix("param.") for p in params}
+    ).reset_index(drop=True)
+
+
 def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
     ok = eligible(trials, metric)
     if ok.empty:

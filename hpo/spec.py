@@ -54,6 +54,9 @@ class EarlyStoppingSpec(_Strict):
 class ConfirmSpec(_Strict):
     top_k: int = Field(3, ge=1, le=50, description="best configurations rerun after the search")
     seeds: int = Field(5, ge=2, le=100, description="new seeds per configuration")
+    pick: Literal["pareto", "primary"] = Field(
+        "pareto", description="with several objectives: the Pareto trials (best primary metric first, "
+                              "up to top_k) or the top_k by the primary metric")
 
 
 class ExecutionSpec(_Strict):

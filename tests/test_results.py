@@ -102,3 +102,51 @@ def test_trial_index_only_from_variant_generator_ids():
 
     assert trial_index("99a3c_00014") == 14
     assert trial_index("3ca312b9") == -1 and trial_index("12345678") == -1
+
+
+def _goal_table():
+    import pandas as pd
+
+    # acc up, size up: a trade-off; "d" is dominated by "b"; "e" is outside the constraint
+    return pd.DataFrame({
+        "trial_id": list("abcdef"), "status": ["completed"] * 5 + ["error"],
+        "best_val_acc": [0.90, 0.95, 0.97, 0.94, 0.99, 1.0],
+        "n_params": [1000, 2000, 5000, 2500, 90000, 10],
+        "param.hidden": ["[8]", "[16]", "[64]", "[16]", "[512]", "[1]"],
+        "config": ['{"hidden": [8]}', '{"hidden": [16]}', '{"hidden": [64]}', '{"hidden": [16], "lr": 1}',
+                   '{"hidden": [512]}', '{"hidden": [1]}']})
+
+
+def test_pareto_and_feasible_columns():
+    from hpo.results import pareto_set
+    from hpo.runner.collect import mark_goals
+
+    t = mark_goals(_goal_table(), {"val_acc": "max", "n_params": "min"}, {"n_params": [None, 50000]})
+    assert t["feasible"].tolist() == [True, True, True, True, False, True]
+    assert t["pareto"].tolist() == [True, True, True, False, False, False]  # errors never on it
+    front = pareto_set(t, {"val_acc": "max", "n_params": "min"}, "val_acc", "max")
+    assert front["trial_id"].tolist() == ["c", "b", "a"]
+    assert list(front.columns) == ["trial_id", "val_acc", "n_params", "hidden"]
+    # an infeasible trial is never the best, however good
+    assert best_trial(t, "val_acc", "max")["trial_id"] == "c"
+    # without constraints "e" is feasible and on the front
+    assert mark_goals(_goal_table(), {"val_acc": "max", "n_params": "min"}, {})["pareto"].tolist()[4]
+
+
+def test_confirm_picks_the_pareto_trials_or_the_primary_top_k():
+    from hpo.confirm import pick
+    from hpo.runner.collect import mark_goals
+
+    t = mark_goals(_goal_table(), {"val_acc": "max", "n_params": "min"}, {"n_params": [None, 50000]})
+    assert [p["trial_id"] for p in pick(t, "val_acc", "max", 2, pareto=True)] == ["c", "b"]
+    assert [p["trial_id"] for p in pick(t, "val_acc", "max", 3, pareto=False)] == ["c", "b", "d"]
+
+
+def test_extended_runs_number_their_trials_after_the_first(tmp_path):
+    from hpo.runner.collect import _offset_extensions
+
+    rows = [{"trial_id": f"aaaaa_0000{i}", "trial_index": i} for i in range(3)]
+    rows += [{"trial_id": f"bbbbb_0000{i}", "trial_index": i} for i in range(2)]
+    order = {r["trial_id"]: n for n, r in enumerate(rows)}
+    _offset_extensions(rows, order)
+    assert [r["trial_index"] for r in rows] == [0, 1, 2, 3, 4]

@@ -56,7 +56,7 @@ def test_every_sampler_and_optimizer_runs(tmp_path, ray_session, searcher):
     assert t["param.lr"].nunique() >= 3  # it searched, not repeated one point
 
 
-def test_several_objectives_pareto_set_and_constraints(tmp_path, ray_session):
+def test_several_objectives_pareto_set_and_constraints(tmp_path, ray_session, capsys):
     text = spec("{name: optuna, sampler: nsgaii, population_size: 3}",
                 "hidden: {choice: [[8], [32], [128]]}\n  lr: {loguniform: [0.01, 0.5]}",
                 extra="objectives: {val_acc: max, n_params: min}\n"
@@ -74,6 +74,13 @@ def test_several_objectives_pareto_set_and_constraints(tmp_path, ray_session):
                      & ((ok["best_val_acc"] > r["best_val_acc"]) | (ok["n_params"] < r["n_params"]))).any()
         assert bool(r["pareto"]) == (bool(r["feasible"]) and not dominated), r
     assert res.best is not None and res.best["feasible"]  # an infeasible trial is never best
+    from hpo.cli import main
+
+    capsys.readouterr()
+    assert main(["best", str(res.run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"Pareto set: {int(t['pareto'].sum())} trial(s) (val_acc max, n_params min)" in err
+    assert all(tid in err for tid in t.loc[t["pareto"], "trial_id"])
 
 
 def test_random_search_gets_its_pareto_set_afterwards(tmp_path, ray_session):

@@ -19,17 +19,9 @@ def objectives(data: RunData) -> dict[str, str]:
 def pareto_table(data: RunData) -> pd.DataFrame | None:
     """The Pareto-optimal trials, best primary metric first: trial, each objective, config."""
     objs = objectives(data)
-    t = data.trials
-    if len(objs) < 2 or t.empty or "pareto" not in t:
+    if len(objs) < 2 or "pareto" not in data.trials:
         return None
-    cols = {m: results.objective_column(t, m) for m in objs}
-    front = t[t["pareto"].fillna(False).astype(bool)]
-    first = cols[data.metric] if data.metric in cols else next(iter(cols.values()))
-    front = front.sort_values(first, ascending=objs.get(data.metric, "max") == "min", kind="stable")
-    params = [c for c in t.columns if c.startswith("param.")]
-    out = front[["trial_id", *cols.values(), *params]].rename(
-        columns={c: m for m, c in cols.items()} | {p: p.removeprefix("param.") for p in params})
-    return out.reset_index(drop=True)
+    return results.pareto_set(data.trials, objs, data.metric, data.mode)
 
 
 def pareto_figure(data: RunData) -> Any | None:

@@ -29,7 +29,8 @@ def run_confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: i
         def fit() -> None:
             tuning.restore_fit(cexp, data, d, storage)
     else:
-        picks = confirm.pick(main.trials, spec.metric, exp.mode, spec.confirm.top_k)
+        pareto = len(exp.objectives) > 1 and spec.confirm.pick == "pareto"
+        picks = confirm.pick(main.trials, spec.metric, exp.mode, spec.confirm.top_k, pareto=pareto)
         if not picks:
             print("hpo: confirm: no finished trial to confirm.", file=out)
             return
@@ -41,7 +42,9 @@ def run_confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: i
         def fit() -> None:
             tuning.fit(cexp, data, d, verbose, storage)
 
-    print(f"hpo: confirming the top {spec.confirm.top_k} configuration(s) with "
+    which = ("Pareto-optimal configurations (best primary metric first)"
+             if len(exp.objectives) > 1 and spec.confirm.pick == "pareto" else "configuration(s)")
+    print(f"hpo: confirming the top {spec.confirm.top_k} {which} with "
           f"{spec.confirm.seeds} new seeds each -> {d}", file=out, flush=True)
     execute(cexp, d, info, time.time(), out, fit, storage)
     table = confirm.confirm_table(main.run_dir)
