@@ -22,6 +22,7 @@ BENCHES = [
     ("overhead.py", [], "Orchestration overhead"),
     ("scaling.py", [], "Scaling and memory"),
     ("search_efficiency.py", ["--seeds", "3"], "Search efficiency"),
+    ("samplers.py", [], "Samplers"),
     ("packing.py", [], "Trial packing"),
     ("mirror.py", [], "Live-view mirror"),
 ]

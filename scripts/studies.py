@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STORAGE = ROOT / "runs" / "studies"
-MNIST = ["learning_rate", "lr_reg", "regularization", "batch_size", "architecture", "optimizers",
-         "cnn", "regression", "compare/grid", "compare/random", "compare/random_asha",
-         "compare/tpe", "compare/tpe_asha"]
+MNIST = ["learning_rate", "lr_reg", "regularization", "batch_size", "batch_size_pareto", "architecture",
+         "architecture_pareto", "optimizers", "optimizers_tpe", "cnn", "regression", "compare/grid",
+         "compare/random", "compare/random_asha", "compare/tpe", "compare/tpe_asha", "compare/pso",
+         "compare/de"]
 CIFAR = ["cifar10_augmentation", "cifar10_resnet18"]
 QUESTIONS = {
     "learning_rate": "Which learning rate for the two-layer net (plain SGD)?",
@@ -34,7 +35,12 @@ QUESTIONS = {
     "optimizers": "SGD vs momentum vs Adam vs AdaGrad on the CNN.",
     "cnn": "CNN depth, dropout, batch norm; lr extremes with and without momentum.",
     "regression": "f(x) = x1 exp(-x1^2 - x2^2): m = 100 vs 1000 points x architecture.",
-    "compare": "The same space searched five ways (grid, random, random+ASHA, TPE, TPE+ASHA).",
+    "compare": "The same space searched seven ways (grid, random, random+ASHA, TPE, TPE+ASHA, "
+               "particle swarm, differential evolution).",
+    "batch_size_pareto": "Accuracy against seconds per epoch: batch size x lr, multi-objective TPE.",
+    "architecture_pareto": "Accuracy against parameter count: depth x width x lr, NSGA-II.",
+    "optimizers_tpe": "Which optimizer, searched: each with its own lr range (and SGD's momentum), "
+                      "conditional TPE.",
 }
 
 
@@ -128,6 +134,13 @@ def section(name: str, timings: dict) -> str:
         et = tables.epoch_time_data(data)
         if et is not None:
             out += ["Time per epoch:", "", md_table(et), ""]
+    objectives = data.info.get("objectives") or {}
+    if len(objectives) > 1:
+        from hpo.results import pareto_set
+
+        front = pareto_set(data.trials, objectives, data.metric, data.mode)
+        out += [f"Pareto set ({', '.join(f'{k} {v}' for k, v in objectives.items())}): {len(front)} of "
+                f"{len(data.trials)} trials:", "", md_table(front.drop(columns="trial_id")), ""]
     if name == "architecture":
         ms = tables.model_size_data(data)
         if ms is not None:
@@ -145,16 +158,27 @@ def compare_section(timings: dict) -> str:
     if len(dirs) < 2:
         return "### compare\n\nnot run yet.\n"
     runs = [load_run(d) for d in dirs]
-    wall = " / ".join(f"{n.split('/')[1]} {timings.get(n, {}).get('wall_s', 0):.0f} s" for n in names)
+    wall = " / ".join(f"{n.split('/')[1]} {timings[n]['wall_s']:.0f} s" for n in names if n in timings)
     return "\n".join([
         "### compare", "", QUESTIONS["compare"], "",
-        "- commands: `for s in grid random random_asha tpe tpe_asha; do "
+        "- commands: `for s in grid random random_asha tpe tpe_asha pso de; do "
         "hpo run search_spaces/compare/$s.yaml; done`",
         "  then `hpo compare runs/compare_grid runs/compare_random runs/compare_random_asha "
-        "runs/compare_tpe runs/compare_tpe_asha -o reports/compare.html`",
+        "runs/compare_tpe runs/compare_tpe_asha runs/compare_pso runs/compare_de -o reports/compare.html`",
         f"- CPU wall time: {wall}", "",
         "Best val_acc reached at equal compute (trial-epochs):", "",
         md_table(at_equal_compute(runs)), ""])
+
+
+def _sections(path: Path) -> dict[str, str]:
+    """`### name` -> that section's text, from an existing STUDIES.md."""
+    if not path.exists():
+        return {}
+    out = {}
+    for chunk in path.read_text().split("\n### ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        out[name] = "### " + chunk.split("\n## ")[0].rstrip() + "\n"
+    return out
 
 
 def cmd_write() -> None:
@@ -172,10 +196,14 @@ def cmd_write() -> None:
         "HTML report is `reports/studies/<name>.html` (rebuild with `hpo report runs/studies/<name>`).",
         "",
     ]
+    kept = _sections(ROOT / "STUDIES.md")
     for name in MNIST:
         if not name.startswith("compare/"):
-            parts.append(section(name, timings))
-    parts.append(compare_section(timings))
+            # a study whose run folder is not here keeps the section it had (runs/ is not in git)
+            parts.append(section(name, timings) if (run_dir(name) / "trials.csv").exists()
+                         else kept.get(name, section(name, timings)))
+    full = all((run_dir(n) / "trials.csv").exists() for n in MNIST if n.startswith("compare/"))
+    parts.append(compare_section(timings) if full or "compare" not in kept else kept["compare"])
     parts += ["## CIFAR-10 studies (tested on generated files)", "",
               "CIFAR-10 cannot be had on this machine. `cifar10_augmentation.yaml` (small CNN, with vs "
               "without random crop + flip) and `cifar10_resnet18.yaml` (ResNet-18 fine-tuning: head / "

@@ -91,9 +91,8 @@ def test_bad_experiments_fail_before_ray(tmp_path, overrides, match):
 
 def test_options_registries_cover_their_builders():
     # every registered searcher/scheduler validates its defaults and builds Ray's object
-    from hpo.space import parse_param
-
     from hpo.searchers import Search
+    from hpo.space import parse_param
 
     params = {"lr": parse_param("lr", {"loguniform": [0.001, 0.1]}), "batch_size": parse_param("b", 64)}
     for name in SEARCHERS:

@@ -5,6 +5,7 @@ spaces, known points, warm starts and extending a finished run."""
 from __future__ import annotations
 
 import json
+
 import pandas as pd
 import pytest
 

@@ -28,7 +28,10 @@ TINY = {
 # full-batch training on the tiny set is a batch of all of its 400 examples
 SPECIAL = {"batch_size": ["params.batch_size={grid: [128, 400]}"],
            # hyperband needs max_epochs >= reduction_factor^2 (checked): the smallest valid run
-           "hyperband": ["budget.max_epochs=4", "scheduler.reduction_factor=2", "budget.num_samples=6"]}
+           "hyperband": ["budget.max_epochs=4", "scheduler.reduction_factor=2", "budget.num_samples=6"],
+           "architecture_pareto": ["budget.num_samples=6", "searcher.population_size=3"],
+           "batch_size_pareto": ["params.batch_size={choice: [32, 128, 400]}", "budget.num_samples=4"],
+           "optimizers_tpe": ["budget.num_samples=6", "searcher.n_startup_trials=3"]}
 
 
 @pytest.fixture(scope="module")
@@ -58,5 +61,7 @@ def test_study_runs_end_to_end(path, tmp_path, ray_session, cifar_dir):
     assert "Best configuration" in html
     if exp.spec.trainable == "regression":
         assert 'id="surface"' in html
+    if len(exp.objectives) > 1:
+        assert t["pareto"].any() and 'id="pareto-table"' in html
     if exp.spec.trainable == "resnet18":
         assert set(t["weights"]) == {"random init"}  # no ImageNet weights on this machine
