@@ -251,10 +251,23 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
         top = t.sort_values(col, ascending=(mode == "min")).head(5)[[c for c in cols if c in t]]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print("\nTop trials:\n" + top.to_string(index=False))
+    info = read_run_info(res.run_dir)
+    objectives = info.get("objectives") or {}
+    if len(objectives) > 1:
+        from hpo.results import pareto_set
+
+        front = pareto_set(t, objectives, metric, mode)
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(f"\nPareto set ({', '.join(f'{k} {v}' for k, v in objectives.items())}): "
+                  f"{len(front)} trial(s)\n" + front.to_string(index=False, float_format="{:.4g}".format))
+    if "feasible" in t:
+        print(f"\n{int((~t['feasible'].astype(bool)).sum())} trial(s) outside the constraints "
+              f"(never selected)")
     best = best_trial(t, metric, mode)
     if best is not None:
-        print("\nBest configuration:\n" + _best_yaml(best))
-    uri = read_run_info(res.run_dir).get("storage_uri")
+        print("\nBest configuration" + (f" by the primary metric {metric}" if len(objectives) > 1 else "")
+              + ":\n" + _best_yaml(best))
+    uri = info.get("storage_uri")
     print(f"\nResults: {uri or res.run_dir}" + (f" (local copy: {res.run_dir})" if uri else "")
           + f"\n  trials:  {res.run_dir / 'trials.csv'}\n  history: {res.run_dir / 'history.parquet'}")
 

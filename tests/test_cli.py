@@ -90,3 +90,26 @@ def test_compare_needs_two_runs_of_the_same_metric(tmp_path):
     assert r.returncode == 2 and "different metrics" in r.stderr and "Traceback" not in r.stderr
     r = hpo("report", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert r.returncode == 2 and "not a run folder" in r.stderr
+
+
+@pytest.mark.slow
+def test_from_and_more_on_the_command_line(tmp_path):
+    import pandas as pd
+
+    tiny = ["--set", "dataset.name=mnist_sample", "--set", "dataset.train_size=600", "--set",
+            "budget.max_epochs=1", "--storage", str(tmp_path), "--no-dashboard", "--quiet"]
+    spec = write_spec(tmp_path, MINIMAL.replace("lr: {grid: [0.1, 0.01]}", "lr: {loguniform: [0.001, 0.5]}")
+                      + "searcher: {name: random}\nbudget: {num_samples: 2}\n")
+    r = hpo("run", str(spec), *tiny)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first = tmp_path / "t"
+    r = hpo("resume", str(first), "--more", "2", "--no-dashboard", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "extending" in r.stdout and len(pd.read_csv(first / "trials.csv")) == 4
+    r = hpo("run", str(spec), *tiny, "--set", "searcher=optuna", "--name", "warm", "--from", str(first))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "warm" / "run.json").read_text())["warm_start"]["n_trials"] == 4
+    grid = write_spec(tmp_path, MINIMAL, "grid.yaml")
+    assert hpo("run", str(grid), *tiny, "--name", "g").returncode == 0
+    r = hpo("resume", str(tmp_path / "g"), "--more", "1")
+    assert r.returncode == 2 and "--more: a grid search is complete when it has run" in r.stderr

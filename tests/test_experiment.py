@@ -116,3 +116,15 @@ def test_gpu_asked_for_without_cuda(tmp_path):
         pytest.skip("a CUDA GPU is visible here")
     with pytest.raises(SpecError, match=r"resources\.gpu: 1\.0 GPU per trial, but no CUDA GPU is visible"):
         load_experiment(write_spec(tmp_path, MINIMAL), ["resources.gpu=1"])
+
+
+@pytest.mark.parametrize("searcher,package", [("{name: optuna, sampler: gp}", "scipy"),
+                                              ("{name: optuna, sampler: cmaes}", "cmaes"),
+                                              ("{name: nevergrad, optimizer: PSO}", "nevergrad")])
+def test_a_missing_sampler_package_is_named_before_ray(tmp_path, monkeypatch, searcher, package):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+    with pytest.raises(SpecError, match=rf"needs the `{package}` package, which is not installed: pip install {package}"):
+        load_experiment(write_spec(tmp_path, MINIMAL), [f"searcher={searcher}", "params.lr={loguniform: [0.001, 1]}"])
