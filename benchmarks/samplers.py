@@ -161,7 +161,7 @@ def mnist(seeds: int, labels: list[str]) -> str:
                 t0 = time.time()
                 with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                     res = run(load_experiment(spec), storage=Path(tmp) / "runs", name=f"r{len(rows)}_{seed}",
-                              dashboard=False, verbose=0)
+                              out=null, dashboard=False, verbose=0)
                 t_total += time.time() - t0
                 bests.append(float(res.trials["best_val_acc"].max()))
             rows.append((label, statistics.median(bests), min(bests), t_total / seeds))

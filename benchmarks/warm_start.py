@@ -111,7 +111,7 @@ def mnist_setting(seeds: int) -> str:
         spec.write_text(MNIST_SPEC.replace("NAME", name).replace("SEARCHER", searcher)
                         .replace("SAMPLES", str(samples)))
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-            return run(load_experiment(spec, list(overrides)), storage=tmp / "runs",
+            return run(load_experiment(spec, list(overrides)), storage=tmp / "runs", out=null,
                        dashboard=False, verbose=0)
 
     cold, warm, finals = [], [], ([], [])

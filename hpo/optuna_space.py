@@ -121,3 +121,49 @@ def point_error(p: Distribution, v: Any) -> str | None:
     if not p.low <= v <= p.high:
         return f"{v!r} is outside [{p.low:g}, {p.high:g}]"
     return None
+
+
+def flat_distributions(params: dict[str, Param]) -> dict[str, Any]:
+    """One Optuna distribution per name a reader sees in the tables: each searched parameter (a
+    group: its case labels) and each parameter sampled inside cases, with one range spanning
+    every case's (the live view and the report draw one axis per name)."""
+    import optuna.distributions as od
+
+    out = {}
+    for name, p in params.items():
+        if not isinstance(p, Distribution):
+            continue
+        out[name] = to_distribution(p)
+        if not p.is_conditional:
+            continue
+        for case in p.values:
+            for k, sub in case.items():
+                if not isinstance(sub, Distribution):
+                    continue
+                d, prev = to_distribution(sub), out.get(k)
+                if isinstance(prev, od.FloatDistribution) and isinstance(d, od.FloatDistribution):
+                    d = od.FloatDistribution(min(prev.low, d.low), max(prev.high, d.high),
+                                             log=prev.log and d.log)
+                elif isinstance(prev, od.IntDistribution) and isinstance(d, od.IntDistribution):
+                    d = od.IntDistribution(min(prev.low, d.low), max(prev.high, d.high))
+                out[k] = d
+    return out
+
+
+def flat_values(params: dict[str, Param], config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration as values of :func:`flat_distributions` (a group: its case's
+    label; a parameter of the case: its value; lists as JSON text)."""
+    out: dict[str, Any] = {}
+    for name, p in params.items():
+        if not isinstance(p, Distribution) or name not in config:
+            continue
+        v = config[name]
+        if p.is_group and isinstance(v, dict):
+            i = p.case_of(v)
+            if i is None:
+                continue
+            out[name] = p.labels()[i]
+            out.update({k: v[k] for k, sub in p.values[i].items() if isinstance(sub, Distribution)})
+        else:
+            out[name] = _external(p, v)
+    return out

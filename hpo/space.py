@@ -1,10 +1,11 @@
-"""Search-space parameters as plain data, and their Ray Tune and Optuna counterparts.
+"""Search-space parameters as plain data, and their Ray Tune counterparts (the Optuna side is
+:mod:`hpo.optuna_space`).
 
 In a spec, a parameter is either a constant (a scalar or a list) or a one-key mapping naming a
 distribution, e.g. ``{loguniform: [1.0e-4, 1.0e-1]}``. The distribution kinds are one registry,
 :data:`KINDS`; the searchers, the plan, the checks and the report read a parsed
-:class:`Distribution`'s properties instead of branching on kind names. Ray and Optuna are
-imported only when converting.
+:class:`Distribution`'s properties instead of branching on kind names. Ray is imported only
+when converting. A group of cases may hold distributions of its own (a conditional space).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from hpo.errors import SpecError, unknown_name
 
 @dataclass(frozen=True)
 class Kind:
-    """One distribution kind: how it is written, what its values are, and its Ray Tune and
-    Optuna counterparts. Everything that treats kinds differently reads these fields."""
+    """One distribution kind: how it is written, what its values are, and its Ray Tune
+    counterpart. Everything that treats kinds differently reads these fields."""
 
     doc: str  # the arguments it takes, for error messages
     n_args: int | None  # None: a non-empty list of values (grid, choice)
@@ -153,18 +154,6 @@ class Distribution:
         """Where `v` lies in the range, 0 at low and 1 at high (on a log scale when sampled so)."""
         f = math.log10 if self.is_log else float
         return (f(v) - f(self.low)) / (f(self.high) - f(self.low))
-
-    def to_optuna(self) -> Any:
-        """The matching Optuna distribution (categories as JSON strings for lists)."""
-        import optuna.distributions as od
-
-        if self.is_group:
-            return od.CategoricalDistribution(self.labels())
-        if self.is_categorical:
-            return od.CategoricalDistribution([optuna_category(thaw(v)) for v in self.values])
-        if self.is_integer:
-            return od.IntDistribution(int(self.low), int(self.high))
-        return od.FloatDistribution(self.low, self.high, log=self.is_log)
 
 
 def optuna_category(v: Any) -> Any:

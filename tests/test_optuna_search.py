@@ -65,3 +65,22 @@ def test_constraint_violations():
     assert violations({"n_params": 800, "val_acc": 0.7}, bounds) == [-200.0, pytest.approx(-0.2)]
     assert violations({"n_params": 1200, "val_acc": 0.4}, bounds) == [200.0, pytest.approx(0.1)]
     assert violations({}, bounds) == [1.0, 1.0]  # unknown values: infeasible
+
+
+def test_flat_values_name_a_case_by_its_label_and_keep_its_own_parameters():
+    import optuna.distributions as od
+
+    from hpo.optuna_space import flat_distributions, flat_values
+
+    params = {"setup": parse_param("setup", {"choice": [
+        {"optimizer": "sgd", "lr": {"loguniform": [0.01, 0.5]}, "momentum": {"uniform": [0, 0.9]}},
+        {"optimizer": "adam", "lr": {"loguniform": [1e-4, 1e-2]}}]}),
+        "hidden": parse_param("hidden", {"choice": [[8], [16, 16]]}), "batch_size": parse_param("b", 64)}
+    d = flat_distributions(params)
+    assert d["setup"] == od.CategoricalDistribution(["optimizer=sgd", "optimizer=adam"])
+    assert d["lr"] == od.FloatDistribution(1e-4, 0.5, log=True)  # one axis spanning both cases
+    assert set(d) == {"setup", "lr", "momentum", "hidden"}
+    v = flat_values(params, {"setup": {"optimizer": "adam", "lr": 0.001}, "hidden": [16, 16], "batch_size": 64})
+    assert v == {"setup": "optimizer=adam", "lr": 0.001, "hidden": "[16, 16]"}
+    for k, x in v.items():  # every value is one its distribution takes
+        d[k].to_internal_repr(x)

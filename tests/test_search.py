@@ -109,6 +109,16 @@ def test_conditional_space_a_parameter_exists_in_its_case_only(tmp_path, ray_ses
     for _, r in t.iterrows():  # the configuration trained with: the case's values merged in
         cfg = json.loads(r["config"])
         assert ("momentum" in cfg) == (r["param.optimizer"] == "sgd") and cfg["lr"] == r["param.lr"]
+    # the live view's mirror: the case by its label, its own parameters only where they exist
+    import optuna
+
+    from hpo.runner.mirror import open_journal
+
+    study = optuna.load_study(study_name="s", storage=open_journal(tmp_path / "runs" / "optuna.journal"))
+    assert len(study.trials) == 8
+    for tr in study.trials:
+        assert tr.params["setup"] in ("optimizer=sgd", "optimizer=adam") and "lr" in tr.params
+        assert ("momentum" in tr.params) == (tr.params["setup"] == "optimizer=sgd")
 
 
 @pytest.mark.parametrize("searcher", ["{name: optuna, sampler: tpe}", "random", "{name: nevergrad, optimizer: PSO}"])

@@ -14,28 +14,10 @@ from hpo.space import optuna_category
 
 def distributions(data: RunData) -> dict[str, Any]:
     """Optuna distributions of the searched parameters and of the parameters sampled inside
-    cases (a conditional space: one range spanning every case's, so one axis per name)."""
-    import optuna.distributions as od
+    cases (hpo.optuna_space.flat_distributions)."""
+    from hpo.optuna_space import flat_distributions
 
-    from hpo.space import Distribution
-
-    out = {name: p.to_optuna() for name, p in data.searched.items()}
-    for p in data.searched.values():
-        if not p.is_conditional:
-            continue
-        for case in p.values:
-            for k, sub in case.items():
-                if not isinstance(sub, Distribution):
-                    continue
-                d = sub.to_optuna()
-                prev = out.get(k)
-                if isinstance(prev, od.FloatDistribution) and isinstance(d, od.FloatDistribution):
-                    d = od.FloatDistribution(min(prev.low, d.low), max(prev.high, d.high),
-                                             log=prev.log and d.log)
-                elif isinstance(prev, od.IntDistribution) and isinstance(d, od.IntDistribution):
-                    d = od.IntDistribution(min(prev.low, d.low), max(prev.high, d.high))
-                out[k] = d
-    return out
+    return flat_distributions(data.searched)
 
 
 def conditional(data: RunData) -> set[str]:

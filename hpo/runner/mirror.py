@@ -24,7 +24,6 @@ from typing import Any
 from ray.tune import Callback
 
 from hpo.contract import PACK_KEY
-from hpo.space import optuna_category
 
 JOURNAL = "optuna.journal"
 
@@ -43,11 +42,11 @@ def open_journal(path: str | Path) -> Any:
 
 class OptunaMirror(Callback):
     def __init__(self, journal: Path, run_dir: Path, metric: str, mode: str, max_epochs: int,
-                 distributions: dict[str, str]) -> None:
-        """`distributions`: name -> Optuna distribution as JSON (kept as text: Tune pickles its
-        callbacks with the experiment)."""
+                 params: dict[str, Any]) -> None:
+        """`params`: the experiment's parsed parameters (hpo.space; plain picklable data, as
+        Tune pickles its callbacks with the experiment)."""
         self.journal, self.run_dir, self.metric, self.mode = str(journal), run_dir, metric, mode
-        self.max_epochs, self.dists_json = max_epochs, distributions
+        self.max_epochs, self.params = max_epochs, params
         self.study_name = run_dir.name
         self._storage: Any = None
         self._study_id: int | None = None
@@ -129,9 +128,10 @@ class OptunaMirror(Callback):
         return [(trial.trial_id, cfg)]
 
     def _start(self, trial: Any) -> None:
-        import optuna.distributions as od
+        from hpo.optuna_space import flat_distributions, flat_values
 
         storage, study_id = self._open()
+        dists = flat_distributions(self.params)
         for key, cfg in self._members(trial):
             if key in self._ids:
                 continue  # restored after a resume: the same Optuna trial goes on
@@ -139,12 +139,8 @@ class OptunaMirror(Callback):
             self._ids[key] = tid
             self.n_trials += 1
             storage.set_trial_user_attr(tid, "hpo_trial_id", key)
-            for name, text in self.dists_json.items():
-                if name not in cfg:  # (a group's case stays one parameter: its mapping)
-                    continue
-                dist = od.json_to_distribution(text)
-                value = optuna_category(cfg[name]) if isinstance(dist, od.CategoricalDistribution) \
-                    else cfg[name]
+            for name, value in flat_values(self.params, cfg).items():
+                dist = dists[name]
                 try:
                     internal = dist.to_internal_repr(value)
                 except ValueError:
@@ -202,13 +198,3 @@ class OptunaMirror(Callback):
             storage.set_trial_state_values(tid, TrialState.PRUNED)
         else:
             storage.set_trial_state_values(tid, TrialState.COMPLETE, [self._best[key]])
-
-
-def distributions_json(params: dict[str, Any]) -> dict[str, str]:
-    """Searched parameters as Optuna distributions, serialized (hpo.space.Distribution)."""
-    import optuna.distributions as od
-
-    from hpo.space import Distribution
-
-    return {k: od.distribution_to_json(p.to_optuna()) for k, p in params.items()
-            if isinstance(p, Distribution)}

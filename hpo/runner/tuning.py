@@ -133,10 +133,10 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
     spec = exp.spec
     out = [JsonLoggerCallback(), CSVLoggerCallback(), events, *trackers.callbacks(exp.tracking, run_dir)]
     if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
-        from hpo.runner.mirror import OptunaMirror, distributions_json, journal_path
+        from hpo.runner.mirror import OptunaMirror, journal_path
 
         out.append(OptunaMirror(journal_path(storage.root), run_dir, spec.metric, exp.mode,
-                                spec.budget.max_epochs, distributions_json(exp.params)))
+                                spec.budget.max_epochs, exp.params))
     if progress:
         from hpo.runner.progress import Progress
 
