@@ -2,7 +2,7 @@
 optimum (through hpo's own define-by-run space and sampler factory, asked and told in turn)
 and on a real MNIST sweep (hpo run, side by side in one process).
 
-    HPO_DATA_DIR=../shared/datasets python benchmarks/samplers.py [--seeds 10] [--trials 40] [--mnist-seeds 2]
+    HPO_DATA_DIR=../shared/datasets python benchmarks/samplers.py [--seeds 10] [--trials 40] [--mnist-seeds 5]
 
 Test functions (minimized; regret = best found - known optimum, median over seeds):
 - branin: 2 parameters, 3 global minima (0.397887), on [-5, 10] x [0, 15];
@@ -177,7 +177,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=40)
-    ap.add_argument("--mnist-seeds", type=int, default=2)
+    ap.add_argument("--mnist-seeds", type=int, default=5)
     ap.add_argument("--mnist", default="random,tpe (univariate),tpe (multivariate),gp",
                     help="comma list of samplers for the MNIST sweep ('' to skip it)")
     args = ap.parse_args()

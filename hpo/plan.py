@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo.experiment import Experiment
+from hpo.results import bound_text
 from hpo.space import sample_configs as space_samples
 
 LARGE_GRID = 300
@@ -62,8 +63,14 @@ def describe(exp: Experiment, plan: Plan) -> str:
     s = exp.spec
     lines = [
         f"{s.name}: {plan.n_trials} trial(s) of `{s.trainable}` on `{s.dataset.name}`",
-        f"  searcher {s.searcher.name}, scheduler {s.scheduler.name}; selecting on {s.metric} ({exp.mode})",
-        f"  searched: {', '.join(exp.searched_names)}",
+        f"  searcher {s.searcher.name}, scheduler {s.scheduler.name}; "
+        + (f"objectives {', '.join(f'{k} ({v})' for k, v in exp.objectives.items())}, primary {s.metric}"
+           if exp.objectives else f"selecting on {s.metric} ({exp.mode})"),
+        *([f"  constraints: {', '.join(bound_text(k, *b) for k, b in exp.constraints.items())}"]
+          if exp.constraints else []),
+        f"  searched: {', '.join(exp.searched_names)}"
+        + (f"; {len(s.points_to_evaluate)} known point(s) first" if s.points_to_evaluate else "")
+        + (f"; warm-started from {len(exp.prior)} trials of {s.warm_start}" if exp.prior else ""),
         f"  epochs per trial: up to {plan.max_epochs}; trial-epochs at most {plan.max_trial_epochs}"
         + (f" ({s.scheduler.name} stops many trials earlier)" if exp.scheduler.stops_early else ""),
         f"  resources per trial: {s.resources.cpu:g} CPU, {s.resources.gpu:g} GPU; "

@@ -136,6 +136,11 @@ def objective_column(trials: pd.DataFrame, name: str) -> str:
     return selection_column(trials, name)
 
 
+def bound_text(metric: str, lo: float | None, hi: float | None) -> str:
+    """A constraint as people write it: "0.9 <= val_acc", "n_params <= 300000"."""
+    return (f"{lo:g} <= " if lo is not None else "") + metric + (f" <= {hi:g}" if hi is not None else "")
+
+
 def eligible(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Trials that may be selected as best: an eligible status, a value of `metric`, and
     within the constraints (when the run has any)."""

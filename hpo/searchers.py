@@ -30,18 +30,29 @@ class RandomOptions(_Options):
     seed: int | None = Field(None, description="default: the spec's seed")
 
 
-SAMPLERS = {  # name -> (what it is, what it needs, handles several objectives, numeric only)
-    "tpe": ("Tree-structured Parzen Estimator", None, True, False),
-    "gp": ("Gaussian-process Bayesian optimization", "scipy", True, False),
-    "cmaes": ("CMA-ES evolution strategy", "cmaes", False, True),
-    "qmc": ("quasi-Monte Carlo (Sobol) sampling", "scipy", True, False),
-    "random": ("independent random sampling", None, True, False),
-    "nsgaii": ("NSGA-II genetic algorithm", None, True, False),
+@dataclass(frozen=True)
+class Sampler:
+    """What an Optuna sampler is and takes; the factory is in hpo.runner.optuna_search."""
+
+    what: str
+    needs: str | None = None  # the package it imports
+    multi_objective: bool = True
+    numeric_only: bool = False  # categorical parameters only: refused
+    constraints: bool = False  # takes constraints_func (else: the tables' feasibility filter)
+
+
+SAMPLERS = {
+    "tpe": Sampler("Tree-structured Parzen Estimator", constraints=True),
+    "gp": Sampler("Gaussian-process Bayesian optimization", "scipy", constraints=True),
+    "cmaes": Sampler("CMA-ES evolution strategy", "cmaes", multi_objective=False, numeric_only=True),
+    "qmc": Sampler("quasi-Monte Carlo (Sobol) sampling", "scipy"),
+    "random": Sampler("independent random sampling"),
+    "nsgaii": Sampler("NSGA-II genetic algorithm", constraints=True),
 }
 
 
 class OptunaOptions(_Options):
-    sampler: Literal["tpe", "gp", "cmaes", "qmc", "random", "nsgaii"] = "tpe"
+    sampler: Literal[tuple(SAMPLERS)] = "tpe"  # type: ignore[valid-type]
     seed: int | None = Field(None, description="default: the spec's seed")
     n_startup_trials: int = Field(10, ge=0, description="random trials before TPE/GP/CMA-ES model them")
     multivariate: bool = Field(True, description="TPE: model parameters jointly (BENCHMARKS.md)")
@@ -52,7 +63,7 @@ NEVERGRAD_OPTIMIZERS = ("PSO", "DE", "TwoPointsDE", "CMA", "NGOpt", "OnePlusOne"
 
 
 class NevergradOptions(_Options):
-    optimizer: Literal["PSO", "DE", "TwoPointsDE", "CMA", "NGOpt", "OnePlusOne"] = "PSO"
+    optimizer: Literal[NEVERGRAD_OPTIMIZERS] = "PSO"  # type: ignore[valid-type]
     seed: int | None = Field(None, description="default: the spec's seed")
 
 
@@ -127,20 +138,20 @@ def _sampled(params: dict[str, Param], who: str) -> None:
 
 def _optuna_check(params: dict[str, Param], opts: OptunaOptions, goals: dict[str, str]) -> None:
     _sampled(params, "Optuna")
-    what, needs, multi, numeric = SAMPLERS[opts.sampler]
-    if len(goals) > 1 and not multi:
-        raise SpecError(f"sampler `{opts.sampler}` ({what}) optimizes one objective; with "
+    sampler = SAMPLERS[opts.sampler]
+    if len(goals) > 1 and not sampler.multi_objective:
+        raise SpecError(f"sampler `{opts.sampler}` ({sampler.what}) optimizes one objective; with "
                         f"{len(goals)} objectives use sampler nsgaii or tpe.", field="searcher.sampler")
-    if numeric and all(p.is_categorical for p in searched(params).values()):
-        raise SpecError(f"sampler `{opts.sampler}` ({what}) models numeric parameters only, and "
-                        f"every searched parameter here is categorical; use tpe or nsgaii.",
+    if sampler.numeric_only and all(p.is_categorical for p in searched(params).values()):
+        raise SpecError(f"sampler `{opts.sampler}` ({sampler.what}) models numeric parameters only, "
+                        f"and every searched parameter here is categorical; use tpe or nsgaii.",
                         field="searcher.sampler")
-    if needs:
+    if sampler.needs:
         import importlib.util
 
-        if importlib.util.find_spec(needs) is None:
-            raise SpecError(f"sampler `{opts.sampler}` needs the `{needs}` package, which is not "
-                            f"installed: pip install {needs}", field="searcher.sampler")
+        if importlib.util.find_spec(sampler.needs) is None:
+            raise SpecError(f"sampler `{opts.sampler}` needs the `{sampler.needs}` package, which is "
+                            f"not installed: pip install {sampler.needs}", field="searcher.sampler")
 
 
 def _nevergrad_check(params: dict[str, Param], opts: NevergradOptions, goals: dict[str, str]) -> None:

@@ -88,7 +88,7 @@ def header(data: RunData) -> str:
         ("metric", f"{data.metric} ({data.mode})"),
         *([("objectives", ", ".join(f"{k} ({v})" for k, v in pareto.objectives(data).items())
             + f"; primary: {data.metric}")] if pareto.objectives(data) else []),
-        *([("constraints", ", ".join(_bounds(k, b) for k, b in (info.get("constraints") or {}).items()))]
+        *([("constraints", ", ".join(results.bound_text(k, *b) for k, b in info["constraints"].items()))]
           if info.get("constraints") else []),
         *([("warm start", f"{info['warm_start']['n_trials']} finished trials of "
                           f"{info['warm_start']['from']} guided the searcher (they are not in the tables)")]
@@ -109,11 +109,6 @@ def header(data: RunData) -> str:
     ]
     desc = f'<p class="desc">{esc(s.get("description", ""))}</p>' if s.get("description") else ""
     return f"<h1>{esc(data.name)}</h1>{desc}{kv(pairs)}"
-
-
-def _bounds(metric: str, b: list[float | None]) -> str:
-    lo, hi = b
-    return (f"{lo:g} <= " if lo is not None else "") + metric + (f" <= {hi:g}" if hi is not None else "")
 
 
 def pareto_section(data: RunData) -> str:

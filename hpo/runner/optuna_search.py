@@ -17,7 +17,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from hpo.optuna_space import DefineByRun
-from hpo.searchers import Search
+from hpo.searchers import SAMPLERS, Search
 from hpo.space import to_param_space
 
 CONSTRAINTS_ATTR = "hpo_constraints"
@@ -82,7 +82,8 @@ def _sampler(s: Search) -> Any:
 
     o = s.options
     seed = s.seed if o.seed is None else o.seed
-    cons = {"constraints_func": constraint_values} if s.constraints else {}
+    takes = s.constraints and SAMPLERS[o.sampler].constraints
+    cons = {"constraints_func": constraint_values} if takes else {}
     conditional = any(getattr(p, "is_conditional", False) for p in s.params.values())
     makers = {
         "tpe": lambda: optuna.samplers.TPESampler(
