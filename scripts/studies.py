@@ -108,13 +108,17 @@ def section(name: str, timings: dict) -> str:
     best = data.best()
     if best is not None:
         params = {k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
-        grouped = [g for g, v in (data.spec.get("params") or {}).items()
-                   if isinstance(v, dict) and isinstance(next(iter(v.values())), list)
-                   and next(iter(v.values())) and isinstance(next(iter(v.values()))[0], dict)]
-        if grouped:  # a group's label says it all; its member columns repeat it
-            params = {g: params[g] for g in grouped if g in params}
+        groups = {g: p for g, p in data.searched.items() if p.is_group}
+        if groups:  # a group's label says what it fixes; its member columns repeat it
+            from hpo.space import Distribution
+
+            own = {k for p in groups.values() for c in p.values for k, v in c.items()
+                   if isinstance(v, Distribution)}  # sampled inside a case
+            params = {k: v for k, v in params.items() if k in groups or k in own}
         test = {k: best[k] for k in ("test_acc", "test_mse") if k in best and best[k] == best[k]}
-        out.append(f"- best: {', '.join(f'{k}={v}' for k, v in params.items() if v == v)} -> "
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in params.items() if v == v)
+        out.append(f"- best: {shown} -> "
                    f"{data.best_col} {best[data.best_col]:.4g}, "
                    + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
     if name == "regression" and "param.m" in data.trials:
@@ -130,6 +134,20 @@ def section(name: str, timings: dict) -> str:
     if ct is not None:
         out += ["Confirmation (the best configurations retrained with new seeds; mean and std):", "",
                 md_table(ct), ""]
+    conditional = [g for g, p in data.searched.items() if p.is_conditional]
+    for g in conditional:  # a conditional space: how each case did, with its own parameters
+        t = data.trials.dropna(subset=[data.best_col])
+        best = t.loc[t.groupby(f"param.{g}")[data.best_col].idxmax()]
+        best = best.sort_values(data.best_col, ascending=False)
+        from hpo.space import Distribution
+
+        names = dict.fromkeys(k for c in data.searched[g].values for k, v in c.items()
+                              if isinstance(v, Distribution))
+        own = [f"param.{k}" for k in names if f"param.{k}" in t]
+        rows = best[[f"param.{g}", *own, data.best_col, "test_acc"]].copy()
+        rows.insert(1, "trials", [int((t[f"param.{g}"] == v).sum()) for v in rows[f"param.{g}"]])
+        out += ["Best trial of each case (its own parameters; blank where a case has none):", "",
+                md_table(rows.rename(columns=lambda c: c.removeprefix("param."))), ""]
     if name == "batch_size":
         et = tables.epoch_time_data(data)
         if et is not None:
