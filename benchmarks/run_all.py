@@ -23,6 +23,7 @@ BENCHES = [
     ("scaling.py", [], "Scaling and memory"),
     ("search_efficiency.py", ["--seeds", "3"], "Search efficiency"),
     ("samplers.py", [], "Samplers"),
+    ("warm_start.py", [], "Warm starts"),
     ("packing.py", [], "Trial packing"),
     ("mirror.py", [], "Live-view mirror"),
 ]

@@ -128,12 +128,12 @@ def test_functions(seeds: int, trials: int) -> str:
 
 
 MNIST_SPEC = """\
-name: sampler_SEED
+name: NAME
 trainable: mlp
 dataset: {name: mnist, train_size: 12000}
 metric: val_acc
-SEARCHER
-budget: {max_epochs: 2, num_samples: 16, max_concurrent_trials: 2}
+searcher: SEARCHER
+budget: {max_epochs: 2, num_samples: SAMPLES, max_concurrent_trials: 2}
 params:
   lr: {loguniform: [1.0e-3, 1.0]}
   weight_decay: {loguniform: [1.0e-6, 1.0e-2]}
@@ -156,8 +156,9 @@ def mnist(seeds: int, labels: list[str]) -> str:
             for seed in range(seeds):
                 searcher = {**SAMPLERS[label], "seed": seed}
                 spec = Path(tmp) / "s.yaml"
-                spec.write_text(MNIST_SPEC.replace("SEARCHER", "searcher: " + yaml.safe_dump(
-                    searcher, default_flow_style=True).strip()).replace("SEED", str(seed)))
+                flow = yaml.safe_dump(searcher, default_flow_style=True).strip()
+                spec.write_text(MNIST_SPEC.replace("SEARCHER", flow).replace("NAME", f"sampler_{seed}")
+                                .replace("SAMPLES", "16"))
                 t0 = time.time()
                 with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                     res = run(load_experiment(spec), storage=Path(tmp) / "runs", name=f"r{len(rows)}_{seed}",

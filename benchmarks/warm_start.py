@@ -86,25 +86,12 @@ def function_setting(seeds: int) -> str:
             f"| {statistics.median(finals[0]):.3g} | {statistics.median(finals[1]):.3g} |")
 
 
-MNIST_SPEC = """\
-name: NAME
-trainable: mlp
-dataset: {name: mnist, train_size: 12000}
-metric: val_acc
-searcher: SEARCHER
-budget: {max_epochs: 2, num_samples: SAMPLES, max_concurrent_trials: 2}
-params:
-  lr: {loguniform: [1.0e-3, 1.0]}
-  weight_decay: {loguniform: [1.0e-6, 1.0e-2]}
-  momentum: {uniform: [0.0, 0.95]}
-  hidden: [128]
-  batch_size: 128
-"""
-
-
 def mnist_setting(seeds: int) -> str:
     from hpo.experiment import load_experiment
     from hpo.runner import run
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from samplers import MNIST_SPEC
 
     def go(tmp: Path, name: str, searcher: str, samples: int, overrides: list[str] = ()) -> Any:  # type: ignore[assignment]
         spec = tmp / f"{name}.yaml"

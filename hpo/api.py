@@ -107,15 +107,22 @@ def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | 
     return loaded
 
 
-def resume(run_dir: str | Path, *, address: str | None = None, progress: bool = False) -> Run:
-    """Continue an interrupted run in place (see `hpo resume`)."""
+def resume(run_dir: str | Path, *, more: int | None = None, address: str | None = None,
+           progress: bool = False) -> Run:
+    """Continue an interrupted run in place, or with `more=N` add N samples to a finished one
+    (see `hpo resume`)."""
     from hpo.results import require_run_dir
+    from hpo.runner import extend, extension_overrides
     from hpo.runner import resume as resume_experiment
 
     d = require_run_dir(run_dir)
+    out = sys.stdout if progress else io.StringIO()
+    if more is not None:
+        exp = load_experiment(d / "spec.yaml", extension_overrides(d, more), local=address is None)
+        extend(exp, d, address=address, dashboard=False, verbose=0, out=out)
+        return load_run(d)
     exp = load_experiment(d / "spec.yaml", local=address is None)
-    resume_experiment(exp, d, address=address, dashboard=False, verbose=0,
-                      out=sys.stdout if progress else io.StringIO())
+    resume_experiment(exp, d, address=address, dashboard=False, verbose=0, out=out)
     return load_run(d)
 
 

@@ -55,6 +55,8 @@ def test_own_model_on_a_csv_regression_and_own_training_function(project, ray_se
         assert len(run.trials) == 3 and run.mode == "min" and run.trials["test_mse"].notna().all()
         assert run.best_config is not None and {"width", "depth", "lr"} <= set(run.best_config)
         assert run.report_path is not None and run.report_path.exists()
+        more = hpo.resume(run.run_dir, more=2)  # two more TPE samples, guided by the first three
+        assert len(more.trials) == 5 and more.trials.head(3)["trial_id"].tolist() == run.trials["trial_id"].tolist()
         custom = hpo.run("custom.yaml", ["budget.num_samples=2", "budget.max_epochs=15"], storage="runs")
         assert (custom.trials["status"] == "completed").all() and custom.trials["best_val_acc"].max() > 0.55
         assert custom.history.groupby("trial_id")["epoch"].max().tolist() == [15, 15]

@@ -168,3 +168,14 @@ def test_more_samples_extend_a_finished_run_in_place(tmp_path, ray_session, sear
     assert len(new) == 2 and not set(new["param.lr"]) & set(before["param.lr"])
     info = json.loads((res.run_dir / "run.json").read_text())
     assert info["n_trials_planned"] == 5 and info["extended"][0]["more"] == 2
+
+
+def test_a_single_metric_scheduler_follows_the_declared_primary_metric(tmp_path, ray_session):
+    text = spec("{name: optuna, sampler: tpe, n_startup_trials: 2}", FLAT,
+                extra="objectives: {val_acc: max, n_params: min}\n"
+                      "scheduler: {name: asha, grace_period: 1, reduction_factor: 2}", samples=4)
+    res = go(tmp_path, text, ["budget.max_epochs=2"])
+    t = res.trials
+    assert res.state == "finished" and len(t) == 4 and "pareto" in t
+    assert set(t["status"]) <= {"completed", "stopped"}
+    assert json.loads((res.run_dir / "run.json").read_text())["metric"] == "val_acc"
