@@ -38,16 +38,15 @@ class Sampler:
     needs: str | None = None  # the package it imports
     multi_objective: bool = True
     numeric_only: bool = False  # categorical parameters only: refused
-    constraints: bool = False  # takes constraints_func (else: the tables' feasibility filter)
 
 
 SAMPLERS = {
-    "tpe": Sampler("Tree-structured Parzen Estimator", constraints=True),
-    "gp": Sampler("Gaussian-process Bayesian optimization", "scipy", constraints=True),
+    "tpe": Sampler("Tree-structured Parzen Estimator"),
+    "gp": Sampler("Gaussian-process Bayesian optimization", "scipy"),
     "cmaes": Sampler("CMA-ES evolution strategy", "cmaes", multi_objective=False, numeric_only=True),
     "qmc": Sampler("quasi-Monte Carlo (Sobol) sampling", "scipy"),
     "random": Sampler("independent random sampling"),
-    "nsgaii": Sampler("NSGA-II genetic algorithm", constraints=True),
+    "nsgaii": Sampler("NSGA-II genetic algorithm"),
 }
 
 

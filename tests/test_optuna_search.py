@@ -62,9 +62,25 @@ def test_conditional_cases_are_sampled_under_their_own_names():
 
 def test_constraint_violations():
     bounds = {"n_params": (None, 1000.0), "val_acc": (0.5, None)}
-    assert violations({"n_params": 800, "val_acc": 0.7}, bounds) == [-200.0, pytest.approx(-0.2)]
-    assert violations({"n_params": 1200, "val_acc": 0.4}, bounds) == [200.0, pytest.approx(0.1)]
-    assert violations({}, bounds) == [1.0, 1.0]  # unknown values: infeasible
+    assert violations({"n_params": 800, "val_acc": 0.7}, bounds) == {
+        "n_params<=1000": -200.0, "val_acc>=0.5": pytest.approx(-0.2)}
+    assert violations({"n_params": 1200, "val_acc": 0.4}, bounds) == {
+        "n_params<=1000": 200.0, "val_acc>=0.5": pytest.approx(0.1)}
+    assert set(violations({}, bounds).values()) == {1.0}  # unknown values: infeasible
+
+
+def test_constraints_reach_the_sampler_for_told_and_known_trials():
+    params = {"x": parse_param("x", {"uniform": [0, 1]})}
+    prior = (({"x": 0.9}, {"val_acc": 0.9, "n_params": 5000}), ({"x": 0.1}, {"val_acc": 0.5, "n_params": 10}))
+    s = Search(params, OptunaOptions(), 0, None, "val_acc", "max", prior=prior,
+               constraints={"n_params": (None, 1000.0)}, directions={"val_acc": "max", "n_params": "min"})
+    alg = build(s)[0]
+    alg.suggest("t0")
+    alg.on_trial_result("t0", {"val_acc": 0.7, "n_params": 2000, "training_iteration": 1})
+    alg.on_trial_complete("t0", {"val_acc": 0.6, "n_params": 2000, "training_iteration": 2})
+    got = [t.constraints for t in alg._ot_study.trials]
+    assert got == [{"n_params<=1000": 4000.0}, {"n_params<=1000": -990.0}, {"n_params<=1000": 1000.0}]
+    assert alg._ot_study.trials[2].values == [0.7]  # told its best over epochs, not its last
 
 
 def test_flat_values_name_a_case_by_its_label_and_keep_its_own_parameters():

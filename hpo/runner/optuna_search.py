@@ -4,8 +4,8 @@ known points and warm starts.
 Ray's ``OptunaSearch`` is used as it is, with three changes in a subclass: the define-by-run
 space returns the trial's configuration only (not Optuna's internal names); each objective is
 told as the best value the trial reached over its epochs (what hpo ranks by), not its last
-epoch's; and the constraint values are attached to the Optuna trial before it is told, so the
-samplers' ``constraints_func`` sees them.
+epoch's; and each constraint's violation is set on the Optuna trial before it is told
+(``Trial.set_constraint``, Optuna 5's way; the samplers read ``trial.constraints``).
 """
 
 from __future__ import annotations
@@ -17,30 +17,23 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from hpo.optuna_space import DefineByRun
-from hpo.searchers import SAMPLERS, Search
+from hpo.searchers import Search
 from hpo.space import to_param_space
-
-CONSTRAINTS_ATTR = "hpo_constraints"
-
-
-def constraint_values(trial: Any) -> list[float]:
-    """Optuna's constraints_func: <= 0 means satisfied (a trial without values: infeasible)."""
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [1.0]))
-
 
 Bounds = dict[str, tuple[float | None, float | None]]
 
 
-def violations(result: dict[str, Any], constraints: Bounds) -> list[float]:
-    """One value per bound: how far `result` is outside it (<= 0 inside; 1 when unknown)."""
-    out = []
+def violations(result: dict[str, Any], constraints: Bounds) -> dict[str, float]:
+    """One value per bound, named by it ("n_params<=300000"): how far `result` is outside it
+    (<= 0 inside; 1 when the value is unknown)."""
+    out = {}
     for metric, (lo, hi) in constraints.items():
         v = result.get(metric)
         ok = isinstance(v, (int, float)) and math.isfinite(v)
         if lo is not None:
-            out.append(lo - v if ok else 1.0)
+            out[f"{metric}>={lo:g}"] = float(lo - v) if ok else 1.0
         if hi is not None:
-            out.append(v - hi if ok else 1.0)
+            out[f"{metric}<={hi:g}"] = float(v - hi) if ok else 1.0
     return out
 
 
@@ -71,9 +64,8 @@ class _Search(OptunaSearch):
                           error: bool = False) -> None:
         if result and trial_id in self._ot_trials:
             result = {**result, **self._bests.pop(trial_id, {})}
-            if self._constraints:
-                self._ot_trials[trial_id].set_user_attr(CONSTRAINTS_ATTR,
-                                                        violations(result, self._constraints))
+            for key, value in violations(result, self._constraints).items():
+                self._ot_trials[trial_id].set_constraint(key, value)
         super().on_trial_complete(trial_id, result, error)
 
 
@@ -82,19 +74,17 @@ def _sampler(s: Search) -> Any:
 
     o = s.options
     seed = s.seed if o.seed is None else o.seed
-    takes = s.constraints and SAMPLERS[o.sampler].constraints
-    cons = {"constraints_func": constraint_values} if takes else {}
     conditional = any(getattr(p, "is_conditional", False) for p in s.params.values())
     makers = {
         "tpe": lambda: optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=o.n_startup_trials, multivariate=o.multivariate,
-            group=o.multivariate and conditional, **cons),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=o.n_startup_trials, **cons),
+            group=o.multivariate and conditional),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=o.n_startup_trials),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=max(1, o.n_startup_trials)),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "nsgaii": lambda: optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=o.population_size, **cons),
+            seed=seed, population_size=o.population_size),
     }
     with warnings.catch_warnings():  # TPE's `group` (conditional spaces) is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -104,6 +94,7 @@ def _sampler(s: Search) -> Any:
 def build(s: Search) -> tuple[Any, dict[str, Any]]:
     """Ray's OptunaSearch over the define-by-run space; constants go in the param space."""
     import optuna
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
     from ray.tune.search import ConcurrencyLimiter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,13 +105,12 @@ def build(s: Search) -> tuple[Any, dict[str, Any]]:
         params, dists = space.encode(config)
         vals = [values.get(m) for m in s.goals]
         ok = all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
-        attrs = {"hpo_prior": True}
-        if s.constraints:
-            attrs[CONSTRAINTS_ATTR] = violations(values, s.constraints)
+        # the keys Trial.set_constraint writes (a created trial has no Trial to call it on)
+        cons = {f"{_CONSTRAINTS_KEY}:{k}": v for k, v in violations(values, s.constraints).items()}
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=dists, values=vals if ok else None,
             state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-            user_attrs=attrs))
+            user_attrs={"hpo_prior": True}, system_attrs=cons))
     for point in s.points:
         study.enqueue_trial(space.encode(point)[0])
     constants = {k: v for k, v in to_param_space(s.params).items() if k not in space.params}
