@@ -7,6 +7,8 @@ metric, dataset compatibility, searcher/scheduler options and combinations, and 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,40 +74,108 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         raise SpecError(e.message, field=e.field, file=str(path)) from None
 
 
+class _Errors:
+    """Every independent check of a spec runs, and all their errors are reported at once (one
+    per line); a check that needs an earlier one's result runs only when that one passed."""
+
+    def __init__(self) -> None:
+        self.found: list[SpecError] = []
+
+    @contextmanager
+    def stage(self) -> Iterator[None]:
+        try:
+            yield
+        except SpecError as e:
+            self.found.append(e)
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise SpecError(f"{len(self.found)} problems:\n  " + "\n  ".join(str(e) for e in self.found))
+
+
 def check(spec: Spec, local: bool = True) -> Experiment:
-    trainable = get_trainable(spec.trainable, model=spec.model)
-    dataset = dataset_info(spec.dataset)
+    from hpo import trackers
+
+    errs = _Errors()
+    got: dict[str, Any] = {}
+    with errs.stage():
+        got["trainable"] = get_trainable(spec.trainable, model=spec.model)
+    with errs.stage():
+        got["dataset"] = dataset_info(spec.dataset)
+    params: dict[str, Param] = {}
+    for k, v in spec.params.items():
+        with errs.stage():
+            params[k] = parse_param(k, v)
+    with errs.stage():
+        got["searcher"] = SEARCHERS.get(spec.searcher.name, field="searcher.name")
+        got["s_opts"] = _options(got["searcher"].options, spec.searcher.options, "searcher")
+    with errs.stage():
+        got["scheduler"] = SCHEDULERS.get(spec.scheduler.name, field="scheduler.name")
+        got["t_opts"] = _options(got["scheduler"].options, spec.scheduler.options, "scheduler")
+    with errs.stage():
+        got["tracking"] = trackers.check(spec.tracking)
+    if local:
+        with errs.stage():
+            _check_resources(spec)
+    if "trainable" not in got or "dataset" not in got:
+        errs.raise_any()
+    trainable, dataset = got["trainable"], got["dataset"]
+    metrics = trainable.metrics_for(dataset.task)
+    mode = None
+    declared = spec.metric is not None
+    with errs.stage():
+        _check_task(spec, trainable, dataset, metrics)
+        targets = {**{k: v for k, v in metrics.items() if not k.startswith("test_")}, **trainable.attributes}
+        _check_objectives(spec, targets)
+        if not declared:  # the first objective is the primary one (ranking, confirm, report)
+            spec = spec.model_copy(update={"metric": next(iter(spec.objectives))})
+        mode = _check_metric(spec, metrics)
+    parsed = len(params) == len(spec.params)
+    if parsed:
+        with errs.stage():
+            _check_params(params, trainable, spec)
+            _check_sizes(params, trainable, dataset, spec)
+            if trainable.model is not None:  # one forward pass: does the user's model fit the data?
+                from hpo.trainables.model import check_forward
+
+                check_forward(trainable.model, sample_configs(params, 1)[0], dataset.input_shape,
+                              dataset.n_classes)
+    prior: tuple[Any, ...] = ()
+    if "s_opts" in got and parsed and mode is not None:
+        searcher = got["searcher"]
+        with errs.stage():
+            searcher.check(params, got["s_opts"], dict(spec.objectives) or {spec.metric: mode})
+        with errs.stage():
+            _check_points(spec, params, searcher, trainable)
+        with errs.stage():
+            prior = _warm_start(spec, params, searcher) if spec.warm_start else ()
+    if "t_opts" in got:
+        with errs.stage():
+            _check_scheduler(spec, got["scheduler"], got["t_opts"], trainable, declared)
+    errs.raise_any()
+    return Experiment(spec, params, trainable, dataset, got["searcher"], got["s_opts"], got["scheduler"],
+                      got["t_opts"], mode, metrics, got["tracking"], prior)
+
+
+def _check_task(spec: Spec, trainable: TrainableInfo, dataset: DatasetInfo, metrics: dict[str, str]) -> None:
     if dataset.task not in trainable.tasks:
         raise SpecError(
             f"dataset `{spec.dataset.name}` is a {dataset.task} dataset; trainable "
             f"`{spec.trainable}` takes {', '.join(trainable.tasks)} datasets.",
             field="dataset.name",
         )
-    metrics = trainable.metrics_for(dataset.task)
     for task in trainable.tasks:  # a metric of the other task: say which task the data is
         if task != dataset.task and spec.metric not in metrics and spec.metric in trainable.metrics_for(task):
             raise SpecError(f"`{spec.metric}` is a {task} metric, but dataset `{spec.dataset.name}` is a "
                             f"{dataset.task} dataset (user data: integer labels mean classification; "
                             f"set dataset.task to say otherwise). Metrics here: "
                             f"{', '.join(sorted(metrics))}.", field="metric")
-    targets = {**{k: v for k, v in metrics.items() if not k.startswith("test_")}, **trainable.attributes}
-    _check_objectives(spec, targets)
-    declared = spec.metric is not None
-    if not declared:  # the first objective is the primary one (ranking, confirm, report)
-        spec = spec.model_copy(update={"metric": next(iter(spec.objectives))})
-    mode = _check_metric(spec, metrics)
-    params = {k: parse_param(k, v) for k, v in spec.params.items()}
-    _check_params(params, trainable, spec)
-    _check_sizes(params, trainable, dataset, spec)
-    if trainable.model is not None:  # one forward pass: does the user's model fit the data?
-        from hpo.trainables.model import check_forward
 
-        check_forward(trainable.model, sample_configs(params, 1)[0], dataset.input_shape, dataset.n_classes)
 
-    searcher = SEARCHERS.get(spec.searcher.name, field="searcher.name")
-    s_opts = _options(searcher.options, spec.searcher.options, "searcher")
-    scheduler = SCHEDULERS.get(spec.scheduler.name, field="scheduler.name")
-    t_opts = _options(scheduler.options, spec.scheduler.options, "scheduler")
+def _check_scheduler(spec: Spec, scheduler: SchedulerEntry, t_opts: BaseModel, trainable: TrainableInfo,
+                     declared: bool) -> None:
     if scheduler.searchers is not None and spec.searcher.name not in scheduler.searchers:
         raise SpecError(
             f"scheduler `{spec.scheduler.name}` cannot be combined with searcher "
@@ -117,9 +187,6 @@ def check(spec: Spec, local: bool = True) -> Experiment:
                         f"{len(spec.objectives)} objectives are given; name the primary one with "
                         f"`metric:` (one of {', '.join(spec.objectives)}), or use scheduler fifo.",
                         field="scheduler.name")
-    searcher.check(params, s_opts, dict(spec.objectives) or {spec.metric: mode})
-    _check_points(spec, params, searcher, trainable)
-    prior = _warm_start(spec, params, searcher) if spec.warm_start else ()
     if scheduler.check is not None:
         scheduler.check(t_opts, spec.budget.max_epochs)
     if scheduler.needs_checkpoints and (not trainable.checkpoints or spec.checkpoint.every == 0):
@@ -129,13 +196,6 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             f"{'can' if trainable.checkpoints else 'cannot'} checkpoint).",
             field="scheduler.name",
         )
-    from hpo import trackers
-
-    tracking = trackers.check(spec.tracking)
-    if local:
-        _check_resources(spec)
-    return Experiment(spec, params, trainable, dataset, searcher, s_opts, scheduler, t_opts, mode, metrics,
-                      tracking, prior)
 
 
 def _check_objectives(spec: Spec, targets: dict[str, str]) -> None:

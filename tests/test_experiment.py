@@ -128,3 +128,23 @@ def test_a_missing_sampler_package_is_named_before_ray(tmp_path, monkeypatch, se
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
     with pytest.raises(SpecError, match=rf"needs the `{package}` package, which is not installed: pip install {package}"):
         load_experiment(write_spec(tmp_path, MINIMAL), [f"searcher={searcher}", "params.lr={loguniform: [0.001, 1]}"])
+
+
+def test_every_error_of_a_spec_at_once(tmp_path):
+    overrides = ["params.lerning_rate=0.1", "searcher={name: random, sed: 1}", "scheduler=asah",
+                 "tracking={mlfow: {}}"]
+    with pytest.raises(SpecError) as e:
+        load_experiment(write_spec(tmp_path, MINIMAL), overrides)
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 'spec.yaml'}: 4 problems:\n  ")
+    lines = msg.split("\n  ")[1:]
+    assert [ln.split(":")[0] for ln in lines] == ["searcher.sed", "scheduler.name", "tracking", "params.lerning_rate"]
+    assert "params.lerning_rate: trainable `mlp` has no parameter `lerning_rate`. Did you mean `lr`?" in msg
+    assert "Did you mean `asha`?" in msg and "Did you mean `seed`?" in msg and "Did you mean `mlflow`?" in msg
+
+
+@pytest.mark.parametrize("name,suggested", [("learning_rate", "lr"), ("lerning_rate", "lr"), ("wd", "weight_decay"),
+                                            ("bs", "batch_size"), ("dropout_rate", "dropout"), ("layers", "hidden")])
+def test_other_names_of_a_parameter_suggest_hpo_s(tmp_path, name, suggested):
+    with pytest.raises(SpecError, match=rf"params\.{name}: trainable `mlp` has no parameter `{name}`\. Did you mean `{suggested}`\?"):
+        load_experiment(write_spec(tmp_path, MINIMAL), [f"params.{name}=1"])

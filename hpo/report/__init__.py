@@ -7,9 +7,9 @@ Written to ``<run>/report.html`` (so a run on object storage has its report besi
 and to `out` (default ``reports/<run name>.html``, the convenient local copy).
 
 Sections, in order: header, warnings, best configuration, Pareto set (several objectives),
-confirmation, grid table and heatmap
-(1-D/2-D grids), predicted surface (regression), learning curves, optimization history, Optuna's
-parallel coordinates / importance / slice / contour, model size, time per epoch by batch size,
+confirmation, grid table and heatmap (1-D/2-D grids), predicted surface (regression), learning
+curves, optimization history, the exact importance of a complete grid, Optuna's parallel
+coordinates / importance / slice / contour, model size, time per epoch by batch size,
 early-stopping audit, trials per node, and the sortable table of all trials. One figure per
 module, each with a data step testable without drawing.
 """
@@ -26,6 +26,7 @@ from hpo.report import checks, curves, history, pareto, study, surface, tables
 from hpo.report.confirm import confirm_data, confirm_figure
 from hpo.report.heatmap import heatmap_figure
 from hpo.report.html import esc, figure, fmt, kv, page, table
+from hpo.report.importance import grid_importance, importance_figure
 from hpo.report.load import RunData, load_run
 from hpo.report.model_size import model_size_figure
 
@@ -53,7 +54,7 @@ def render(data: RunData) -> str:
     parts = [header(data), warnings_section(data), best_section(data), pareto_section(data),
              confirm_section(data),
              grid_section(data), surface_section(data), curves_section(data), history_section(data),
-             optuna_section(data),
+             importance_section(data), optuna_section(data),
              model_size_section(data), epoch_time_section(data), audit_section(data),
              nodes_section(data), results_section(data)]
     return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
@@ -204,6 +205,21 @@ def history_section(data: RunData) -> str:
     if data.trials.empty:
         return ""
     return "<h2>Optimization history</h2>" + figure(history.history_figure(data), "history")
+
+
+def importance_section(data: RunData) -> str:
+    imp = grid_importance(data)
+    if imp is None:
+        return ""
+    filled = (f" {imp['filled']} cell(s) whose trials produced no finite value count as the worst "
+              f"value seen." if imp["filled"] else "")
+    return ("<h2>Parameter importance: exact variance decomposition of the grid</h2>"
+            f"<p class='note'>The variance of {esc(imp['metric'])} over the {imp['cells']} cells of "
+            "the complete grid, split into each parameter's main effect (the variance of its "
+            "marginal means) and the interactions (the rest). Computed from the grid itself, no "
+            f"model; repeats of a cell are averaged.{esc(filled)}</p>"
+            + table(imp["table"].round(1), table_id="importance-table", sortable=False)
+            + figure(importance_figure(imp), "grid-importance"))
 
 
 def optuna_section(data: RunData) -> str:

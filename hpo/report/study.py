@@ -112,6 +112,10 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
             study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
         "Slice plot": lambda: ov.plot_slice(study, params=varying),
     }
+    from hpo.report.importance import grid_importance
+
+    if grid_importance(data) is not None:  # a complete grid: the exact decomposition says it
+        makers = {k: v for k, v in makers.items() if not k.startswith("Parameter importance")}
     for label, sub in _case_studies(data, study).items():
         k = len(sub.trials)
         params = [p for p in varying if all(p in t.params for t in sub.trials)
