@@ -263,6 +263,9 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     if "feasible" in t:
         print(f"\n{int((~t['feasible'].astype(bool)).sum())} trial(s) outside the constraints "
               f"(never selected)")
+    if "collapsed" in t and t["collapsed"].any():
+        print(f"\n{int(t['collapsed'].sum())} trial(s) collapsed (accuracy at chance or the loss "
+              f"exploded without NaN); see status_detail in {res.run_dir / 'trials.csv'}")
     best = best_trial(t, metric, mode)
     if best is not None:
         print("\nBest configuration" + (f" by the primary metric {metric}" if len(objectives) > 1 else "")

@@ -42,6 +42,8 @@ TRIAL_COLUMNS = {
     "n_params": "trainable parameters of the model",
     "pack / pack_size": "the vectorized trial a packed member ran in, and how many it held",
     "config": "JSON of the trial's configuration (cases merged in, spec order)",
+    "collapsed": "trained without NaN but learned nothing (accuracy at chance) or its loss exploded",
+    "pareto / feasible": "on the Pareto set (several objectives) / within the constraints",
 }
 TABLES = ("trials.parquet", "history.parquet")
 # Trials that may be selected as best: everything that trained without failing. Stopped trials

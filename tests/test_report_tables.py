@@ -136,3 +136,14 @@ def test_epoch_time_by_batch_size():
     et = tables.epoch_time_data(d).set_index("batch_size")
     assert et.loc[64, "s per epoch"] == 1.0 and et.loc[1024, "s per epoch"] == 0.2
     assert et.loc[1024, "best_val_acc"] == 0.9 and et.loc[64, "trials"] == 2
+
+
+def test_warning_names_the_collapsed_trials():
+    from hpo.report.checks import warnings_for
+    from tests.report_fixtures import grid_run
+
+    d = grid_run()
+    d.trials["collapsed"] = [True, False, False, False]
+    ws = [w for w in warnings_for(d) if "collapsed" in w]
+    assert ws == ["1 of 4 trial(s) collapsed: they trained without NaN but their accuracy stayed at "
+                  "chance or their loss exploded (lr=1.0, weight_decay=0.01); see status_detail."]

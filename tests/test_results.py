@@ -150,3 +150,24 @@ def test_extended_runs_number_their_trials_after_the_first(tmp_path):
     order = {r["trial_id"]: n for n, r in enumerate(rows)}
     _offset_extensions(rows, order)
     assert [r["trial_index"] for r in rows] == [0, 1, 2, 3, 4]
+
+
+def test_collapsed_trials_are_flagged_not_silently_completed():
+    import pandas as pd
+
+    from hpo.runner.collect import mark_collapsed
+
+    t = pd.DataFrame({"trial_id": list("abcd"), "status": ["completed", "completed", "stopped", "diverged"],
+                      "status_detail": ["completed", "completed", "stopped by ASHA at epoch 1", "diverged"],
+                      "best_val_acc": [0.97, 0.11, 0.6, float("nan")]})
+    h = pd.DataFrame({"trial_id": list("aabbccdd"), "epoch": [1, 2] * 4,
+                      "train_loss": [0.5, 0.2, 2.3, 2.3, 2.0, 1.7e22, 2.0, float("nan")]})
+    m = mark_collapsed(t, h, n_classes=10)
+    assert m["collapsed"].tolist() == [False, True, True, False]  # diverged is its own status
+    assert m["status"].tolist() == t["status"].tolist()
+    assert m.loc[1, "status_detail"] == "completed; collapsed: val_acc never above chance (best 0.11, chance 0.1)"
+    assert m.loc[2, "status_detail"].endswith("collapsed: train loss exploded to 1.7e+22 (first epoch 2)")
+    # a binary task at 0.7 learned something; at 0.51 it did not
+    two = pd.DataFrame({"trial_id": ["x", "y"], "status": ["completed"] * 2, "status_detail": ["completed"] * 2,
+                        "best_val_acc": [0.7, 0.51]})
+    assert mark_collapsed(two, pd.DataFrame(), n_classes=2)["collapsed"].tolist() == [False, True]

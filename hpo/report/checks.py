@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from hpo.report.load import RunData, finite
 
 
@@ -15,6 +17,14 @@ def warnings_for(data: RunData) -> list[str]:
         n = int((t["status"] == status).sum())
         if n:
             out.append(f"{n} of {len(t)} trial(s) {what}; see the status column.")
+    if "collapsed" in t and t["collapsed"].fillna(False).astype(bool).any():
+        bad = t[t["collapsed"].fillna(False).astype(bool)]
+        params = [c for c in t.columns if c.startswith("param.")]
+        where = "; ".join(", ".join(f"{c.removeprefix('param.')}={r[c]}" for c in params if pd.notna(r[c]))
+                          for _, r in bad.head(4).iterrows())
+        out.append(f"{len(bad)} of {len(t)} trial(s) collapsed: they trained without NaN but their "
+                   f"accuracy stayed at chance or their loss exploded ({where}"
+                   f"{', ...' if len(bad) > 4 else ''}); see status_detail.")
     best = data.best()
     if best is None:
         out.append("No trial produced a finite metric.")

@@ -280,6 +280,7 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     trials, history, artifacts = collect(run_dir)
     info = read_run_info(run_dir)
     trials = mark_goals(trials, info.get("objectives") or {}, info.get("constraints") or {})
+    trials = mark_collapsed(trials, history, (info.get("dataset") or {}).get("n_classes"))
     keep_best_model(run_dir, trials)
     _atomic(run_dir / "trials.csv", lambda p: trials.to_csv(p, index=False))
     _atomic(run_dir / "trials.parquet", lambda p: trials.to_parquet(p, index=False))
@@ -289,6 +290,39 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for key, values in artifacts.items():
             _atomic(run_dir / "artifacts" / f"{key}.json", lambda p, v=values: p.write_text(json.dumps(v)))
     return trials, history
+
+
+EXPLODED = 1e3  # a train loss this many times its first epoch's (or above 1e6) has exploded
+
+
+def mark_collapsed(trials: pd.DataFrame, history: pd.DataFrame, n_classes: int | None) -> pd.DataFrame:
+    """`collapsed`: a trial that trained without NaN but learned nothing (its best validation
+    accuracy within 5% of chance above chance) or whose train loss exploded (x1000 its first
+    epoch's, or above 1e6); its status_detail says which. The status stays (it did train)."""
+    if trials.empty:
+        return trials
+    trials = trials.copy()
+    chance = 1 / n_classes if n_classes and n_classes > 1 else None
+    first = last = pd.Series(dtype=float)
+    if not history.empty and "train_loss" in history:
+        h = history.sort_values("epoch").groupby("trial_id")["train_loss"]
+        first, last = h.first(), h.last()
+    why = []
+    for _, r in trials.iterrows():
+        w = None
+        acc = r.get("best_val_acc")
+        if r["status"] in ("completed", "stopped") and chance is not None and pd.notna(acc) \
+                and acc <= chance + 0.05 * (1 - chance):
+            w = f"val_acc never above chance (best {acc:.3g}, chance {chance:.3g})"
+        f0, f1 = first.get(r["trial_id"]), last.get(r["trial_id"])
+        if w is None and r["status"] in ("completed", "stopped") and pd.notna(f1) and (
+                f1 > 1e6 or (pd.notna(f0) and f0 > 0 and f1 > EXPLODED * f0)):
+            w = f"train loss exploded to {f1:.3g} (first epoch {f0:.3g})"
+        why.append(w)
+    trials["collapsed"] = [w is not None for w in why]
+    trials["status_detail"] = [d if w is None else f"{d}; collapsed: {w}"
+                               for d, w in zip(trials["status_detail"], why, strict=True)]
+    return trials
 
 
 def mark_goals(trials: pd.DataFrame, objectives: dict[str, str],
