@@ -244,6 +244,7 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     t = res.trials
     print(f"\nhpo: {res.state} in {res.wall_time_s:.1f} s; trials: "
           + ", ".join(f"{n} {s}" for s, n in t["status"].value_counts().items()))
+    _print_data(res.run_dir)
     col = f"best_{metric}"
     if len(t) and col in t:
         cols = [c for c in t.columns if c.startswith("param.")]
@@ -273,6 +274,23 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     uri = info.get("storage_uri")
     print(f"\nResults: {uri or res.run_dir}" + (f" (local copy: {res.run_dir})" if uri else "")
           + f"\n  trials:  {res.run_dir / 'trials.csv'}\n  history: {res.run_dir / 'history.parquet'}")
+
+
+def _print_data(run_dir: Path) -> None:
+    """The data the run trained on; loudly when it fell back to the embedded sample."""
+    from hpo.results import read_run_info, read_spec
+
+    ds = read_run_info(run_dir).get("dataset") or {}
+    if not ds:
+        return
+    asked = (read_spec(run_dir).get("dataset") or {}).get("name")
+    sizes = f"{ds.get('train')} train / {ds.get('val')} val / {ds.get('test')} test"
+    if ds.get("is_sample") and asked != ds.get("name"):
+        print(f"hpo: data: the EMBEDDED SAMPLE `{ds.get('name')}` ({sizes}), NOT `{asked}`: its files "
+              f"were not found and could not be downloaded; results are not comparable to full-data ones")
+    else:
+        source = f" from {ds['source']}" if ds.get("source") else ""
+        print(f"hpo: data: `{ds.get('name')}` ({sizes}){source}")
 
 
 def _best_config(row: Any) -> dict[str, Any]:

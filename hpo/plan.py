@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hpo.experiment import Experiment
@@ -28,6 +29,7 @@ class Plan:
     epoch_s: float | None  # mean estimated seconds per epoch over the timed configs
     wall_s: float | None  # upper bound: every trial runs to max_epochs
     warnings: list[str]
+    data: str = ""  # which data a run will train on, said before it starts
 
 
 def sample_configs(exp: Experiment, k: int = 4) -> list[dict[str, Any]]:
@@ -46,9 +48,9 @@ def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
         warnings.append(f"{n} grid points: a grid this large rarely pays; consider random or "
                         f"optuna with an early-stopping scheduler.")
     epoch_s = wall_s = None
+    info, data = _data(exp)
     timer = exp.trainable.estimate_epoch_s()
     if time_it and timer is not None:
-        info = exp.dataset
         val = spec.dataset.val_size or info.default_val_size
         n_train = min(info.n_train - val, spec.dataset.train_size or info.n_train)
         sizes = {"train": n_train, "val": val, "test": info.n_test}
@@ -56,13 +58,37 @@ def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
                  for cfg in sample_configs(exp)]
         epoch_s = sum(times) / len(times)
         wall_s = RAY_STARTUP_S + math.ceil(n / conc) * epochs * epoch_s
-    return Plan(n, epochs, n * epochs, conc, epoch_s, wall_s, warnings)
+    return Plan(n, epochs, n * epochs, conc, epoch_s, wall_s, warnings, data)
+
+
+def _data(exp: Experiment) -> tuple[Any, str]:
+    """(the DatasetInfo a run will train on, a line saying so): a dataset whose files are not
+    on disk is downloaded when online; offline it is its fallback (the embedded sample)."""
+    from hpo.data import DATASETS, default_data_dir
+
+    ds, info = exp.spec.dataset, exp.dataset
+    if info.present is None:
+        return info, f"data: `{ds.name}`"
+    where = Path(ds.data_dir).expanduser() if ds.data_dir else default_data_dir()
+    if info.present(where):
+        return info, f"data: `{ds.name}` from {where}"
+    offline = os.environ.get("HPO_OFFLINE") == "1"
+    if ds.strict or info.fallback is None:
+        return info, (f"data: `{ds.name}` is not in {where}; the run downloads it"
+                      + (", but HPO_OFFLINE=1 is set here: it will FAIL" if offline else " (online only)"))
+    if offline:
+        return DATASETS.get(info.fallback), (
+            f"data: `{ds.name}` is not in {where} and HPO_OFFLINE=1 is set: the run will train on the "
+            f"EMBEDDED SAMPLE (`{info.fallback}`), not full `{ds.name}`; the estimate is for the sample")
+    return info, (f"data: `{ds.name}` is not in {where}: the run downloads it (without a network it "
+                  f"falls back to the EMBEDDED SAMPLE, `{info.fallback}`)")
 
 
 def describe(exp: Experiment, plan: Plan) -> str:
     s = exp.spec
     lines = [
         f"{s.name}: {plan.n_trials} trial(s) of `{s.trainable}` on `{s.dataset.name}`",
+        *([f"  {plan.data}"] if plan.data else []),
         f"  searcher {s.searcher.name}, scheduler {s.scheduler.name}; "
         + (f"objectives {', '.join(f'{k} ({v})' for k, v in exp.objectives.items())}, primary {s.metric}"
            if exp.objectives else f"selecting on {s.metric} ({exp.mode})"),

@@ -113,3 +113,12 @@ def test_from_and_more_on_the_command_line(tmp_path):
     assert hpo("run", str(grid), *tiny, "--name", "g").returncode == 0
     r = hpo("resume", str(tmp_path / "g"), "--more", "1")
     assert r.returncode == 2 and "--more: a grid search is complete when it has run" in r.stderr
+
+
+@pytest.mark.slow
+def test_the_end_summary_says_loudly_when_the_sample_was_used(tmp_path):
+    spec = write_spec(tmp_path, MINIMAL.replace("mnist_sample", "mnist"))
+    r = hpo("run", str(spec), "--set", "budget.max_epochs=1", "--set", "dataset.train_size=500",
+            "--storage", str(tmp_path), "--no-dashboard", "--quiet", env={"HPO_DATA_DIR": str(tmp_path / "none")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "hpo: data: the EMBEDDED SAMPLE `mnist_sample`" in r.stdout and "NOT `mnist`" in r.stdout

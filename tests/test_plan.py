@@ -32,3 +32,21 @@ def test_sample_configs_cover_the_space():
     cfgs = sample_configs(exp, k=4)
     assert {tuple(c["hidden"]) for c in cfgs} == {(64,), (512, 384)}
     assert {c["lr"] for c in cfgs} <= {1, 0.1, 0.05, 0.01} and all(c["momentum"] == 0.9 for c in cfgs)
+
+
+def test_plan_says_which_data_the_run_will_train_on(tmp_path, monkeypatch):
+    from hpo.experiment import load_experiment
+    from hpo.plan import describe, make_plan
+    from tests.conftest import MINIMAL, shared_mnist, write_spec
+
+    spec = write_spec(tmp_path, MINIMAL.replace("mnist_sample", "mnist"))
+    monkeypatch.setenv("HPO_DATA_DIR", str(tmp_path / "empty"))
+    exp = load_experiment(spec)
+    plan = make_plan(exp, time_it=False)
+    assert "the run will train on the EMBEDDED SAMPLE (`mnist_sample`), not full `mnist`" in plan.data
+    assert plan.data in describe(exp, plan)
+    strict = make_plan(load_experiment(spec, ["dataset.strict=true"]), time_it=False)
+    assert "it will FAIL" in strict.data
+    if shared_mnist() is not None:
+        monkeypatch.setenv("HPO_DATA_DIR", str(shared_mnist()))
+        assert make_plan(load_experiment(spec), time_it=False).data == f"data: `mnist` from {shared_mnist()}"

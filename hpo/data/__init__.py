@@ -29,6 +29,10 @@ class DatasetInfo:
     default_val_size: int
     # (data_dir, val_size, strict) -> ArrayDataset
     load: Callable[[Path, int, bool], ArrayDataset]
+    # data_dir -> are its files there (None: nothing to find on disk); without them and offline,
+    # `fallback` (a registered name) is what a run trains on instead
+    present: Callable[[Path], bool] | None = None
+    fallback: str | None = None
 
 
 def _mnist(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
@@ -56,7 +60,14 @@ def _regression2d(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
-DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 10_000, 10, 5_000, _mnist))
+def _mnist_present(data_dir: Path) -> bool:
+    from hpo.data.mnist import _have_files
+
+    return _have_files(data_dir)
+
+
+DATASETS.add("mnist", DatasetInfo("classification", (1, 28, 28), 60_000, 10_000, 10, 5_000, _mnist,
+                                  present=_mnist_present, fallback="mnist_sample"))
 DATASETS.add("mnist_sample",
              DatasetInfo("classification", (1, 28, 28), 10_000, 2_000, 10, 1_000, _mnist_sample))
 DATASETS.add("cifar10", DatasetInfo("classification", (3, 32, 32), 50_000, 10_000, 10, 5_000, _cifar10))
