@@ -92,6 +92,17 @@ def test_report_renders_without_errors_and_sorts(browser, real_run, tmp_path):
     # heatmap, curves, history, and Optuna's parallel/importance/slice/contour
     assert divs >= 6 and drawn == divs
     assert browser.find_element("id", "grid-table") and browser.find_element("id", "audit-table")
+    # axes follow the search space: the log-spaced lr grid on a log axis in the slice plot; no
+    # contour over a complete grid (the heatmap shows it), and the grid's exact importance
+    axes = browser.execute_script(
+        "const out = {}; for (const d of document.querySelectorAll('.plotly-graph-div')) {"
+        " for (const [k, a] of Object.entries(d._fullLayout)) if (/^[xy]axis/.test(k) && a.title)"
+        " out[d.id + '.' + (a.title.text || '')] = a.type; } return out;")
+    slice_id = next(h.find_element("xpath", "following::div[contains(@class, 'plotly-graph-div')]").get_attribute("id")
+                    for h in browser.find_elements("css selector", "h3") if h.text == "Slice plot")
+    assert axes[f"{slice_id}.lr"] == "log", axes
+    assert "Contour plot" not in [h.text for h in browser.find_elements("css selector", "h3")]
+    assert browser.find_element("id", "importance-table")
     assert "<script src" not in out.read_text()  # plotly.js is inline, no CDN
     # sort the results table by its best_val_acc column, both ways
     table = browser.find_element("id", "results-table")

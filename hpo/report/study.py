@@ -14,10 +14,26 @@ from hpo.space import optuna_category
 
 def distributions(data: RunData) -> dict[str, Any]:
     """Optuna distributions of the searched parameters and of the parameters sampled inside
-    cases (hpo.optuna_space.flat_distributions)."""
-    from hpo.optuna_space import flat_distributions
+    cases (hpo.optuna_space.flat_distributions), with a grid of numbers drawn as the numbers
+    it is: a numeric axis, logarithmic when its values are spaced by ratios (lr 1, 0.1, 0.05,
+    0.01), so Optuna's slice, contour and parallel-coordinate plots place them truly."""
+    import optuna.distributions as od
+    import pandas as pd
 
-    return flat_distributions(data.searched)
+    from hpo.optuna_space import flat_distributions
+    from hpo.report.load import is_log_scale
+
+    out = flat_distributions(data.searched)
+    for name, p in data.searched.items():
+        nums = [v for v in p.values] if p.enumerated and not p.is_group else []
+        if len(nums) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in nums):
+            continue
+        log = is_log_scale(p, pd.Series(nums, dtype=float))
+        if all(isinstance(v, int) for v in nums):
+            out[name] = od.IntDistribution(min(nums), max(nums), log=log)
+        else:
+            out[name] = od.FloatDistribution(float(min(nums)), float(max(nums)), log=log)
+    return out
 
 
 def conditional(data: RunData) -> set[str]:
@@ -95,7 +111,10 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     study = build_study(data)
     if study is None:
         return {}
+    import optuna.distributions as od
     from optuna.importance import PedAnovaImportanceEvaluator
+
+    from hpo.report.importance import grid_importance
 
     names = list(distributions(data))
     optional = conditional(data)
@@ -112,8 +131,6 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
             study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
         "Slice plot": lambda: ov.plot_slice(study, params=varying),
     }
-    from hpo.report.importance import grid_importance
-
     if grid_importance(data) is not None:  # a complete grid: the exact decomposition says it
         makers = {k: v for k, v in makers.items() if not k.startswith("Parameter importance")}
     for label, sub in _case_studies(data, study).items():
@@ -125,8 +142,13 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
                    f"{'' if k >= 20 else ', too few trials to trust'})"] = (
                 lambda sub=sub, params=params: ov.plot_param_importances(
                     sub, params=params, evaluator=PedAnovaImportanceEvaluator()))
-    if len(shared) >= 2:
-        makers["Contour plot"] = lambda: ov.plot_contour(study, params=shared[:3])
+    # a contour interpolates between points: only for numeric parameters with enough distinct
+    # values, and not over a complete grid (its heatmap shows every cell as measured)
+    dists = distributions(data)
+    numeric = [p for p in shared if not isinstance(dists[p], od.CategoricalDistribution)
+               and len({t.params[p] for t in study.trials}) >= 4]
+    if len(numeric) >= 2 and grid_importance(data) is None:
+        makers["Contour plot"] = lambda: ov.plot_contour(study, params=numeric[:3])
     for title, make in makers.items():
         if not varying:
             break
