@@ -147,3 +147,41 @@ def test_warning_names_the_collapsed_trials():
     ws = [w for w in warnings_for(d) if "collapsed" in w]
     assert ws == ["1 of 4 trial(s) collapsed: they trained without NaN but their accuracy stayed at "
                   "chance or their loss exploded (lr=1.0, weight_decay=0.01); see status_detail."]
+
+
+def test_heatmap_colour_scale_shows_the_range_that_matters_and_marks_the_best():
+    from tests.test_report_importance import _grid
+
+    acc = lambda lr, wd: 0.1 if lr == 1.0 else 0.97 - 0.02 * (wd == 0.1) - 0.01 * (lr == 0.01)  # noqa: E731
+    hm = tables.heatmap_data(_grid(acc))
+    assert hm["clipped"] == 4 and hm["zmin"] == pytest.approx(0.94) and hm["zmax"] == pytest.approx(0.97)
+    assert hm["best"] == ("0.01", "0.1")  # (weight_decay, lr) of the first best cell in grid order
+    assert hm["y"] == ["1.0", "0.1", "0.05", "0.01"]  # the spec's (and the table's) order
+    from hpo.report.heatmap import heatmap_figure
+
+    fig = heatmap_figure(hm, "max")
+    assert fig.layout.yaxis.autorange == "reversed" and "4 cell(s) far worse" in fig.layout.title.text
+    assert fig.data[1].marker.symbol == "square-open"
+    # nothing to clip: the scale is the data's own range
+    plain = tables.heatmap_data(grid_run())
+    assert plain["clipped"] == 0 and (plain["zmin"], plain["zmax"]) == (0.2, 0.9)
+
+
+def test_learning_curve_legend_has_one_entry_per_value_or_range():
+    import numpy as np
+
+    lrs = list(np.geomspace(1e-3, 0.5, 12))
+    trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": 0.5 + i / 100, "epochs": 2,
+               "best_epoch": 2} for i, lr in enumerate(lrs)]
+    hist = [{"trial_id": f"t{i}", "epoch": e, "val_acc": 0.5, "val_loss": 1.0, "train_loss": 1.0}
+            for i in range(12) for e in (1, 2)]
+    d = rundata(trials, hist, {"lr": {"loguniform": [1e-3, 0.5]}})
+    recs = curves.curve_data(d, "lr")
+    labels = {r["label"] for r in recs}
+    assert len(labels) == 5 and all(lb.startswith("lr ") for lb in labels)  # ranges, rounded
+    fig = curves.curves_figure(d, "lr")
+    entries = [t.name for t in fig.data if t.showlegend is not False]
+    assert len(entries) == 6 and entries[-1].startswith("BEST ")  # 5 ranges + the best trial
+    # a grid: one entry per value, rounded
+    g = curves.curves_figure(grid_run(), "lr")
+    assert sorted(t.name for t in g.data if t.showlegend is not False) == ["BEST lr=0.1", "lr=0.1", "lr=1"]

@@ -53,7 +53,8 @@ def curve_data(data: RunData, color_by: str | None) -> list[dict[str, Any]]:
             pos = 0.5
         out.append({
             "trial_id": row["trial_id"],
-            "label": f"{color_by}={cv}" if color_by else row["trial_id"],
+            "label": _label(color_by, cv, pos, lo, hi, log, sampled=bool(color_by) and numeric
+                            and not data.searched[color_by].is_categorical),
             "epoch": hh["epoch"].tolist(),
             "metric": _clean(hh.get(data.metric)),
             "train_loss": _clean(hh.get(f"train_{'loss' if fam == 'acc' else fam}")),
@@ -62,6 +63,23 @@ def curve_data(data: RunData, color_by: str | None) -> list[dict[str, Any]]:
             "stopped_early": row["status"] in ("stopped", "diverged", "error"),
         })
     return out
+
+
+BUCKETS = 5  # legend entries for a sampled (continuous) parameter
+
+
+def _label(name: str | None, v: Any, pos: float, lo: float, hi: float, log: bool, sampled: bool) -> str:
+    """The legend entry a trial belongs to: its value, rounded (`lr=0.1477`); for a sampled
+    parameter one of BUCKETS ranges (`lr 0.01-0.03`), so the legend has a few entries, not one
+    per trial."""
+    if not name:
+        return ""
+    if not sampled or pd.isna(v):
+        return f"{name}={v:.4g}" if isinstance(v, float) else f"{name}={v}"
+    k = min(int(pos * BUCKETS), BUCKETS - 1)
+    edges = [lo + (hi - lo) * i / BUCKETS for i in (k, k + 1)]
+    a, b = (10 ** e for e in edges) if log else edges
+    return f"{name} {a:.3g}-{b:.3g}"
 
 
 def loss_range(recs: list[dict[str, Any]]) -> list[float] | None:
@@ -91,15 +109,22 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
     loss = "loss" if fam == "acc" else fam
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         html.escape(data.metric), f"train (dashed) and val (solid) {loss}"))
-    for r in sorted(recs, key=lambda r: r["best"]):  # best drawn last, on top
+    shown: set[str] = set()
+    # one legend entry per value (or range) of the colouring parameter, which toggles all its
+    # trials; the best trial its own entry; sorted so the legend reads in value order
+    for r in sorted(recs, key=lambda r: (r["best"], r["pos"])):  # best drawn last, on top
         color = "black" if r["best"] else sample_colorscale("Viridis", [r["pos"]])[0]
         width = 4 if r["best"] else 1.5
-        name = html.escape(("BEST " if r["best"] else "") + r["label"])
+        group = ("BEST " + r["label"]) if r["best"] else (r["label"] or r["trial_id"])
+        name = html.escape(group if r["label"] or r["best"] else r["trial_id"])
         hover = html.escape(f"{r['trial_id']} {r['label']} — {r['status']}")
         end = "x" if r["stopped_early"] else "circle"
-        common = dict(legendgroup=r["trial_id"], line=dict(color=color, width=width),
+        common = dict(legendgroup=group, line=dict(color=color, width=width),
                       hovertext=hover, hoverinfo="x+y+text")
+        first = group not in shown
+        shown.add(group)
         fig.add_trace(go.Scatter(x=r["epoch"], y=r["metric"], mode="lines+markers", name=name,
+                                 showlegend=first,
                                  marker=dict(symbol=[("circle" if i < len(r["epoch"]) - 1 else end)
                                                      for i in range(len(r["epoch"]))], size=6),
                                  **common), row=1, col=1)

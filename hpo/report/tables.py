@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hpo import results
@@ -93,8 +94,27 @@ def heatmap_data(data: RunData) -> dict[str, Any] | None:
     oa, ob = _grid_order(data, a), _grid_order(data, b)
     pv = pv.loc[sorted(pv.index, key=lambda v: oa.get(_key(v), 0)),
                 sorted(pv.columns, key=lambda v: ob.get(_key(v), 0))]
-    return {"x": [str(c) for c in pv.columns], "y": [str(i) for i in pv.index],
-            "z": pv.to_numpy().tolist(), "x_name": b, "y_name": a, "metric": data.best_col}
+    z = pv.to_numpy()
+    out = {"x": [str(c) for c in pv.columns], "y": [str(i) for i in pv.index],
+           "z": z.tolist(), "x_name": b, "y_name": a, "metric": data.best_col}
+    finite = z[np.isfinite(z)]
+    if finite.size:
+        i, j = np.unravel_index(np.nanargmax(z) if data.mode == "max" else np.nanargmin(z), z.shape)
+        out["best"] = (out["x"][j], out["y"][i])
+        out.update(colour_range(finite, data.mode))
+    return out
+
+
+def colour_range(values: Any, mode: str) -> dict[str, Any]:
+    """zmin / zmax for a colour scale that shows the range that matters: values far on the bad
+    side of the rest (collapsed or diverged cells, beyond 10 median absolute deviations of the
+    median) are left below it (drawn at its end, their values written), and `clipped` counts them."""
+    v = np.asarray(values, dtype=float)
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) or float(np.std(v)) or 1.0
+    bad = (v < med - 10 * mad) if mode == "max" else (v > med + 10 * mad)
+    kept = v[~bad] if (~bad).any() else v
+    return {"zmin": float(kept.min()), "zmax": float(kept.max()), "clipped": int(bad.sum())}
 
 
 def results_table(data: RunData) -> pd.DataFrame:
