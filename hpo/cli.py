@@ -267,6 +267,12 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     if "collapsed" in t and t["collapsed"].any():
         print(f"\n{int(t['collapsed'].sum())} trial(s) collapsed (accuracy at chance or the loss "
               f"exploded without NaN); see status_detail in {res.run_dir / 'trials.csv'}")
+    from hpo.report.findings import findings
+    from hpo.report.load import load_run
+
+    found = findings(load_run(res.run_dir)) if len(t) else []
+    if found:
+        print("\nFindings:\n" + "\n".join(f"  - {f}" for f in found))
     best = best_trial(t, metric, mode)
     if best is not None:
         print("\nBest configuration" + (f" by the primary metric {metric}" if len(objectives) > 1 else "")

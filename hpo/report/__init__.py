@@ -6,11 +6,11 @@
 Written to ``<run>/report.html`` (so a run on object storage has its report beside its tables)
 and to `out` (default ``reports/<run name>.html``, the convenient local copy).
 
-Sections, in order: header, warnings, best configuration, Pareto set (several objectives),
-confirmation, grid table and heatmap (1-D/2-D grids), predicted surface (regression), learning
-curves, optimization history, the exact importance of a complete grid, Optuna's parallel
-coordinates / importance / slice / contour, model size, time per epoch by batch size,
-early-stopping audit, trials per node, and the sortable table of all trials. One figure per
+Sections, in order: header, findings (in words), warnings, best configuration, Pareto set
+(several objectives), confirmation, grid table and heatmap (1-D/2-D grids), predicted surface
+(regression), learning curves, optimization history, the exact importance of a complete grid,
+Optuna's parallel coordinates / importance / slice / contour, model size, time per epoch by
+batch size, early-stopping audit, trials per node, and the sortable table of all trials. One figure per
 module, each with a data step testable without drawing.
 """
 
@@ -24,6 +24,7 @@ import yaml
 from hpo import results
 from hpo.report import checks, curves, history, pareto, study, surface, tables
 from hpo.report.confirm import confirm_data, confirm_figure
+from hpo.report.findings import findings
 from hpo.report.heatmap import heatmap_figure
 from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.importance import grid_importance, importance_figure
@@ -51,9 +52,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def render(data: RunData) -> str:
-    parts = [header(data), warnings_section(data), best_section(data), pareto_section(data),
-             confirm_section(data),
-             grid_section(data), surface_section(data), curves_section(data), history_section(data),
+    parts = [header(data), findings_section(data), warnings_section(data), best_section(data),
+             pareto_section(data), confirm_section(data), grid_section(data), surface_section(data),
+             curves_section(data), history_section(data),
              importance_section(data), optuna_section(data),
              model_size_section(data), epoch_time_section(data), audit_section(data),
              nodes_section(data), results_section(data)]
@@ -126,6 +127,13 @@ def pareto_section(data: RunData) -> str:
             f"trial's best over its epochs.{cons}</p>"
             + table(front, table_id="pareto-table", sortable=False)
             + (figure(fig, "pareto") if fig is not None else ""))
+
+
+def findings_section(data: RunData) -> str:
+    fs = findings(data)
+    if not fs:
+        return ""
+    return ("<h2>Findings</h2><ul id='findings'>" + "".join(f"<li>{esc(f)}</li>" for f in fs) + "</ul>")
 
 
 def warnings_section(data: RunData) -> str:

@@ -36,7 +36,9 @@ def warnings_for(data: RunData) -> list[str]:
     return out
 
 
-def _edge_warnings(data: RunData, best) -> list[str]:
+def edge_of_space(data: RunData, best) -> list[tuple[str, float, str, bool]]:
+    """(name, best value, "smaller" | "larger", whether a grid) for each searched number whose
+    best value is the grid's end (of >= 3 values) or in the outer 10% of its range."""
     out = []
     for name, p in data.searched.items():
         v = best.get(f"param.{name}")
@@ -46,14 +48,24 @@ def _edge_warnings(data: RunData, best) -> list[str]:
         if p.enumerated:
             nums = [float(a) for a in p.values if isinstance(a, (int, float)) and not isinstance(a, bool)]
             if len(nums) >= 3 and v in (min(nums), max(nums)):
-                side = "smallest" if v == min(nums) else "largest"
-                out.append(f"The best {name} ({v:g}) is the {side} value of the grid: the optimum "
-                           f"may lie beyond it; extend the grid.")
+                out.append((name, v, "smaller" if v == min(nums) else "larger", True))
         elif not p.is_categorical:
             pos = p.position(v)
             if pos < 0.1 or pos > 0.9:
-                out.append(f"The best {name} ({v:g}) lies in the outer 10% of its range "
-                           f"[{p.low:g}, {p.high:g}]: widen the range on that side.")
+                out.append((name, v, "smaller" if pos < 0.1 else "larger", False))
+    return out
+
+
+def _edge_warnings(data: RunData, best) -> list[str]:
+    out = []
+    for name, v, side, grid in edge_of_space(data, best):
+        if grid:
+            out.append(f"The best {name} ({v:g}) is the {'smallest' if side == 'smaller' else 'largest'} "
+                       f"value of the grid: the optimum may lie beyond it; extend the grid.")
+        else:
+            p = data.searched[name]
+            out.append(f"The best {name} ({v:g}) lies in the outer 10% of its range "
+                       f"[{p.low:g}, {p.high:g}]: widen the range on that side.")
     return out
 
 

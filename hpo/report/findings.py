@@ -1,0 +1,133 @@
+"""What the sweep found, in a few sentences generated from the tables: which parameter matters
+and how, where the best configuration lies (and whether on the edge of the space), what
+collapsed or diverged and where, the Pareto set's span, and whether the winner's lead is
+larger than the seed-to-seed spread. Each sentence is said only when the data supports it.
+Shown at the top of the report and printed at the end of `hpo run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hpo import results
+from hpo.report.load import RunData, finite
+
+
+def findings(data: RunData) -> list[str]:
+    t = data.trials
+    best = data.best()
+    if t.empty or best is None:
+        return []
+    out = [_best_sentence(data, best)]
+    out += _importance(data)
+    out += _edges(data, best)
+    out += _failures(data)
+    out += _pareto(data)
+    out += _confirmation(data)
+    return [s for s in out if s]
+
+
+def _v(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def _params(row: pd.Series, names: list[str]) -> str:
+    def known(v: Any) -> bool:
+        return isinstance(v, str) or finite(v)
+
+    return ", ".join(f"{n}={_v(row[f'param.{n}'])}" for n in names
+                     if f"param.{n}" in row and known(row[f"param.{n}"]))
+
+
+def _best_sentence(data: RunData, best: pd.Series) -> str:
+    from hpo.report.study import conditional
+
+    n = len(results.eligible(data.trials, data.metric))
+    names = [*data.searched, *sorted(conditional(data))]  # a case's own parameters too
+    return (f"The best of {n} trial(s) is {_params(best, names) or best['trial_id']} with "
+            f"{data.best_col} {_v(float(best[data.best_col]))}.")
+
+
+def _importance(data: RunData) -> list[str]:
+    from hpo.report.importance import grid_cells, grid_importance
+
+    imp = grid_importance(data)
+    if imp is None:
+        return []
+    tab = imp["table"]
+    top = tab[tab["source"] != "interactions"].sort_values("share_%", ascending=False).iloc[0]
+    if top["share_%"] < 50:
+        inter = float(tab.loc[tab["source"] == "interactions", "share_%"].sum())
+        return [f"No single parameter dominates the grid: the largest main effect is "
+                f"{top['source']} ({top['share_%']:.0f}% of the variance), interactions "
+                f"{inter:.0f}%."]
+    cells, _ = grid_cells(data)
+    means = cells.groupby(top["source"])["value"].mean()
+    good = means.idxmax() if data.mode == "max" else means.idxmin()
+    bad = means.idxmin() if data.mode == "max" else means.idxmax()
+    return [f"{top['source']} decides most of the outcome: {top['share_%']:.0f}% of the variance "
+            f"of {data.best_col} over the grid; averaged over the other parameters it is best at "
+            f"{top['source']}={good} ({means[good]:.4g}) and worst at {top['source']}={bad} "
+            f"({means[bad]:.4g})."]
+
+
+def _edges(data: RunData, best: pd.Series) -> list[str]:
+    from hpo.report.checks import edge_of_space
+
+    return [f"The best {name} ({_v(v)}) is at the {side} edge of what was searched: the optimum may "
+            f"lie beyond it; extend the {'grid' if grid else 'range'} towards {side} values."
+            for name, v, side, grid in edge_of_space(data, best)]
+
+
+def _failures(data: RunData) -> list[str]:
+    t = data.trials
+    out = []
+    names = list(data.searched)
+    collapsed = t["collapsed"].fillna(False).astype(bool) if "collapsed" in t else t["status"] == ""
+    for what, mask in (("diverged (NaN/inf loss)", t["status"] == "diverged"),
+                       ("collapsed (accuracy at chance or an exploding loss)", collapsed)):
+        bad = t[mask]
+        if bad.empty:
+            continue
+        common = _shared_values(bad, t, names)
+        where = f", all with {common}" if common else f", e.g. {_params(bad.iloc[0], names)}"
+        out.append(f"{len(bad)} of {len(t)} trial(s) {what}{where}.")
+    return out
+
+
+def _shared_values(bad: pd.DataFrame, t: pd.DataFrame, names: list[str]) -> str:
+    """The parameter values every failed trial has and not every trial has (`lr=1`)."""
+    parts = []
+    for n in names:
+        col = f"param.{n}"
+        if col in bad and bad[col].nunique(dropna=False) == 1 and t[col].nunique(dropna=False) > 1:
+            parts.append(f"{n}={_v(bad[col].iloc[0])}")
+    return ", ".join(parts)
+
+
+def _pareto(data: RunData) -> list[str]:
+    objs = data.info.get("objectives") or {}
+    front = results.pareto_set(data.trials, objs, data.metric, data.mode)
+    if len(objs) < 2 or front.empty:
+        return []
+    ends = front.iloc[[0, -1]]
+    other = [m for m in objs if m != data.metric]
+    span = " to ".join(f"{data.metric} {_v(float(r[data.metric]))} with "
+                       + ", ".join(f"{m} {_v(r[m])}" for m in other) for _, r in ends.iterrows())
+    return [f"The Pareto set has {len(front)} trial(s), trading {data.metric} against "
+            f"{', '.join(other)}: from {span}."]
+
+
+def _confirmation(data: RunData) -> list[str]:
+    from hpo.report.confirm import confirm_data
+
+    cd = confirm_data(data)
+    v = cd and cd["verdict"]
+    if not v:
+        return []
+    if v["beyond_noise"]:
+        return [f"Retrained with new seeds, {v['winner']} leads the runner-up by {v['gap']:.3g}, "
+                f"more than the seed-to-seed spread ({v['noise']:.3g}): the win is real."]
+    return [f"Retrained with new seeds, {v['winner']} leads the runner-up by only {v['gap']:.3g}, "
+            f"within the seed-to-seed spread ({v['noise']:.3g}): treat them as a tie."]

@@ -1,0 +1,52 @@
+"""Findings in words (hpo.report.findings), each sentence tested on constructed tables: it is
+said when the data supports it, and not otherwise."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hpo.report.findings import findings
+from tests.report_fixtures import rundata
+from tests.test_report_importance import _grid
+
+
+def lr_reg(collapse=True):
+    acc = lambda lr, wd: (0.1 if (lr == 1.0 and collapse) else 0.97 - 0.02 * (wd == 0.1)  # noqa: E731
+                          - 0.01 * (lr == 0.01) + 0.004 * (lr == 0.05))
+    d = _grid(acc)
+    d.trials["collapsed"] = d.trials["best_val_acc"] < 0.2
+    return d
+
+
+def test_a_grid_where_one_parameter_decides():
+    fs = findings(lr_reg())
+    assert fs[0] == "The best of 16 trial(s) is lr=0.05, weight_decay=0.01 with best_val_acc 0.974."
+    assert fs[1].startswith("lr decides most of the outcome: ") and "worst at lr=1.0 (0.1)" in fs[1]
+    assert "4 of 16 trial(s) collapsed (accuracy at chance or an exploding loss), all with lr=1" in fs[-1]
+
+
+def test_no_dominant_parameter_and_no_failures_said_as_such():
+    d = _grid(lambda lr, wd: 0.9 + 0.01 * (lr == 0.1) + 0.01 * (wd == 0.01))
+    fs = findings(d)
+    assert any(f.startswith("No single parameter dominates the grid") for f in fs)
+    assert not any("collapsed" in f or "diverged" in f for f in fs)
+
+
+def test_best_on_the_edge_of_a_range_says_which_way_to_extend():
+    trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": acc, "epochs": 2, "best_epoch": 2}
+              for i, (lr, acc) in enumerate([(1e-4, 0.5), (1e-3, 0.7), (0.009, 0.8), (0.0099, 0.95)])]
+    fs = findings(rundata(trials, [], {"lr": {"loguniform": [1e-4, 0.01]}}))
+    assert ("The best lr (0.0099) is at the larger edge of what was searched: the optimum may lie "
+            "beyond it; extend the range towards larger values.") in fs
+
+
+def test_pareto_span():
+    d = _grid(lambda lr, wd: 0.9)
+    d.trials = pd.DataFrame({"trial_id": list("abc"), "status": "completed", "status_detail": "completed",
+                             "best_val_acc": [0.98, 0.96, 0.9], "n_params": [700000, 25000, 30000],
+                             "pareto": [True, True, False], "param.lr": [0.1, 0.1, 0.1],
+                             "param.weight_decay": [0.01] * 3})
+    d.info["objectives"] = {"val_acc": "max", "n_params": "min"}
+    fs = findings(d)
+    assert ("The Pareto set has 2 trial(s), trading val_acc against n_params: from val_acc 0.98 with "
+            "n_params 700000 to val_acc 0.96 with n_params 25000.") in fs
