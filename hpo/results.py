@@ -42,6 +42,7 @@ TRIAL_COLUMNS = {
     "n_params": "trainable parameters of the model",
     "pack / pack_size": "the vectorized trial a packed member ran in, and how many it held",
     "config": "JSON of the trial's configuration (cases merged in, spec order)",
+    "started_at / ended_at": "when the trial started and ended (unix seconds; a pack's for its members)",
     "collapsed": "trained without NaN but learned nothing (accuracy at chance) or its loss exploded",
     "pareto / feasible": "on the Pareto set (several objectives) / within the constraints",
 }

@@ -145,7 +145,10 @@ def test_compare_page(browser, real_run, tmp_path):
     logs = open_page(browser, out)
     assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
     divs, drawn = plots_drawn(browser)
-    assert divs == 1 and drawn == 1
+    assert divs == 2 and drawn == 2  # best so far, and the EDF of the trial values
+    edf = browser.execute_script("const d = document.getElementById('edf');"
+                                 " return [d._fullData.length, d._fullLayout.xaxis.title.text];")
+    assert edf == [2, "best_val_acc"]
     rows = browser.find_elements("css selector", "#compare-table tbody tr")
     assert len(rows) == 2
 

@@ -8,7 +8,7 @@ and to `out` (default ``reports/<run name>.html``, the convenient local copy).
 
 Sections, in order: header, findings (in words), warnings, best configuration, Pareto set
 (several objectives), confirmation, grid table and heatmap (1-D/2-D grids), predicted surface
-(regression), learning curves, optimization history, the exact importance of a complete grid,
+(regression), learning curves, optimization history, timeline, the exact importance of a complete grid,
 Optuna's parallel coordinates / importance / slice / contour, model size, time per epoch by
 batch size, early-stopping audit, trials per node, and the sortable table of all trials. One figure per
 module, each with a data step testable without drawing.
@@ -30,6 +30,7 @@ from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.importance import grid_importance, importance_figure
 from hpo.report.load import RunData, load_run
 from hpo.report.model_size import model_size_figure
+from hpo.report.timeline import timeline_data, timeline_figure
 
 __all__ = ["REPORT_FILE", "build_report", "load_run", "render"]
 
@@ -212,7 +213,14 @@ def curves_section(data: RunData) -> str:
 def history_section(data: RunData) -> str:
     if data.trials.empty:
         return ""
-    return "<h2>Optimization history</h2>" + figure(history.history_figure(data), "history")
+    out = "<h2>Optimization history</h2>" + figure(history.history_figure(data), "history")
+    tl = timeline_data(data)
+    if tl is not None:
+        out += ("<h2>Timeline</h2><p class='note'>When each trial ran (its number on the bar), one "
+                f"lane per concurrent slot ({int(tl['slot'].max()) + 1} used), coloured by how it "
+                "ended: gaps are idle workers, short bars early stops.</p>"
+                + figure(timeline_figure(tl), "timeline"))
+    return out
 
 
 def importance_section(data: RunData) -> str:

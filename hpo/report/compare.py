@@ -73,6 +73,21 @@ def compare_figure(runs: list[RunData]) -> Any:
     return fig
 
 
+def edf_figure(runs: list[RunData]) -> Any | None:
+    """Optuna's empirical distribution function of each run's trial values (the share of
+    trials at or below each value): a whole search's quality, not only its best."""
+    import optuna.visualization as ov
+
+    from hpo.report.study import build_study
+
+    studies = [s for r in runs if (s := build_study(r, name=r.name)) is not None]
+    if len(studies) < 2:
+        return None
+    fig = ov.plot_edf(studies, target_name=runs[0].best_col)
+    fig.update_layout(title=None, height=420, margin=dict(t=30, l=50, r=20, b=40))
+    return fig
+
+
 def build_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
     if len(run_dirs) < 2:
         raise SpecError("give at least two run folders to compare.", field="compare")
@@ -86,6 +101,12 @@ def build_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
             f"<p class='desc'>Best {esc(runs[0].metric)} found so far ({esc(runs[0].mode)}).</p>"
             + figure(compare_figure(runs), "compare")
             + "<h2>At equal compute</h2>" + table(at_equal_compute(runs), table_id="compare-table"))
+    edf = edf_figure(runs)
+    if edf is not None:
+        body += ("<h2>Distribution of trial values (EDF)</h2><p class='note'>For each run, the share "
+                 f"of its trials whose {esc(runs[0].best_col)} is at most each value: a curve further "
+                 f"{'right' if runs[0].mode == 'max' else 'left'} means a search that spent more of its "
+                 "trials on good configurations.</p>" + figure(edf, "edf"))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page("hpo compare", body), encoding="utf-8")

@@ -57,15 +57,17 @@ def _value(dist: Any, v: Any) -> Any:
     return min(max(float(v), dist.low), dist.high)
 
 
-def build_study(data: RunData) -> Any | None:
-    """A study of the finished trials with a finite metric; None when there are fewer than 2."""
+def build_study(data: RunData, name: str | None = None) -> Any | None:
+    """A study of the finished trials with a finite metric (named `name`); None when there are
+    fewer than 2."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     dists = distributions(data)
     if not dists or data.trials.empty:
         return None
-    study = optuna.create_study(direction="maximize" if data.mode == "max" else "minimize")
+    study = optuna.create_study(direction="maximize" if data.mode == "max" else "minimize",
+                                study_name=name)
     n = 0
     for _, row in data.trials.iterrows():
         v = row.get(data.best_col)

@@ -93,6 +93,10 @@ class _Run:
         self.aborted = abort_reason(run_dir, log) is not None
         self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
         self.events = trial_events(run_dir, log)
+        self.starts: dict[str, float] = {}  # trial id -> when it first started (events.jsonl)
+        for e in log:
+            if e.get("event") == "start" and e.get("trial_id") and "time" in e:
+                self.starts.setdefault(e["trial_id"], float(e["time"]))
         self.groups = {k: p for k, p in _parsed(self.params).items() if p.is_group}
 
     def case(self, group: str, value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -138,7 +142,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
                 hist = _history_rows(mid, mrows)
                 history.extend(hist)
                 cfg = {k: v for k, v in member.items() if k != "_index"}
-                row = _trial_row(mid, d, cfg, hist, run.events.get(trial_id), run)
+                row = _trial_row(mid, d, cfg, hist, run.events.get(trial_id), run, ray_id=trial_id)
                 # the pack's time is shared by its members (it trained them all at once)
                 row.update(trial_index=int(member["_index"]), pack=trial_id, pack_size=len(members),
                            time_s=row["time_s"] / len(members))
@@ -207,7 +211,9 @@ def _parsed(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[str, Any]],
-               event: dict[str, Any] | None, run: _Run) -> dict[str, Any]:
+               event: dict[str, Any] | None, run: _Run, ray_id: str | None = None) -> dict[str, Any]:
+    """One trials-table row; `ray_id`: Ray's trial (a pack's, for a packed member)."""
+    ray_id = ray_id or trial_id
     last = hist[-1] if hist else {}
     epochs = int(last.get("epoch", 0)) if last else 0
     row: dict[str, Any] = {"trial_id": trial_id, "trial_index": trial_index(trial_id)}
@@ -227,7 +233,8 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
                best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
                error=error.splitlines()[0][:300] if error else None,
                hostname=last.get("hostname"), node_ip=last.get("node_ip"),
-               node_id=last.get("node_id"), n_params=last.get("n_params"))
+               node_id=last.get("node_id"), n_params=last.get("n_params"),
+               started_at=run.starts.get(ray_id), ended_at=(event or {}).get("time"))
     if last.get("weights"):  # where the model's weights started (e.g. resnet18: imagenet or random)
         row["weights"] = last["weights"]
     for m, mode in run.modes.items():
