@@ -185,3 +185,19 @@ def test_learning_curve_legend_has_one_entry_per_value_or_range():
     # a grid: one entry per value, rounded
     g = curves.curves_figure(grid_run(), "lr")
     assert sorted(t.name for t in g.data if t.showlegend is not False) == ["BEST lr=0.1", "lr=0.1", "lr=1"]
+
+
+def test_many_trials_become_bands_with_the_best_on_top():
+    import numpy as np
+
+    lrs = list(np.geomspace(1e-3, 0.5, 60))
+    trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": 0.5 + i / 200, "epochs": 3,
+               "best_epoch": 3} for i, lr in enumerate(lrs)]
+    hist = [{"trial_id": f"t{i}", "epoch": e, "val_acc": 0.4 + e / 10 + i / 200, "val_loss": 1.0,
+             "train_loss": 1.0} for i in range(60) for e in (1, 2, 3)]
+    fig = curves.curves_figure(rundata(trials, hist, {"lr": {"loguniform": [1e-3, 0.5]}}), "lr")
+    bands = [t for t in fig.data if t.fill == "toself"]
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(bands) == 5 and len(lines) == curves.TOP
+    assert "60 trials: median and 25-75% band per lr" in fig.layout.title.text
+    assert lines[-1].name.startswith("BEST ")  # the best trial drawn last, on top

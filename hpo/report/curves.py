@@ -99,6 +99,43 @@ def _clean(s: pd.Series | None) -> list[float | None]:
     return [float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None for x in s]
 
 
+MANY = 40  # above this many trials, bands instead of one line per trial
+TOP = 5  # trials still drawn as lines then (the best ones)
+
+
+def _final(r: dict[str, Any], mode: str) -> float:
+    vals = [v for v in r["metric"] if v is not None]
+    if not vals:
+        return -math.inf
+    return max(vals) if mode == "max" else -min(vals)
+
+
+def _bands(fig: Any, recs: list[dict[str, Any]], mode: str) -> None:
+    """Median and interquartile band of the metric per epoch for each legend group."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault(r["label"] or "all trials", []).append(r)
+    for label, rs in sorted(groups.items(), key=lambda kv: sum(r["pos"] for r in kv[1]) / len(kv[1])):
+        frame = pd.DataFrame([{"epoch": e, "v": v} for r in rs
+                              for e, v in zip(r["epoch"], r["metric"], strict=True) if v is not None])
+        if frame.empty:
+            continue
+        q = frame.groupby("epoch")["v"].quantile([0.25, 0.5, 0.75]).unstack()
+        pos = sum(r["pos"] for r in rs) / len(rs)
+        color = sample_colorscale("Viridis", [pos])[0]
+        name = html.escape(f"{label} ({len(rs)} trials)")
+        x = q.index.tolist()
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=q[0.75].tolist() + q[0.25].tolist()[::-1],
+                                 fill="toself", fillcolor=color, opacity=0.25, line=dict(width=0),
+                                 hoverinfo="skip", legendgroup=name, showlegend=False), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=q[0.5].tolist(), mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=color, width=2, dash="dot"),
+                                 hovertemplate="epoch %{x}: median %{y:.4g}<extra></extra>"), row=1, col=1)
+
+
 def curves_figure(data: RunData, color_by: str | None) -> Any:
     import plotly.graph_objects as go
     from plotly.colors import sample_colorscale
@@ -109,10 +146,17 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
     loss = "loss" if fam == "acc" else fam
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         html.escape(data.metric), f"train (dashed) and val (solid) {loss}"))
+    many = len(recs) > MANY
+    if many:  # bands per value / range, and only the best few trials as lines
+        _bands(fig, recs, data.mode)
+        order = sorted(recs, key=lambda r: _final(r, data.mode), reverse=True)[:TOP]
+        recs_drawn = sorted(order, key=lambda r: (r["best"], r["pos"]))
+    else:
+        recs_drawn = sorted(recs, key=lambda r: (r["best"], r["pos"]))
     shown: set[str] = set()
     # one legend entry per value (or range) of the colouring parameter, which toggles all its
     # trials; the best trial its own entry; sorted so the legend reads in value order
-    for r in sorted(recs, key=lambda r: (r["best"], r["pos"])):  # best drawn last, on top
+    for r in recs_drawn:  # best drawn last, on top
         color = "black" if r["best"] else sample_colorscale("Viridis", [r["pos"]])[0]
         width = 4 if r["best"] else 1.5
         group = ("BEST " + r["label"]) if r["best"] else (r["label"] or r["trial_id"])
@@ -138,6 +182,9 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
     if lr is not None:
         fig.update_yaxes(type="log", range=lr, row=1, col=2)
     title = f"coloured by {html.escape(color_by)}" if color_by else ""
+    if many:
+        title = (f"{len(recs)} trials: median and 25-75% band per {html.escape(color_by or 'run')} "
+                 f"{'value or range' if color_by else ''}; the {TOP} best trials drawn as lines")
     fig.update_layout(height=460, title=title, legend=dict(font=dict(size=10)),
                       margin=dict(t=60, l=50, r=20, b=40))
     return fig
