@@ -29,6 +29,7 @@ def pareto_figure(data: RunData) -> Any | None:
     highlighted, infeasible trials greyed (when the run has constraints)."""
     import optuna
     import optuna.visualization as ov
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 
     objs = objectives(data)
     t = data.trials
@@ -42,14 +43,13 @@ def pareto_figure(data: RunData) -> Any | None:
         vals = [row.get(c) for c in cols]
         if row["status"] not in results.ELIGIBLE or not all(finite(v) for v in vals):
             continue
-        attrs = {"trial": str(row["trial_id"])}
-        if has_cons:
-            attrs["violation"] = 0.0 if bool(row["feasible"]) else 1.0
-        study.add_trial(optuna.trial.create_trial(values=[float(v) for v in vals], user_attrs=attrs))
+        # infeasible trials carry a violated constraint, as Trial.set_constraint would record it
+        cons = {f"{_CONSTRAINTS_KEY}:feasible": 0.0 if bool(row["feasible"]) else 1.0} if has_cons else {}
+        study.add_trial(optuna.trial.create_trial(values=[float(v) for v in vals], system_attrs=cons,
+                                                  user_attrs={"trial": str(row["trial_id"])}))
         n += 1
     if n < 2:
         return None
-    cons = (lambda tr: [tr.user_attrs["violation"]]) if has_cons else None
-    fig = ov.plot_pareto_front(study, target_names=list(objs), constraints_func=cons)
+    fig = ov.plot_pareto_front(study, target_names=list(objs))
     fig.update_layout(title=None, margin=dict(t=30, l=50, r=20, b=40), height=460)
     return fig
