@@ -201,3 +201,22 @@ def test_many_trials_become_bands_with_the_best_on_top():
     assert len(bands) == 5 and len(lines) == curves.TOP
     assert "60 trials: median and 25-75% band per lr" in fig.layout.title.text
     assert lines[-1].name.startswith("BEST ")  # the best trial drawn last, on top
+
+
+def test_the_loss_panel_says_which_trials_go_above_it():
+    trials = [{"trial_id": "a", "param.lr": 0.1, "best_val_acc": 0.9, "epochs": 2, "best_epoch": 2},
+              {"trial_id": "b", "param.lr": 1.0, "best_val_acc": 0.1, "epochs": 2, "best_epoch": 1}]
+    hist = [{"trial_id": "a", "epoch": e, "val_acc": 0.9, "val_loss": 1.0 / e, "train_loss": 1.2 / e} for e in (1, 2)]
+    hist += [{"trial_id": "b", "epoch": 1, "val_acc": 0.1, "val_loss": 2.3, "train_loss": 2.3},
+             {"trial_id": "b", "epoch": 2, "val_acc": 0.1, "val_loss": 1e20, "train_loss": 1.7e22}]
+    fig = curves.curves_figure(rundata(trials, hist, {"lr": {"grid": [0.1, 1.0]}}), "lr")
+    assert [a.text for a in fig.layout.annotations if "above" in a.text] == [
+        "1 trial(s) go above this range (losses up to 1.7e+22)"]
+
+
+def test_parallel_coordinates_draw_the_worst_trials_visibly():
+    from hpo.report.study import optuna_figures
+
+    figs = optuna_figures(grid_run())
+    lines = [t.line.color for t in figs["Parallel coordinates"].data if t.mode == "lines"]
+    assert lines[0] == "rgb(68, 1, 84)"  # the worst trial at Viridis' dark end, not Blues' white

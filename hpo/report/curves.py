@@ -181,6 +181,13 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
     lr = loss_range(recs)
     if lr is not None:
         fig.update_yaxes(type="log", range=lr, row=1, col=2)
+        losses = {r["trial_id"]: [v for k in ("train_loss", "val_loss") for v in r[k] if v] for r in recs}
+        above = [max(vs) for vs in losses.values() if vs and max(vs) > 10 ** lr[1]]
+        if above:  # say what leaves the panel, rather than let it vanish
+            fig.add_annotation(text=f"{len(above)} trial(s) go above this range "
+                                    f"(losses up to {max(above):.3g})",
+                               xref="x2 domain", yref="y2 domain", x=0.98, y=0.98, showarrow=False,
+                               font=dict(size=10, color="#b00"), xanchor="right")
     title = f"coloured by {html.escape(color_by)}" if color_by else ""
     if many:
         title = (f"{len(recs)} trials: median and 25-75% band per {html.escape(color_by or 'run')} "

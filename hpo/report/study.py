@@ -106,6 +106,24 @@ def _case_studies(data: RunData, study: Any) -> dict[str, Any]:
     return out
 
 
+def _visible_colours(fig: Any) -> None:
+    """Optuna draws parallel coordinates in Blues, the worst trials nearly white (invisible on
+    the page): recolour the same order in Viridis, whose low end is dark."""
+    import re
+
+    from plotly.colors import sample_colorscale
+
+    light, dark = 247.0, 8.0  # Blues' red channel at its two ends
+    for trace in fig.data:
+        color = getattr(getattr(trace, "line", None), "color", None)
+        if trace.mode == "lines" and isinstance(color, str) and color.startswith("rgb"):
+            red = float(re.findall(r"[\d.]+", color)[0])
+            pos = min(max((light - red) / (light - dark), 0.0), 1.0)
+            trace.line.color = sample_colorscale("Viridis", [pos])[0]
+        elif trace.mode == "markers" and trace.marker.colorscale is not None:
+            trace.marker.colorscale = "Viridis"
+
+
 def optuna_figures(data: RunData) -> dict[str, Any]:
     """Title -> plotly figure; a plot Optuna cannot draw for this study is left out."""
     import optuna.visualization as ov
@@ -159,6 +177,8 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
                 warnings.simplefilter("ignore")
                 fig = make()
             fig.update_layout(title=None, margin=dict(t=30, l=50, r=20, b=40))
+            if title == "Parallel coordinates":
+                _visible_colours(fig)
             plots[title] = fig
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue  # e.g. importance needs at least two distinct values per param
