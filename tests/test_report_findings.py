@@ -50,3 +50,13 @@ def test_pareto_span():
     fs = findings(d)
     assert ("The Pareto set has 2 trial(s), trading val_acc against n_params: from val_acc 0.98 with "
             "n_params 700000 to val_acc 0.96 with n_params 25000.") in fs
+
+
+def test_a_one_parameter_grid_states_its_spread_not_a_share():
+    from tests.report_fixtures import rundata
+
+    trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": acc, "epochs": 2, "best_epoch": 2}
+              for i, (lr, acc) in enumerate([(0.1, 0.95), (0.01, 0.97), (0.001, 0.96)])]
+    fs = findings(rundata(trials, [], {"lr": {"grid": [0.1, 0.01, 0.001]}}))
+    assert "Across lr, best_val_acc runs from 0.95 (lr=0.1) to 0.97 (lr=0.01): a spread of 0.02." in fs
+    assert not any("decides" in f or "dominates" in f for f in fs)

@@ -54,7 +54,16 @@ def _importance(data: RunData) -> list[str]:
 
     imp = grid_importance(data)
     if imp is None:
-        return []
+        got = grid_cells(data)
+        if got is None or got[0].shape[1] != 2:
+            return []
+        cells = got[0]
+        name = cells.columns[0]
+        lo, hi = cells.loc[cells["value"].idxmin()], cells.loc[cells["value"].idxmax()]
+        good, bad = (hi, lo) if data.mode == "max" else (lo, hi)
+        return [f"Across {name}, {data.best_col} runs from {bad['value']:.4g} ({name}={bad[name]}) "
+                f"to {good['value']:.4g} ({name}={good[name]}): a spread of "
+                f"{abs(hi['value'] - lo['value']):.3g}."]
     tab = imp["table"]
     top = tab[tab["source"] != "interactions"].sort_values("share_%", ascending=False).iloc[0]
     if top["share_%"] < 50:
@@ -69,7 +78,7 @@ def _importance(data: RunData) -> list[str]:
     return [f"{top['source']} decides most of the outcome: {top['share_%']:.0f}% of the variance "
             f"of {data.best_col} over the grid; averaged over the other parameters it is best at "
             f"{top['source']}={good} ({means[good]:.4g}) and worst at {top['source']}={bad} "
-            f"({means[bad]:.4g})."]
+            f"({means[bad]:.4g}), a spread of {abs(means[good] - means[bad]):.3g}."]
 
 
 def _edges(data: RunData, best: pd.Series) -> list[str]:

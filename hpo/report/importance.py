@@ -82,12 +82,15 @@ def decomposition(cells: pd.DataFrame, params: list[str]) -> pd.DataFrame:
 
 
 def grid_importance(data: RunData) -> dict[str, Any] | None:
-    """The decomposition of a complete grid, with what it rests on; None otherwise."""
+    """The decomposition of a complete grid of >= 2 parameters, with what it rests on; None
+    otherwise."""
     got = grid_cells(data)
     if got is None:
         return None
     cells, filled = got
     params = [c for c in cells.columns if c != "value"]
+    if len(params) < 2:  # one parameter explains all of a 1-D grid's variance: nothing to say
+        return None
     return {"table": decomposition(cells, params), "cells": len(cells), "filled": filled,
             "metric": data.best_col}
 
