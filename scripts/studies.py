@@ -209,8 +209,9 @@ def cmd_write() -> None:
         "verified) on this 2-core CPU machine, one study at a time, with `python scripts/studies.py run`;",
         "this file is written from their run folders by `python scripts/studies.py write`. Test metrics",
         "are those of each trial's best validation epoch; the test set never selects anything.",
-        "learning_rate, optimizers and cnn ran on an otherwise idle machine; the others ran while",
-        "test runs sometimes shared the two cores, so their wall times are upper bounds. Each run's",
+        "learning_rate and cnn ran on an otherwise idle machine; the others ran while other work",
+        "sometimes shared the two cores (optimizers: 549 s here, 312 s when run alone), so their wall",
+        "times are upper bounds. Each run's",
         "HTML report is `reports/studies/<name>.html` (rebuild with `hpo report runs/studies/<name>`).",
         "",
     ]
