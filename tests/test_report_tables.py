@@ -220,3 +220,20 @@ def test_parallel_coordinates_draw_the_worst_trials_visibly():
     figs = optuna_figures(grid_run())
     lines = [t.line.color for t in figs["Parallel coordinates"].data if t.mode == "lines"]
     assert lines[0] == "rgb(68, 1, 84)"  # the worst trial at Viridis' dark end, not Blues' white
+
+
+def test_optuna_plots_draw_a_sample_of_many_trials_and_say_so():
+    import optuna
+
+    from hpo.report.study import DRAWN_MAX, _drawn
+
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.FloatDistribution(0, 1)
+    for i in range(500):
+        study.add_trial(optuna.trial.create_trial(params={"x": i / 500}, distributions={"x": dist}, value=i / 500))
+    drawn, note = _drawn(study)
+    values = sorted(t.value for t in drawn.trials)
+    assert len(values) == DRAWN_MAX and values[-DRAWN_MAX // 2:] == [i / 500 for i in range(400, 500)]
+    assert note == " (the 100 best and 100 evenly spaced others of 500 trials)"
+    small, none = _drawn(build_study(grid_run()))
+    assert none == "" and len(small.trials) == 4

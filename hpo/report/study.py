@@ -106,6 +106,27 @@ def _case_studies(data: RunData, study: Any) -> dict[str, Any]:
     return out
 
 
+DRAWN_MAX = 200  # trials drawn one by one in Optuna's plots; above, the best half and a sample
+
+
+def _drawn(study: Any) -> tuple[Any, str]:
+    """(the study whose trials the figures draw, a note for their titles): every trial, or
+    above DRAWN_MAX the best DRAWN_MAX/2 and evenly spaced others (importance uses them all)."""
+    import optuna
+
+    trials = study.trials
+    if len(trials) <= DRAWN_MAX:
+        return study, ""
+    ranked = sorted(trials, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+    best, rest = ranked[:DRAWN_MAX // 2], ranked[DRAWN_MAX // 2:]
+    step = len(rest) / (DRAWN_MAX - len(best))
+    keep = best + [rest[int(i * step)] for i in range(DRAWN_MAX - len(best))]
+    sub = optuna.create_study(direction=study.direction)
+    sub.add_trials(sorted(keep, key=lambda t: t.number))
+    return sub, (f" (the {len(best)} best and {len(keep) - len(best)} evenly spaced others of "
+                 f"{len(trials)} trials)")
+
+
 def _visible_colours(fig: Any) -> None:
     """Optuna draws parallel coordinates in Blues, the worst trials nearly white (invisible on
     the page): recolour the same order in Viridis, whose low end is dark."""
@@ -131,6 +152,7 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     study = build_study(data)
     if study is None:
         return {}
+    drawn, sampled = _drawn(study)
     import optuna.distributions as od
     from optuna.importance import PedAnovaImportanceEvaluator
 
@@ -146,10 +168,10 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     trust = "" if n >= 20 else ", too few trials to trust"
     plots: dict[str, Any] = {}
     makers = {
-        "Parallel coordinates": lambda: ov.plot_parallel_coordinate(study, params=shared),
+        f"Parallel coordinates{sampled}": lambda: ov.plot_parallel_coordinate(drawn, params=shared),
         f"Parameter importance (PED-ANOVA on {n} trials{trust})": lambda: ov.plot_param_importances(
             study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
-        "Slice plot": lambda: ov.plot_slice(study, params=varying),
+        f"Slice plot{sampled}": lambda: ov.plot_slice(drawn, params=varying),
     }
     if grid_importance(data) is not None:  # a complete grid: the exact decomposition says it
         makers = {k: v for k, v in makers.items() if not k.startswith("Parameter importance")}
@@ -168,7 +190,7 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     numeric = [p for p in shared if not isinstance(dists[p], od.CategoricalDistribution)
                and len({t.params[p] for t in study.trials}) >= 4]
     if len(numeric) >= 2 and grid_importance(data) is None:
-        makers["Contour plot"] = lambda: ov.plot_contour(study, params=numeric[:3])
+        makers[f"Contour plot{sampled}"] = lambda: ov.plot_contour(drawn, params=numeric[:3])
     for title, make in makers.items():
         if not varying:
             break
@@ -177,7 +199,7 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
                 warnings.simplefilter("ignore")
                 fig = make()
             fig.update_layout(title=None, margin=dict(t=30, l=50, r=20, b=40))
-            if title == "Parallel coordinates":
+            if title.startswith("Parallel coordinates"):
                 _visible_colours(fig)
             plots[title] = fig
         except (ValueError, RuntimeError, ZeroDivisionError):
