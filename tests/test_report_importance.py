@@ -59,3 +59,9 @@ def test_not_a_complete_grid():
     d.trials = d.trials.iloc[:-1]  # a cell never ran
     assert grid_importance(d) is None
     assert grid_importance(grid_run()) is not None  # the 2x2 fixture is complete
+
+
+def test_a_table_without_a_searched_parameter_is_not_a_grid():
+    d = _grid(lambda lr, wd: 0.5)
+    d.spec["params"]["activation"] = {"grid": ["relu", "tanh"]}  # the spec says more than the table
+    assert grid_cells(d) is None and grid_importance(d) is None

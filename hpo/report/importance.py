@@ -28,8 +28,8 @@ def grid_cells(data: RunData) -> tuple[pd.DataFrame, int] | None:
     parameters have >= 2 values each; None otherwise."""
     params = grid_params(data)
     t = data.trials
-    if not params or t.empty or data.best_col not in t:
-        return None
+    if not params or t.empty or data.best_col not in t or any(f"param.{p}" not in t for p in params):
+        return None  # (a table that does not hold every searched parameter is not this grid)
     levels = {p: data.searched[p].labels() if data.searched[p].is_group
               else [_label(v) for v in data.searched[p].values] for p in params}
     if any(len(v) < 2 for v in levels.values()):
