@@ -276,3 +276,24 @@ def test_several_objectives_and_a_conditional_space_in_the_report(browser, ray_s
     assert "objectives\nval_acc (max), n_params (min); primary: val_acc" in text or \
         "val_acc (max), n_params (min); primary: val_acc" in text
     assert "n_params <= 60000" in text
+
+
+def test_a_report_of_a_thousand_trials_stays_usable(browser, tmp_path):
+    """1,000 trials (synthetic tables, no Ray): under 20 MB, opens without errors, every plot
+    drawn; the learning curves become bands and Optuna's plots a sample, and the page says so."""
+    from tests.report_fixtures import write_random_run
+
+    out = build_report(write_random_run(tmp_path / "r1000", 1000), tmp_path / "r.html")
+    assert out.stat().st_size < 20e6
+    logs = open_page(browser, out)
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+    divs, drawn = plots_drawn(browser)
+    assert divs >= 6 and drawn == divs
+    headings = [h.text for h in browser.find_elements("css selector", "h3")]
+    assert "Parallel coordinates (the 100 best and 100 evenly spaced others of 1000 trials)" in headings
+    titles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+        ".map(d => (d._fullLayout.title && d._fullLayout.title.text) || '')")
+    assert any(t.startswith("1000 trials: median and 25-75% band") for t in titles), titles
+    rows = browser.execute_script("return document.querySelectorAll('#results-table tbody tr').length")
+    assert rows == 1000

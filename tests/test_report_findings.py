@@ -60,3 +60,44 @@ def test_a_one_parameter_grid_states_its_spread_not_a_share():
     fs = findings(rundata(trials, [], {"lr": {"grid": [0.1, 0.01, 0.001]}}))
     assert "Across lr, best_val_acc runs from 0.95 (lr=0.1) to 0.97 (lr=0.01): a spread of 0.02." in fs
     assert not any("decides" in f or "dominates" in f for f in fs)
+
+
+def _confirmed(tmp_path, seeds_a, seeds_b):
+    """A run folder whose confirmation retrained two picked configurations with new seeds."""
+    import json
+
+    from hpo import confirm
+
+    d = confirm.confirm_dir(tmp_path)
+    d.mkdir(parents=True)
+    picks = [{"trial_id": "a", "search_value": 0.97, "config": {"lr": 0.05, "weight_decay": 0.01}},
+             {"trial_id": "b", "search_value": 0.96, "config": {"lr": 0.1, "weight_decay": 0.01}}]
+    (d / "picks.json").write_text(json.dumps(picks))
+    (d / "run.json").write_text(json.dumps({"metric": "val_acc", "mode": "max"}))
+    rows = [{"trial_id": f"{lab}{i}", "status": "completed", f"param.{confirm.GROUP}": lab,
+             "best_val_acc": v}
+            for lab, vals in (("lr=0.05", seeds_a), ("lr=0.1", seeds_b)) for i, v in enumerate(vals)]
+    pd.DataFrame(rows).to_parquet(d / "trials.parquet")
+    pd.DataFrame({"trial_id": ["a0"], "epoch": [1]}).to_parquet(d / "history.parquet")
+    data = lr_reg(collapse=False)
+    data.run_dir = tmp_path
+    return findings(data)
+
+
+def test_a_confirmed_lead_beyond_the_seed_spread_is_called_real(tmp_path):
+    fs = _confirmed(tmp_path, [0.975, 0.976, 0.974], [0.960, 0.961, 0.959])
+    assert fs[-1] == ("Retrained with new seeds, lr=0.05 leads the runner-up by 0.015, more than "
+                      "the seed-to-seed spread (0.001): the win is real.")
+
+
+def test_a_confirmed_lead_within_the_seed_spread_is_called_a_tie(tmp_path):
+    fs = _confirmed(tmp_path, [0.97, 0.98, 0.96], [0.968, 0.972, 0.964])
+    assert fs[-1].startswith("Retrained with new seeds, lr=0.05 leads the runner-up by only 0.002, "
+                             "within the seed-to-seed spread (0.01")
+    assert fs[-1].endswith("): treat them as a tie.")
+
+
+def test_no_confirmation_no_sentence_about_it(tmp_path):
+    data = lr_reg(collapse=False)
+    data.run_dir = tmp_path
+    assert not any("Retrained" in f for f in findings(data))

@@ -203,6 +203,20 @@ def test_many_trials_become_bands_with_the_best_on_top():
     assert lines[-1].name.startswith("BEST ")  # the best trial drawn last, on top
 
 
+def test_one_epoch_trials_are_drawn_as_points_in_every_panel():
+    import numpy as np
+
+    for n in (3, 60):  # lines per trial, and bands above curves.MANY
+        lrs = list(np.geomspace(1e-3, 0.5, n))
+        trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": 0.5 + i / 200, "epochs": 1,
+                   "best_epoch": 1} for i, lr in enumerate(lrs)]
+        hist = [{"trial_id": f"t{i}", "epoch": 1, "val_acc": 0.5 + i / 200, "val_loss": 1.0,
+                 "train_loss": 1.1} for i in range(n)]
+        fig = curves.curves_figure(rundata(trials, hist, {"lr": {"loguniform": [1e-3, 0.5]}}), "lr")
+        drawn = [t for t in fig.data if t.fill != "toself"]
+        assert drawn and all("markers" in t.mode for t in drawn)
+
+
 def test_the_loss_panel_says_which_trials_go_above_it():
     trials = [{"trial_id": "a", "param.lr": 0.1, "best_val_acc": 0.9, "epochs": 2, "best_epoch": 2},
               {"trial_id": "b", "param.lr": 1.0, "best_val_acc": 0.1, "epochs": 2, "best_epoch": 1}]

@@ -99,6 +99,11 @@ def _clean(s: pd.Series | None) -> list[float | None]:
     return [float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None for x in s]
 
 
+def _mode(x: list[Any], mode: str) -> str:
+    """A one-epoch trace is a single point, which a line does not draw: give it a marker."""
+    return mode if len(x) > 1 or "markers" in mode else mode + "+markers"
+
+
 MANY = 40  # above this many trials, bands instead of one line per trial
 TOP = 5  # trials still drawn as lines then (the best ones)
 
@@ -131,7 +136,7 @@ def _bands(fig: Any, recs: list[dict[str, Any]], mode: str) -> None:
         fig.add_trace(go.Scatter(x=x + x[::-1], y=q[0.75].tolist() + q[0.25].tolist()[::-1],
                                  fill="toself", fillcolor=color, opacity=0.25, line=dict(width=0),
                                  hoverinfo="skip", legendgroup=name, showlegend=False), row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=q[0.5].tolist(), mode="lines", name=name, legendgroup=name,
+        fig.add_trace(go.Scatter(x=x, y=q[0.5].tolist(), mode=_mode(x, "lines"), name=name, legendgroup=name,
                                  line=dict(color=color, width=2, dash="dot"),
                                  hovertemplate="epoch %{x}: median %{y:.4g}<extra></extra>"), row=1, col=1)
 
@@ -172,10 +177,12 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
                                  marker=dict(symbol=[("circle" if i < len(r["epoch"]) - 1 else end)
                                                      for i in range(len(r["epoch"]))], size=6),
                                  **common), row=1, col=1)
-        fig.add_trace(go.Scatter(x=r["epoch"], y=r["val_loss"], mode="lines", showlegend=False,
+        fig.add_trace(go.Scatter(x=r["epoch"], y=r["val_loss"], mode=_mode(r["epoch"], "lines"),
+                                 showlegend=False,
                                  **common), row=1, col=2)
         common["line"] = dict(color=color, width=width, dash="dash")
-        fig.add_trace(go.Scatter(x=r["epoch"], y=r["train_loss"], mode="lines", showlegend=False,
+        fig.add_trace(go.Scatter(x=r["epoch"], y=r["train_loss"], mode=_mode(r["epoch"], "lines"),
+                                 showlegend=False,
                                  **common), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     lr = loss_range(recs)
