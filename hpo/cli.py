@@ -244,6 +244,10 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     t = res.trials
     print(f"\nhpo: {res.state} in {res.wall_time_s:.1f} s; trials: "
           + ", ".join(f"{n} {s}" for s, n in t["status"].value_counts().items()))
+    info = read_run_info(res.run_dir)
+    if info.get("ended_by"):
+        print(f"hpo: the {info['ended_by']} ran out: {len(t)} of {info.get('n_trials_planned', '?')} "
+              f"planned trial(s) ran (budget.time_budget_s).")
     _print_data(res.run_dir)
     col = f"best_{metric}"
     if len(t) and col in t:
@@ -252,7 +256,6 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
         top = t.sort_values(col, ascending=(mode == "min")).head(5)[[c for c in cols if c in t]]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print("\nTop trials:\n" + top.to_string(index=False))
-    info = read_run_info(res.run_dir)
     objectives = info.get("objectives") or {}
     if len(objectives) > 1:
         from hpo.results import pareto_set

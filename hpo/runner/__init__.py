@@ -15,6 +15,7 @@ tables, report) works without it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -23,11 +24,11 @@ from typing import Any
 from hpo import results
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
-from hpo.runner.folder import RunResult, execute, run_info, unique_run_dir
+from hpo.runner.folder import RunResult, claim_run_dir, execute, run_info
 from hpo.spec import spec_to_yaml
 from hpo.storage import Storage, open_storage
 
-__all__ = ["RunResult", "extend", "extension_overrides", "resume", "run", "unique_run_dir"]
+__all__ = ["RunResult", "claim_run_dir", "extend", "extension_overrides", "resume", "run"]
 
 
 def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None = None,
@@ -39,10 +40,14 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
 
     spec = exp.spec
     st = open_storage(str(storage or spec.storage))
-    run_dir = unique_run_dir(st, name or spec.name)
+    run_dir = claim_run_dir(st, name or spec.name)
     t0 = time.time()
-    data = session.start(exp, address, dashboard, out, run_dir.name)
-    run_dir.mkdir(parents=True)
+    try:
+        data = session.start(exp, address, dashboard, out, run_dir.name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # claimed but never used: free the name
+        raise
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     info = run_info(exp, data)
     if st.is_remote:

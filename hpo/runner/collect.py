@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,12 @@ def start_order(run_dir: str | Path, log: list[dict[str, Any]] | None = None) ->
     return order
 
 
-def abort_reason(run_dir: str | Path, log: list[dict[str, Any]] | None = None) -> str | None:
-    """Why the experiment was aborted (failure.max_failed_trials), or None."""
+def abort_reason(run_dir: str | Path, log: list[dict[str, Any]] | None = None,
+                 event: str = "abort") -> str | None:
+    """Why the experiment was aborted (failure.max_failed_trials), or None; with
+    event="time_budget": the time budget that ended it, or None."""
     for e in _event_log(run_dir) if log is None else log:
-        if e.get("event") == "abort":
+        if e.get("event") == event:
             return str(e.get("reason"))
     return None
 
@@ -91,6 +94,7 @@ class _Run:
         self.searched = [k for k, v in self.params.items() if isinstance(v, dict)]
         self.max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
         self.aborted = abort_reason(run_dir, log) is not None
+        self.budget = abort_reason(run_dir, log, "time_budget")
         self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
         self.events = trial_events(run_dir, log)
         self.starts: dict[str, float] = {}  # trial id -> when it first started (events.jsonl)
@@ -250,15 +254,37 @@ def _bad(x: float) -> bool:
     return isinstance(x, float) and (math.isnan(x) or math.isinf(x))
 
 
+# Ray's words when a trial's process died under it, and what a user is told (first match wins)
+DEATHS = (
+    (("OutOfMemoryError", "due to the node running low on memory"),
+     "the trial's worker process was killed: the node ran out of memory (OOM)"),
+    (("NodeDiedError", "node has died", "node running this task has died"),
+     "the node running the trial was lost"),
+    (("ActorDiedError", "worker process has died", "actor died unexpectedly"),
+     "the trial's worker process died (killed by a signal or the OOM killer, or it crashed)"),
+)
+
+
 def _error_text(d: Path, event: dict[str, Any] | None) -> str | None:
+    """The trial's error, if its last end event is not a completion (a trial that failed and
+    then completed on a retry has no error). Ray's own message for a process that died is
+    prefixed with what it means."""
+    if event and event.get("event") == "complete":
+        return None
+    text = None
     if event and event.get("error"):
-        return str(event["error"])
-    p = d / "error.txt"
-    if p.exists():
-        lines = [ln for ln in p.read_text(errors="replace").strip().splitlines() if ln.strip()]
-        # Ray's error.txt ends with the exception line; that line is the message a user needs
-        return lines[-1] if lines else "error"
-    return None
+        text = str(event["error"])
+    elif (p := d / "error.txt").exists():
+        text = p.read_text(errors="replace").strip() or "error"
+    if text is None:
+        return None
+    for markers, meaning in DEATHS:
+        if any(m in text for m in markers):
+            detail = re.search(r"Worker exit detail: (.*?)(?: Some common causes|$)", text, re.S)
+            return f"{meaning}; Ray: {detail.group(1).strip()}" if detail else f"{meaning}."
+    # Ray's error.txt ends with the exception line; that line is the message a user needs
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "error"
 
 
 def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[str, Any] | None,
@@ -271,6 +297,8 @@ def _status(last: dict[str, Any], epochs: int, error: str | None, event: dict[st
         return "stopped", str(last["stopped_in_pack"])
     if last.get("early_stopped"):
         return "completed", f"early-stopped at epoch {epochs}: {last['early_stopped']}"
+    if run.budget and (event is None or epochs < run.max_epochs):
+        return "stopped", f"stopped at epoch {epochs}: the {run.budget} ran out"
     if event is None:
         return "incomplete", f"incomplete at epoch {epochs} (interrupted or still running)"
     if epochs >= run.max_epochs:

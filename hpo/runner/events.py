@@ -2,7 +2,8 @@
 
 `Events` appends one line per trial start / end to ``events.jsonl`` as it happens (the
 collector reads it for start order, errors and aborts) and decides to abort the experiment
-after `failure.max_failed_trials` failed trials; `AbortStopper` carries that decision to Tune.
+after `failure.max_failed_trials` failed trials; `AbortStopper` carries that decision to Tune;
+`BudgetStopper` is the time budget, logged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, Stopper
+from ray.tune.stopper import CombinedStopper, TimeoutStopper
 
 from hpo.runner.collect import start_order, trial_events
 
@@ -52,8 +54,11 @@ class Events(Callback):
                           f"{self.max_failed}); the remaining trials were stopped.")
             self._write({"trial_id": None, "event": "abort", "reason": self.abort})
 
-    def stopper(self) -> AbortStopper:
-        return AbortStopper(self)
+    def stopper(self, time_budget_s: float | None) -> Stopper:
+        """What stops the experiment: too many failures, and the time budget if there is one."""
+        if not time_budget_s:
+            return AbortStopper(self)
+        return CombinedStopper(AbortStopper(self), BudgetStopper(self, time_budget_s))
 
     def _write(self, line: dict[str, Any]) -> None:
         line["time"] = time.time()
@@ -72,6 +77,25 @@ class AbortStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.events.abort is not None
+
+
+class BudgetStopper(TimeoutStopper):
+    """Tune's time budget (it counts the time spent training, across resumes), which also logs
+    when it ran out: the collector marks the trials it cut short as stopped by it, and the run
+    ends `finished` (its budget spent), not `interrupted`."""
+
+    def __init__(self, events: Events, budget_s: float) -> None:
+        super().__init__(budget_s)
+        self.events = events
+        self.logged = False
+
+    def stop_all(self) -> bool:
+        spent = super().stop_all()
+        if spent and not self.logged:
+            self.logged = True
+            self.events._write({"trial_id": None, "event": "time_budget",
+                                "reason": f"time budget ({self._timeout_seconds:g} s)"})
+        return spent
 
 
 def _last_line(trial: Any) -> str | None:

@@ -4,11 +4,15 @@ the final state (finished / interrupted / aborted)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +37,24 @@ class RunResult:
     storage: Storage  # where the run folder lives (its bucket, for a URI storage)
 
 
-def unique_run_dir(storage: Storage | Path, name: str) -> Path:
-    """`<storage>/<name>`, or `<name>-2`, `-3`, ... so two runs never share a folder."""
+def claim_run_dir(storage: Storage | Path, name: str) -> Path:
+    """Create `<storage>/<name>`, or `<name>-2`, `-3`, ... and return it. Claimed by an atomic
+    mkdir, so two runs started at the same moment into the same storage never share a folder
+    (the loser of a race takes the next name). For a bucket, a name already taken there is
+    skipped too (a bucket has no atomic claim; the local staging folder has)."""
     st = storage if isinstance(storage, Storage) else Storage(Path(storage))
-    d, i = st.root / name, 1
-    while st.taken(d):
+    st.root.mkdir(parents=True, exist_ok=True)
+    i = 1
+    while True:
+        d = st.root / (name if i == 1 else f"{name}-{i}")
         i += 1
-        d = st.root / f"{name}-{i}"
-    return d
+        if st.is_remote and st.taken(d):
+            continue
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        return d
 
 
 def run_info(exp: Experiment, data: ArrayDataset) -> dict[str, Any]:
@@ -69,6 +83,32 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a run trains, SIGTERM does what Ctrl-C does: the first asks Tune to stop (its own
+    SIGUSR1 handler: trials stopped, experiment state saved), a second one stops at once
+    (KeyboardInterrupt). Either way the run ends `interrupted` with its tables written and
+    resumes. Without this, Ray's handler exits the driver (SystemExit) with a stack dump.
+    Only in the main thread (signals cannot be set elsewhere); the previous handler comes back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        tune_stops = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        if seen or not tune_stops:
+            raise KeyboardInterrupt
+        seen.append(signum)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out: Any,
             fit: Callable[[], None], storage: Storage) -> RunResult:
     """Run `fit`, then always write the tables and the run's state, whatever happened (for a
@@ -78,25 +118,31 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
     write_json(run_dir / "run.json", info)
     state = "interrupted"
     try:
-        fit()
+        with sigterm_as_interrupt():
+            fit()
         state = "finished"
     except KeyboardInterrupt:
-        print("hpo: interrupted; finished trials are kept. Continue with "
-              f"`hpo resume {run_dir}`.", file=out)
+        pass  # said below, with every other way a run ends unfinished
     finally:
         storage.download(run_dir)
         trials, history = collect.write_tables(run_dir)
         aborted = collect.abort_reason(run_dir)
+        ended_by = collect.abort_reason(run_dir, event="time_budget")
         incomplete = bool(len(trials)) and (trials["status"] == "incomplete").any()
         if aborted:
             state = "aborted"
         elif state == "finished" and incomplete:
             state = "interrupted"
+        if ended_by:
+            info["ended_by"] = ended_by
         info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0,
                     driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         write_json(run_dir / "run.json", info)
         storage.upload(run_dir)
     if aborted:
         print(f"hpo: ABORTED: {aborted}", file=out)
+    elif state == "interrupted":
+        print("hpo: INTERRUPTED: finished trials are kept; unfinished ones restart from their last "
+              f"checkpoint with `hpo resume {run_dir}`.", file=out, flush=True)
     best = results.best_trial(trials, exp.spec.metric, exp.mode)
     return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage)

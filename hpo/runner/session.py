@@ -38,6 +38,7 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
     import ray
     from ray.job_config import JobConfig
 
+    logging.getLogger("ray.tune.tune").addFilter(_TUNE_RESUME_HINT)
     if ray.is_initialized():
         return
     # the driver's job on the dashboard's Jobs page carries the run's name in its metadata
@@ -61,12 +62,21 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
               f"Token authentication is on: `ray get-auth-token` prints the token.", file=out, flush=True)
 
 
-class _TokenNotice(logging.Filter):
+class _Drop(logging.Filter):
+    """Drops Ray's log lines that start with `prefix`, where hpo says the same in its own words."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith("Token authentication is enabled for this Ray cluster")
+        return not str(record.getMessage()).startswith(self.prefix)
 
 
-_TOKEN_NOTICE = _TokenNotice()  # (adding the same filter again is a no-op)
+# (adding the same filter object again is a no-op)
+_TOKEN_NOTICE = _Drop("Token authentication is enabled for this Ray cluster")
+# Tune's "resume with Tuner.restore(...)": hpo prints `hpo resume RUN` instead
+_TUNE_RESUME_HINT = _Drop("Experiment has been interrupted, but the most recent state was saved")
 
 
 def check_cluster(exp: Experiment) -> None:

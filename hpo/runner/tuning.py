@@ -76,7 +76,6 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
             num_samples=spec.budget.num_samples,  # concurrency: set on the searcher
-            time_budget_s=spec.budget.time_budget_s,
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
             trial_name_creator=lambda t: f"trial_{t.trial_id}",
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
@@ -88,7 +87,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
                 num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
             callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror),
-            stop=events.stopper(),
+            stop=events.stopper(spec.budget.time_budget_s),
             log_to_file=True,
         ),
     )

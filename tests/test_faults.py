@@ -1,0 +1,223 @@
+"""Fault injection: what hpo does when a run is disturbed, and that nothing a finished trial
+produced is lost. Each test injects one fault into a real run (Ray, real processes):
+concurrent runs into one storage, SIGINT / SIGTERM (once, and twice), a trial that fails once
+(failure.retries), a trial's worker process killed, a time budget that runs out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import write_spec
+from tests.test_resume import completes, hpo
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: faulty
+trainable: mlp
+dataset: {{name: mnist_sample, train_size: 6000, val_size: 500}}
+metric: val_acc
+searcher: {{name: grid}}
+budget: {{max_epochs: {epochs}, max_concurrent_trials: 2}}
+checkpoint: {{every: 1}}
+params:
+  lr: {{grid: [{lrs}]}}
+  hidden: [32]
+  batch_size: 20
+"""
+
+
+def spec_text(lrs: str = "0.1, 0.03, 0.01, 0.003", epochs: int = 4) -> str:
+    return SPEC.format(lrs=lrs, epochs=epochs)
+
+
+def run_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def test_two_runs_started_at_once_get_their_own_folders(tmp_path):
+    spec = write_spec(tmp_path, spec_text("0.1, 0.01", epochs=2))
+    procs = [hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--quiet",
+                 cwd=tmp_path) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    dirs = sorted(d.name for d in (tmp_path / "runs").iterdir() if d.is_dir())
+    assert dirs == ["faulty", "faulty-2"]
+    ids = []
+    for d in dirs:
+        run_dir = tmp_path / "runs" / d
+        assert run_json(run_dir)["state"] == "finished"
+        t = pd.read_parquet(run_dir / "trials.parquet")
+        assert len(t) == 2 and (t["status"] == "completed").all()
+        # each folder holds its own run's trials only, and the events of those trials only
+        assert {p.name.removeprefix("trial_") for p in run_dir.glob("trial_*")} == set(t["trial_id"])
+        assert set(completes(run_dir)) == set(t["trial_id"])
+        ids.append(set(t["trial_id"]))
+    assert not ids[0] & ids[1]
+
+
+def _start(tmp_path: Path, text: str) -> tuple[subprocess.Popen, Path]:
+    spec = write_spec(tmp_path, text)
+    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--quiet",
+               cwd=tmp_path, start_new_session=True)
+    return proc, tmp_path / "runs" / "faulty"
+
+
+def _wait_for(cond, proc, timeout=240):
+    deadline = time.time() + timeout
+    while not cond() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before the fault:\n" + proc.stdout.read()
+
+
+SIGNAL_BOUND_S = 60  # a signalled run has written its tables and exited within this
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_the_run_interrupted_and_it_resumes(tmp_path, sig):
+    proc, run_dir = _start(tmp_path, spec_text("0.1, 0.03, 0.01, 0.003, 0.001, 0.3"))
+    _wait_for(lambda: len(completes(run_dir)) >= 2, proc)
+    done_before = set(completes(run_dir))
+    t0 = time.time()
+    os.kill(proc.pid, sig)  # the driver, as `kill` or Ctrl-C in its terminal would
+    out, _ = proc.communicate(timeout=SIGNAL_BOUND_S)
+    assert time.time() - t0 < SIGNAL_BOUND_S
+    assert run_json(run_dir)["state"] == "interrupted", out[-2000:]
+    assert "hpo resume" in out
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    assert done_before <= set(t.loc[t["status"] == "completed", "trial_id"])  # kept
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(t) == 6 and (t["status"] == "completed").all() and (t["epochs"] == 4).all()
+    assert sorted(completes(run_dir)) == sorted(set(completes(run_dir)))  # each exactly once
+    assert run_json(run_dir)["state"] == "finished"
+
+
+def test_a_second_signal_forces_exit_and_corrupts_nothing(tmp_path):
+    proc, run_dir = _start(tmp_path, spec_text("0.1, 0.03, 0.01, 0.003, 0.001, 0.3"))
+    _wait_for(lambda: len(completes(run_dir)) >= 2, proc)
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=SIGNAL_BOUND_S)
+    with __import__("contextlib").suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # what a forced exit left behind (its own Ray)
+    info = run_json(run_dir)  # parses: written atomically, or not at all
+    assert info["state"] in ("running", "interrupted")
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(t) == 6 and (t["status"] == "completed").all()
+
+
+FLAKY = '''\
+from pathlib import Path
+
+from pydantic import BaseModel
+
+METRICS = {"val_loss": "min"}
+
+
+class Params(BaseModel):
+    x: float = 0.0
+    marker: str = ""
+    seed: int = 0
+
+
+def train(p: Params, ctx):
+    for i in ctx.epochs():
+        if i == 2 and not Path(p.marker).exists():  # the first attempt fails at epoch 3
+            Path(p.marker).touch()
+            raise RuntimeError("flaky: failed once at epoch 3")
+        ctx.report({"val_loss": (p.x - 2) ** 2 + 1 / (i + 1)}, checkpoint={"i": i})
+'''
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_failure_retries_restart_a_failed_trial_from_its_checkpoint(tmp_path, ray_session, retries):
+    import hpo as api
+
+    (tmp_path / "flaky_train.py").write_text(FLAKY)
+    spec = write_spec(tmp_path, f"""\
+name: flaky
+trainable: flaky_train:train
+dataset: mnist_sample
+metric: val_loss
+budget: {{max_epochs: 5}}
+failure: {{retries: {retries}}}
+checkpoint: {{every: 1}}
+params:
+  x: {{grid: [1.0, 3.0]}}
+  marker: {tmp_path / 'failed_once'}
+""")
+    res = api.run(spec, storage=tmp_path / "runs")
+    t, h = res.trials.set_index("trial_id"), res.history
+    if retries:
+        assert (t["status"] == "completed").all() and (t["epochs"] == 5).all()
+        assert not h.duplicated(["trial_id", "epoch"]).any() and len(h) == 10  # resumed, not rerun
+    else:
+        failed = t[t["status"] == "error"]
+        assert len(failed) == 1 and "flaky: failed once at epoch 3" in failed["error"].iloc[0]
+        assert failed["epochs"].iloc[0] == 2  # what it reported before failing is kept
+        assert (t["status"] == "completed").sum() == 1  # the sweep went on
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_killed_worker_is_retried_or_recorded_as_died(tmp_path, ray_session, retries):
+    import hpo as api
+
+    spec = write_spec(tmp_path, spec_text("0.1, 0.01", epochs=6).replace(
+        "checkpoint:", f"failure: {{retries: {retries}}}\ncheckpoint:"))
+    run_dir = tmp_path / "runs" / "faulty"
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            for rj in sorted(run_dir.glob("trial_*/result.json")):
+                rows = [json.loads(x) for x in rj.read_text().splitlines() if x.strip()]
+                if rows and rows[-1].get("epoch", 0) >= 2:
+                    os.kill(rows[-1]["pid"], signal.SIGKILL)
+                    killed.append(rows[-1]["pid"])
+                    return
+            time.sleep(0.1)
+
+    threading.Thread(target=kill_first_worker, daemon=True).start()
+    res = api.run(spec, storage=tmp_path / "runs")
+    assert killed
+    t = res.trials
+    if retries:
+        assert (t["status"] == "completed").all() and (t["epochs"] == 6).all()
+        assert not res.history.duplicated(["trial_id", "epoch"]).any()
+    else:
+        dead = t[t["status"] == "error"]
+        assert len(dead) == 1 and "worker process died" in dead["error"].iloc[0], t["error"].tolist()
+        assert (t["status"] == "completed").sum() == 1
+
+
+def test_a_time_budget_ends_the_run_and_says_so(tmp_path, ray_session):
+    import hpo as api
+
+    spec = write_spec(tmp_path, spec_text("0.1, 0.03, 0.01, 0.003, 0.001, 0.3", epochs=30).replace(
+        "budget: {", "budget: {time_budget_s: 8, "))
+    t0 = time.time()
+    res = api.run(spec, storage=tmp_path / "runs")
+    assert time.time() - t0 < 60
+    info = run_json(res.run_dir)
+    assert info["state"] == "finished" and info.get("ended_by") == "time budget (8 s)"
+    t = res.trials  # the trials that started; those the budget never reached are not rows
+    assert 1 <= len(t) < 6 and not (t["epochs"] == 30).any()
+    assert (t["status"] == "stopped").all(), t["status_detail"].tolist()
+    assert t["status_detail"].str.endswith("the time budget (8 s) ran out").all()
