@@ -221,3 +221,36 @@ def test_a_time_budget_ends_the_run_and_says_so(tmp_path, ray_session):
     assert 1 <= len(t) < 6 and not (t["epochs"] == 30).any()
     assert (t["status"] == "stopped").all(), t["status_detail"].tolist()
     assert t["status_detail"].str.endswith("the time budget (8 s) ran out").all()
+
+
+def test_a_local_run_listens_on_loopback_only(tmp_path):
+    """Every listening socket of a local run's processes (the driver, Ray's GCS, raylet, agents,
+    dashboard and trial workers) is on a loopback address, none on all interfaces."""
+    import ipaddress
+
+    import psutil
+
+    spec = write_spec(tmp_path, spec_text("0.1, 0.01", epochs=30))
+    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--quiet",  # dashboard on
+               cwd=tmp_path, start_new_session=True)
+    run_dir = tmp_path / "runs" / "faulty"
+    try:
+        _wait_for(lambda: any(run_dir.glob("trial_*/result.json")), proc)
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        listening = set()
+        for p in tree:
+            with __import__("contextlib").suppress(psutil.Error):
+                listening |= {(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
+                              if c.status == psutil.CONN_LISTEN}
+        names = {n for n, _, _ in listening}
+        assert {"gcs_server", "raylet"} <= names, listening  # Ray's servers were seen
+        assert any(n.startswith("ray::") for n in names), listening  # and workers / agents
+
+        def loopback(ip: str) -> bool:
+            a = ipaddress.ip_address(ip)
+            return a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None and a.ipv4_mapped.is_loopback)
+
+        assert all(loopback(ip) for _, ip, _ in listening), sorted(x for x in listening if not loopback(x[1]))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

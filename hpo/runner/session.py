@@ -3,8 +3,10 @@ cluster's resources. One of the few places Ray is imported."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,14 +54,33 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
         # Ray 2.60 turns token authentication on for a new local cluster (kept on) and warns
         # about it on every start; hpo's own line below says the same and how to get the token
         logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
-        ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                       runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
-                       **kwargs)
+        with _loopback_only():
+            ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                           runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
+                           **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:
         print(f"hpo: Ray dashboard: http://{url}/#/jobs (job metadata hpo_run={run_name}; workers, "
               f"logs, CPU/memory per node; no trial view: `hpo report` / `hpo runs` for those). "
               f"Token authentication is on: `ray get-auth-token` prints the token.", file=out, flush=True)
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """A local Ray listens on 127.0.0.1 only: its node address is the loopback one, so its GCS,
+    raylet, workers, object manager and agents bind there instead of on every interface (Ray
+    binds its servers to the node's address when that is a loopback one). Ray takes the node
+    address from the machine unless its `ENABLE_RAY_CLUSTER` switch is off, which is what Ray
+    itself does on macOS and Windows; hpo turns it off for the start of a local Ray only. A
+    cluster (--address) is joined as it is."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 class _Drop(logging.Filter):
