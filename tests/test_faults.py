@@ -254,3 +254,32 @@ def test_a_local_run_listens_on_loopback_only(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_an_optuna_run_killed_and_resumed_ends_with_exactly_its_samples(tmp_path):
+    """TPE, kill -9 mid-way, resume: num_samples trials in all, each completed once, none
+    proposed twice, and the live-view mirror holds each trial once."""
+    text = spec_text().replace("searcher: {name: grid}", "searcher: {name: optuna}").replace(
+        "lr: {grid: [0.1, 0.03, 0.01, 0.003]}", "lr: {loguniform: [0.001, 0.3]}").replace(
+        "budget: {", "budget: {num_samples: 8, ")
+    proc, run_dir = _start(tmp_path, text)
+    _wait_for(lambda: len(completes(run_dir)) >= 3, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = set(completes(run_dir))
+    assert 3 <= len(before) < 8
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(t) == 8 and t["trial_id"].is_unique and (t["status"] == "completed").all(), t[["trial_id", "status_detail"]].to_string()
+    assert before <= set(t["trial_id"])
+    assert sorted(completes(run_dir)) == sorted(set(completes(run_dir)))
+    assert t["param.lr"].is_unique  # no configuration proposed twice
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "runs" / "optuna.journal")))
+    study = optuna.load_study(study_name="faulty", storage=storage)
+    done = [s for s in study.trials if s.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 8, [(s.number, s.state) for s in study.trials]

@@ -114,10 +114,16 @@ class OptunaMirror(Callback):
                 self._study_id = self._storage.create_new_study([direction], self.study_name)
                 self._storage.set_study_user_attr(self._study_id, "hpo_run_dir", str(self.run_dir))
                 self._storage.set_study_user_attr(self._study_id, "metric", self.metric)
+            better = max if self.mode == "max" else min
             for t in self._storage.get_all_trials(self._study_id, deepcopy=False):  # after a resume
                 key = t.user_attrs.get("hpo_trial_id")
-                if key:
-                    self._ids[key] = t._trial_id
+                if not key:
+                    continue
+                self._ids[key] = t._trial_id
+                if t.state.is_finished():  # ended before the kill: Ray may replay its end
+                    self._ended.add(key)
+                elif t.intermediate_values:  # restored mid-way: its best so far goes on
+                    self._best[key] = better(t.intermediate_values.values())
         return self._storage, self._study_id  # type: ignore[return-value]
 
     def _members(self, trial: Any) -> list[tuple[str, dict[str, Any]]]:
