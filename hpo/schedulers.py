@@ -65,6 +65,9 @@ class SchedulerEntry:
     # how packed trials follow it: "none" (train to the end) | "halving" (successive halving
     # inside each pack at its rungs); None: packing is refused with this scheduler
     in_packs: str | None = None
+    # its decisions after `hpo resume` are those of an uninterrupted run (its state is saved
+    # with the run: hpo.runner.scheduler_state); else its rungs / history start empty
+    resume_exact: bool = False
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -124,8 +127,8 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
 SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early=False, one_metric=False,
-                                             in_packs="none"))
-SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving"))
+                                             in_packs="none", resume_exact=True))
+SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving", resume_exact=True))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
                                            pauses_trials=True, check=_hyperband_check))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule"))

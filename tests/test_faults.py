@@ -283,3 +283,46 @@ def test_an_optuna_run_killed_and_resumed_ends_with_exactly_its_samples(tmp_path
     study = optuna.load_study(study_name="faulty", storage=storage)
     done = [s for s in study.trials if s.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 8, [(s.number, s.state) for s in study.trials]
+
+
+ASHA = """\
+name: faulty
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 3000, val_size: 500}
+metric: val_acc
+searcher: {name: random}
+scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
+budget: {num_samples: 10, max_epochs: 6, max_concurrent_trials: 1}
+checkpoint: {every: 1}
+seed: 3
+params:
+  lr: {loguniform: [0.0003, 0.5]}
+  hidden: [16]
+  batch_size: 50
+"""
+
+
+def _decisions(run_dir: Path) -> dict[float, tuple[str, int]]:
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    return {round(float(r["param.lr"]), 10): (r["status"], int(r["epochs"])) for _, r in t.iterrows()}
+
+
+def test_asha_after_a_kill_and_resume_stops_the_same_trials(tmp_path):
+    """Concurrency 1, seeded random search: an uninterrupted run and one killed with SIGKILL
+    after its 6th trial and resumed make the same ASHA decisions for every trial."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = hpo("run", str(write_spec(tmp_path / "a", ASHA)), "--storage", str(tmp_path / "a" / "runs"),
+                "--no-dashboard", "--quiet", cwd=tmp_path / "a")
+    assert whole.wait(600) == 0, whole.stdout.read()[-3000:]
+    proc, run_dir = _start(tmp_path / "b", ASHA)
+    _wait_for(lambda: len(completes(run_dir)) >= 6, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path / "b")
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    assert "starts empty" not in out
+    want, got = _decisions(tmp_path / "a" / "runs" / "faulty"), _decisions(run_dir)
+    assert len(want) == 10 and any(s == "stopped" for s, _ in want.values())  # ASHA did stop some
+    assert got == want

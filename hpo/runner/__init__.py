@@ -72,7 +72,7 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
            storage: Storage | None = None) -> RunResult:
     """Continue an interrupted run in place: finished trials are kept and never rerun,
     unfinished ones restart from their last checkpoint, the searcher's state is restored by Ray.
-    Ray does not persist scheduler state: ASHA/Hyperband/median rungs start empty again."""
+    ASHA's state is saved with the run and restored; Hyperband / median / PBT start empty."""
     from hpo.runner import session, tuning
 
     run_dir = Path(run_dir).resolve()
@@ -85,8 +85,11 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     data = session.start(exp, address, dashboard, out, run_dir.name)
     info = results.read_run_info(run_dir) or run_info(exp, data)
     info.setdefault("resumed", []).append(t0)
+    sched = exp.scheduler
+    rungs = ("" if sched.resume_exact else f"; Ray does not save {sched.display}'s state, so it "
+             f"starts empty and judges restored trials only on what they report from now on")
     print(f"hpo: resuming {run_dir} (finished trials are kept; unfinished ones restart from "
-          f"their last checkpoint; scheduler rungs start empty)", file=out, flush=True)
+          f"their last checkpoint{rungs})", file=out, flush=True)
     res = execute(exp, run_dir, info, t0, out, lambda: tuning.restore_fit(exp, data, run_dir, st), st)
     if exp.spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm

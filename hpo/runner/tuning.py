@@ -69,6 +69,10 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
     spec = exp.spec
     pack = pack_plan(exp)
     search_alg, param_space, scheduler = _search(exp, pack)
+    if scheduler is not None:
+        from hpo.runner.scheduler_state import persisted
+
+        scheduler = persisted(scheduler, run_dir)
     events = Events(run_dir, spec.failure.max_failed_trials)
     tuner = tune.Tuner(
         trainable(exp, data, pack),
