@@ -326,3 +326,54 @@ def test_asha_after_a_kill_and_resume_stops_the_same_trials(tmp_path):
     want, got = _decisions(tmp_path / "a" / "runs" / "faulty"), _decisions(run_dir)
     assert len(want) == 10 and any(s == "stopped" for s, _ in want.values())  # ASHA did stop some
     assert got == want
+
+
+PACKED = """\
+name: faulty
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 6000, val_size: 500}
+metric: val_acc
+searcher: {name: grid}
+execution: {pack: auto}
+budget: {max_epochs: 8, max_concurrent_trials: 1}
+checkpoint: {every: 1}
+params:
+  lr: {grid: [0.3, 0.1, 0.03, 0.01]}
+  dropout: 0.2
+  momentum: 0.9
+  hidden: [32]
+  batch_size: 20
+"""
+
+
+def test_a_packed_run_killed_resumes_each_pack_from_its_checkpoint(tmp_path):
+    """A pack killed with SIGKILL mid-way resumes from its last checkpoint (epoch 1 is not
+    trained again) and ends with the tables of an uninterrupted run."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = hpo("run", str(write_spec(tmp_path / "a", PACKED)), "--storage", str(tmp_path / "a" / "runs"),
+                "--no-dashboard", "--quiet", cwd=tmp_path / "a")
+    out = whole.communicate(timeout=600)[0]
+    assert whole.returncode == 0 and "packed" in out, out[-3000:]
+    proc, run_dir = _start(tmp_path / "b", PACKED)
+
+    def epochs_done() -> int:
+        rows = [json.loads(x) for p in run_dir.glob("trial_*/result.json")
+                for x in p.read_text().splitlines() if x.strip()]
+        return max((r.get("epoch", 0) for r in rows), default=0)
+
+    _wait_for(lambda: epochs_done() >= 3, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert epochs_done() < 8
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path / "b")
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    (pack,) = list(run_dir.glob("trial_*/result.json"))
+    epochs = [json.loads(x)["epoch"] for x in pack.read_text().splitlines() if x.strip()]
+    assert epochs.count(1) == 1, epochs  # resumed mid-way, not restarted
+    cols = ["status", "epochs", "best_val_acc", "test_acc", "best_epoch"]
+    want = pd.read_parquet(tmp_path / "a" / "runs" / "faulty" / "trials.parquet").set_index("param.lr")[cols]
+    got = pd.read_parquet(run_dir / "trials.parquet").set_index("param.lr")[cols]
+    assert len(got) == 4
+    pd.testing.assert_frame_equal(got.sort_index(), want.sort_index(), atol=2e-5, rtol=0)

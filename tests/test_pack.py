@@ -35,7 +35,7 @@ def ordinary(cfg, data, epochs, settings=None):
 def packed(cfgs, data, epochs, settings=None):
     reps = []
     run_pack(cfgs, data, Settings(max_epochs=epochs, metric="val_acc", **(settings or {})),
-             lambda r, best_models=None: reps.append(r))
+             lambda r, best_models=None, state_fn=None: reps.append(r))
     return [[r["members"][i] for r in reps if r["members"][i] is not None] for i in range(len(cfgs))]
 
 
@@ -85,6 +85,54 @@ def test_successive_halving_and_early_stopping_inside_a_pack(data):
     assert len(es[0]) == 3 and "no val_acc gain" in es[0][-1]["early_stopped"]
     want = ordinary(dict(BASE, lr=1e-6, seed=0), data, 6, {"early_stopping": EarlyStop(patience=2, min_delta=0.01)})
     assert len(want) == 3
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_pack_resumed_from_its_checkpoint_goes_on_as_if_never_stopped(data, optimizer):
+    """Stopped after epoch 2 (one member already cut by halving at epoch 1), restored from the
+    checkpoint it offered then: epochs 3-4 of every member equal the uninterrupted pack's, and
+    the final best weights too."""
+    import copy
+
+    import torch
+
+    cfgs = [dict(BASE, optimizer=optimizer, lr=lr, momentum=0.9 if optimizer == "sgd" else 0.0,
+                 dropout=0.2, seed=s) for s, lr in enumerate((0.1, 0.03, 0.01, 1e-4))]
+    settings = Settings(max_epochs=4, metric="val_acc", halving=Halving(grace_period=1, reduction_factor=2),
+                        early_stopping=None)
+    whole, whole_best = [], {}
+    run_pack(cfgs, data, settings, lambda r, b=None, f=None: (whole.append(r), whole_best.update(b or {})))
+    first, saved = [], {}
+
+    def stop_after_2(r, b=None, f=None):
+        first.append(r)
+        if r["epoch"] == 2:
+            saved["state"] = copy.deepcopy(f())
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_pack(cfgs, data, settings, stop_after_2)
+    rest, rest_best = [], {}
+    run_pack(cfgs, data, settings, lambda r, b=None, f=None: (rest.append(r), rest_best.update(b or {})),
+             state=saved["state"])
+    assert [r["epoch"] for r in rest] == [3, 4]
+    def untimed(reps):
+        return [[m and {k: v for k, v in m.items() if k != "epoch_time_s"} for m in r["members"]]
+                for r in reps]
+
+    assert untimed(first + rest) == untimed(whole)  # every member's metrics of every epoch, exactly
+    assert whole_best.keys() == rest_best.keys()
+    for m, sd in whole_best.items():
+        assert all(torch.equal(sd[k], rest_best[m][k]) for k in sd)
+    done = []  # restored from its final checkpoint: nothing left to train
+    last = {}
+    run_pack(cfgs, data, settings, lambda r, b=None, f=None: last.update(s=f()) if r["epoch"] == 4 else None)
+    run_pack(cfgs, data, settings, lambda r, b=None, f=None: done.append(r), state=last["s"])
+    assert done == []
 
 
 SPEC = """\

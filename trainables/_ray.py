@@ -102,6 +102,7 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
     module, _, fn = info.packing.run.partition(":")
 
     def packed(config: dict[str, Any], data: Any = None, settings: Settings | None = None) -> None:
+        import torch
         from ray import tune
 
         assert settings is not None
@@ -109,23 +110,33 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
         run_pack = getattr(importlib.import_module(module), fn)
         members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, settings.groups)
                    for m in config[PACK_KEY]]
-        metric = settings.metric
+        metric, every = settings.metric, settings.checkpoint_every
+        state = None
+        ckpt = tune.get_checkpoint()
+        if ckpt is not None:
+            with ckpt.as_directory() as d:
+                if os.path.exists(os.path.join(d, STATE_FILE)):
+                    state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
 
-        def report(r: dict[str, Any], best_models: dict[int, Any] | None = None) -> None:
-            import torch
-
+        def report(r: dict[str, Any], best_models: dict[int, Any] | None = None,
+                   state_fn: Any = None) -> None:
             vals = [m[metric] for m in r["members"] if m is not None]
             best = (max(vals) if settings.mode == "max" else min(vals)) if vals else float("nan")
             row = {**r, metric: best, **_where(node_id)}
-            if not best_models:
+            # like an ordinary trial: a checkpoint every `every` epochs and at the pack's end
+            # (which also carries each member's best weights, for the collector)
+            save = state_fn is not None and every and (r["epoch"] % every == 0 or best_models is not None)
+            if not (save or best_models):
                 tune.report(row)
                 return
-            with tempfile.TemporaryDirectory() as d:  # each member's best weights, for the collector
-                for i, state in best_models.items():
-                    torch.save(state, os.path.join(d, f"best_model_m{i}.pt"))
+            with tempfile.TemporaryDirectory() as d:
+                for i, weights in (best_models or {}).items():
+                    torch.save(weights, os.path.join(d, f"best_model_m{i}.pt"))
+                if save:
+                    torch.save(state_fn(), os.path.join(d, STATE_FILE))
                 tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
 
-        run_pack(members, data, settings, report)
+        run_pack(members, data, settings, report, state)
 
     packed.__name__ = f"packed_{info.name}"
     return packed

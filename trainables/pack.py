@@ -123,6 +123,22 @@ class PackedMLP:
             self.state[name] = [torch.zeros_like(q) for q in self.params]
         return self.state[name][k]
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything training changes (weights, optimizer buffers and step, dropout streams),
+        on the CPU, for a checkpoint."""
+        return {"params": [p.detach().cpu().clone() for p in self.params],
+                "state": {k: [b.cpu().clone() for b in bufs] for k, bufs in self.state.items()},
+                "step_count": self.step_count, "gens": [g.get_state() for g in self.gens]}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Continue from `snapshot()` of a pack with the same members (after keep_only)."""
+        dev = self.params[0].device
+        self.params = [p.to(dev).requires_grad_() for p in snap["params"]]
+        self.state = {k: [b.to(dev) for b in bufs] for k, bufs in snap["state"].items()}
+        self.step_count = int(snap["step_count"])
+        for g, st in zip(self.gens, snap["gens"], strict=True):
+            g.set_state(st)
+
     def keep_only(self, idx: list[int]) -> None:
         """Drop every member not in `idx` (positions in the current pack)."""
         sel = torch.tensor(idx, device=self.params[0].device)
@@ -205,7 +221,7 @@ def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
 
 
 def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
-             report: Callable[..., None]) -> None:
+             report: Callable[..., None], state: dict[str, Any] | None = None) -> None:
     """Train the members in `configs` together for settings.max_epochs epochs.
 
     report({"epoch", "epoch_time_s", "members": [metrics dict | None per member]}) once per
@@ -213,7 +229,10 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
     settings.halving enables successive halving inside the pack; early stopping, divergence and
     the best-epoch test metrics are booked per member as in ordinary trials (EpochBook). The
     last report also hands over each member's best-validation weights as the state_dict of an
-    ordinary `mlp` (report(row, best_models={member index: state_dict})).
+    ordinary `mlp` (report(row, best_models={member index: state_dict})). Every report also
+    offers the pack's checkpoint (report(row, best_models, state_fn)); `state`, a restored one,
+    continues the pack where it was: the members still training, their weights, optimizer
+    state, dropout streams and books, so the epochs after it are those of an uninterrupted run.
     """
     cfgs = [mlp.Config.model_validate(c) for c in configs]
     n_in = int(data.x_train[0].size)
@@ -230,8 +249,17 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
     gens = [torch.Generator() for _ in range(P)]
     best_params: dict[int, list[torch.Tensor]] = {}  # member -> its stacked-parameter slices
     n, bs = len(tensors.y_train), min(cfgs[0].batch_size, len(tensors.y_train))
+    start = 0
+    if state is not None:  # resumed: the pack as it was at its checkpoint
+        start, active = int(state["epoch"]), list(state["active"])
+        if start >= settings.max_epochs or not active:
+            return  # restored from its final checkpoint: nothing is left to train
+        model.keep_only(active)  # (member ids are their positions in the full pack)
+        model.restore(state["model"])
+        books = [EpochBook(settings, mlp.METRICS, b) for b in state["books"]]
+        best_params = state["best_params"]
 
-    for epoch in range(settings.max_epochs):
+    for epoch in range(start, settings.max_epochs):
         t0 = time.perf_counter()
         a = len(active)
         train_loss, train_acc = _train_epoch(model, tensors, [cfgs[m] for m in active],
@@ -267,12 +295,18 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
         last = epoch + 1 == settings.max_epochs or not keep_pos
         best_models = ({m: _as_mlp(cfgs[m], p, n_in, data.n_classes) for m, p in best_params.items()}
                        if last else None)
-        report({"epoch": epoch + 1, "epoch_time_s": elapsed, "members": reports}, best_models)
-        if ended:
-            if not keep_pos:
-                return
+        if ended and keep_pos:  # the ended members leave before the checkpoint is taken
             model.keep_only(keep_pos)
-            active = [active[j] for j in keep_pos]
+        active = [active[j] for j in keep_pos]
+
+        def pack_state(epoch: int = epoch, active: list[int] = active) -> dict[str, Any]:
+            return {"epoch": epoch + 1, "active": list(active), "books": [b.state() for b in books],
+                    "best_params": dict(best_params),
+                    "model": model.snapshot() if active else None}
+
+        report({"epoch": epoch + 1, "epoch_time_s": elapsed, "members": reports}, best_models, pack_state)
+        if not active:
+            return
 
 
 def _as_mlp(cfg: mlp.Config, params: list[torch.Tensor], n_in: int, n_classes: int) -> dict[str, Any]:
