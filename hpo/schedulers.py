@@ -131,7 +131,7 @@ SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving", resume_exact=True))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
                                            pauses_trials=True, check=_hyperband_check))
-SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule"))
+SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule", resume_exact=True))
 # PBT explores by mutating the population itself; Ray refuses a search algorithm beside it
 SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, "PBT", needs_checkpoints=True,
                                      searchers=("random", "grid")))

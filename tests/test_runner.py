@@ -10,7 +10,7 @@ import pytest
 from hpo.errors import SpecError
 from hpo.experiment import load_experiment
 from hpo.runner import run
-from tests.conftest import write_spec
+from tests.conftest import MINIMAL, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -198,3 +198,13 @@ params:
     assert len(res.trials) == 3  # the search's table does not mix in confirmation trials
     html = build_report(res.run_dir, tmp_path / "r.html").read_text()
     assert 'id="confirm-table"' in html and "new seeds" in html
+
+
+def test_at_least_two_checkpoints_are_kept(tmp_path):
+    """A resume restores the checkpoint Ray's last snapshot names, which may be the one before
+    the newest: with one kept it could already be deleted."""
+    from hpo.runner.tuning import keep_checkpoints
+
+    for keep, kept in ((1, 2), (2, 2), (5, 5)):
+        exp = load_experiment(write_spec(tmp_path, MINIMAL), [f"checkpoint={{every: 1, keep: {keep}}}"])
+        assert keep_checkpoints(exp.spec) == kept

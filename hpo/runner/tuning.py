@@ -88,7 +88,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
             # PBT restores trials from other trials' older checkpoints: keep them all
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=None if exp.scheduler.needs_checkpoints else spec.checkpoint.keep),
+                num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(spec)),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
             callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror),
             stop=events.stopper(spec.budget.time_budget_s),
@@ -96,6 +96,14 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         ),
     )
     tuner.fit()
+
+
+def keep_checkpoints(spec: Any) -> int:
+    """Checkpoints kept per trial: at least 2. Ray's experiment snapshot names a trial's
+    checkpoint a moment after it is written; keeping one only, a kill in that moment (after Ray
+    deleted the older checkpoint, before the snapshot) left the snapshot pointing at a deleted
+    checkpoint, and the resumed trial failed ("does not exist on storage anymore")."""
+    return max(2, spec.checkpoint.keep)
 
 
 def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[str, Any], Any]:
