@@ -85,6 +85,22 @@ def has_tables(run_dir: str | Path) -> bool:
     return all((Path(run_dir) / f).exists() for f in TABLES)
 
 
+def broken_tables(run_dir: str | Path) -> list[str]:
+    """The tables of a run folder that exist but cannot be read (e.g. cut short by a full disk
+    or a copy that stopped half-way)."""
+    import pyarrow.parquet as pq
+
+    bad = []
+    for f in TABLES:
+        p = Path(run_dir) / f
+        if p.exists():
+            try:
+                pq.read_metadata(p)
+            except Exception:  # noqa: BLE001 - any unreadable file is reported the same way
+                bad.append(f)
+    return bad
+
+
 def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, history) as the collector wrote them; a SpecError when there are none yet."""
     from hpo.errors import SpecError
@@ -93,6 +109,9 @@ def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not has_tables(d):
         raise SpecError("no results tables here yet (trials.parquet, history.parquet); "
                         "`hpo report` writes them for an unfinished run.", file=str(d))
+    if bad := broken_tables(d):
+        raise SpecError(f"{', '.join(bad)} cannot be read (cut short?); `hpo report {d}` "
+                        f"rebuilds the tables from the trials' own files.", file=str(d))
     return pd.read_parquet(d / "trials.parquet"), pd.read_parquet(d / "history.parquet")
 
 

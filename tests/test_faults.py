@@ -381,3 +381,33 @@ def test_a_packed_run_killed_resumes_each_pack_from_its_checkpoint(tmp_path):
     got = pd.read_parquet(run_dir / "trials.parquet").set_index("param.lr")[cols]
     assert len(got) == 4
     pd.testing.assert_frame_equal(got.sort_index(), want.sort_index(), atol=2e-5, rtol=0)
+
+
+def test_cut_short_files_are_detected_and_rebuilt(tmp_path, ray_session):
+    """A half-written trials table is rebuilt from the trials' own files when the run is read
+    (never a traceback); a result.json cut mid-line keeps the epochs before the cut; without
+    the trials' files, a cut table is a clear error naming the file."""
+    import shutil
+
+    import hpo as api
+    from hpo.errors import SpecError
+
+    res = api.run(write_spec(tmp_path, spec_text("0.1, 0.01", epochs=3)), storage=tmp_path / "runs")
+    d = res.run_dir
+    want = pd.read_parquet(d / "trials.parquet")
+    table = d / "trials.parquet"
+    table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
+    got = api.load_run(d).trials
+    pd.testing.assert_frame_equal(got, want)
+    rj = sorted(d.glob("trial_*/result.json"))[0]
+    text = rj.read_text()
+    rj.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the last line cut
+    (d / "trials.parquet").write_bytes(b"PAR1 cut")
+    got = api.load_run(d)
+    tid = rj.parent.name.removeprefix("trial_")
+    assert sorted(got.history.loc[got.history["trial_id"] == tid, "epoch"]) == [1, 2]
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy, ignore=shutil.ignore_patterns("trial_*"))
+    (copy / "trials.parquet").write_bytes(b"PAR1 cut")
+    with pytest.raises(SpecError, match=r"trials.parquet cannot be read \(cut short\?\)"):
+        api.load_run(copy)

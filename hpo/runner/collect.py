@@ -425,9 +425,11 @@ def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
 
 def refresh(run_dir: str | Path) -> None:
     """Write the tables of a run that has not written its own: one still running, or killed
-    before the end (run.json says `running`), or whose tables are missing."""
+    before the end (run.json says `running`), or whose tables are missing or unreadable."""
+    from hpo.results import broken_tables
+
     run_dir = Path(run_dir)
-    if _trial_dirs(run_dir) and (not has_tables(run_dir)
+    if _trial_dirs(run_dir) and (not has_tables(run_dir) or broken_tables(run_dir)
                                  or read_run_info(run_dir).get("state", "running") == "running"):
         write_tables(run_dir)
 
