@@ -5,6 +5,7 @@ concurrent runs into one storage, SIGINT / SIGTERM (once, and twice), a trial th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -111,7 +112,7 @@ def test_a_second_signal_forces_exit_and_corrupts_nothing(tmp_path):
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGINT)
     proc.communicate(timeout=SIGNAL_BOUND_S)
-    with __import__("contextlib").suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # what a forced exit left behind (its own Ray)
     info = run_json(run_dir)  # parses: written atomically, or not at all
     assert info["state"] in ("running", "interrupted")
@@ -239,7 +240,7 @@ def test_a_local_run_listens_on_loopback_only(tmp_path):
         tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         listening = set()
         for p in tree:
-            with __import__("contextlib").suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error):
                 listening |= {(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
                               if c.status == psutil.CONN_LISTEN}
         names = {n for n, _, _ in listening}
@@ -411,3 +412,18 @@ def test_cut_short_files_are_detected_and_rebuilt(tmp_path, ray_session):
     (copy / "trials.parquet").write_bytes(b"PAR1 cut")
     with pytest.raises(SpecError, match=r"trials.parquet cannot be read \(cut short\?\)"):
         api.load_run(copy)
+
+
+def test_the_registry_says_resume_exact_for_exactly_the_schedulers_whose_state_is_saved(tmp_path):
+    """`hpo resume` tells the user a scheduler starts empty from the registry's resume_exact;
+    the schedulers whose state hpo saves are those of scheduler_state. They must agree."""
+    from hpo.runner.scheduler_state import persisted
+    from hpo.schedulers import SCHEDULERS
+    from hpo.space import parse_param
+
+    params = {"lr": parse_param("lr", {"loguniform": [1e-3, 1.0]})}
+    for name in SCHEDULERS.names():
+        entry = SCHEDULERS.get(name)
+        built = entry.build(entry.options(), params, 9, 0)
+        saved = built is None or persisted(built, tmp_path) is not built  # fifo: nothing to save
+        assert saved == entry.resume_exact, name

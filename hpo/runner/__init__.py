@@ -72,7 +72,8 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
            storage: Storage | None = None) -> RunResult:
     """Continue an interrupted run in place: finished trials are kept and never rerun,
     unfinished ones restart from their last checkpoint, the searcher's state is restored by Ray.
-    ASHA's state is saved with the run and restored; Hyperband / median / PBT start empty."""
+    ASHA's and the median rule's state is saved with the run and restored; Hyperband's and
+    PBT's start empty (SchedulerEntry.resume_exact)."""
     from hpo.runner import session, tuning
 
     run_dir = Path(run_dir).resolve()
