@@ -11,6 +11,8 @@
     hpo runs [STORAGE]
     hpo dashboard [RUN_DIR | STORAGE] [--port 8080] [--host 127.0.0.1]
     hpo studies
+    hpo up [--no-dashboard] [--num-cpus N] [--num-gpus N]    a warm local Ray for the next commands
+    hpo down
 
 SPEC is a YAML file or the name of a built-in study (`hpo studies` lists them).
 
@@ -117,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("studies", help="list the built-in studies (run one with `hpo run NAME`)")
     st.set_defaults(func=cmd_studies)
+
+    up = sub.add_parser("up", help="start a warm local Ray that hpo run / resume join until `hpo down`")
+    up.add_argument("--no-dashboard", action="store_true", help="without Ray's dashboard")
+    up.add_argument("--num-cpus", type=int, help="CPUs it offers (default: all of this machine's)")
+    up.add_argument("--num-gpus", type=int, help="GPUs it offers (default: all of this machine's)")
+    up.set_defaults(func=cmd_up)
+    dn = sub.add_parser("down", help="stop the warm Ray started by `hpo up`")
+    dn.set_defaults(func=cmd_down)
     return p
 
 
@@ -420,6 +430,34 @@ def cmd_studies(args: argparse.Namespace) -> int:
     print("Built-in studies (run one with `hpo run NAME`):")
     for name, desc in studies.items():
         print(f"  {name:<{width}}  {desc}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from hpo.runner import head
+
+    for flag in ("num_cpus", "num_gpus"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            raise SpecError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    try:
+        rec, started = head.up(not args.no_dashboard, args.num_cpus, args.num_gpus)
+    except RuntimeError as e:
+        print(f"hpo: error: {e}", file=sys.stderr)
+        return 1
+    res = rec.get("resources", {})
+    print(f"hpo: {'started' if started else 'already running:'} a warm local Ray (process {rec['pid']}, "
+          f"{rec['address']}, {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
+          f"{', dashboard ' + rec['dashboard_url'] if rec.get('dashboard_url') else ''}). "
+          f"`hpo run` and `hpo resume` join it by themselves; `hpo down` stops it. "
+          f"Token authentication is on: `ray get-auth-token` prints the token.")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from hpo.runner import head
+
+    rec = head.down()
+    print(f"hpo: stopped the warm Ray (process {rec['pid']})." if rec else "hpo: no warm Ray is running.")
     return 0
 
 

@@ -26,9 +26,10 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    # No test downloads anything.
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # No test downloads anything, and none joins a warm Ray (`hpo up`) running on this machine.
     monkeypatch.setenv("HPO_OFFLINE", "1")
+    monkeypatch.setenv("HPO_HOME", str(tmp_path_factory.getbasetemp() / "hpo_home"))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,10 @@ def start(exp: Experiment, address: str | None, dashboard: bool, out: Any,
     return data
 
 
-def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "") -> None:
+def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
+             num_cpus: int | None = None, num_gpus: int | None = None, warm: bool = True) -> None:
+    """Join `address`, else the warm Ray of `hpo up` when one runs (and `warm`), else start a
+    local Ray that ends with this process."""
     import ray
     from ray.job_config import JobConfig
 
@@ -46,6 +49,17 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
     # the driver's job on the dashboard's Jobs page carries the run's name in its metadata
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                               "job_config": JobConfig(metadata={"hpo_run": run_name})}
+    head = None
+    if not address and warm:
+        from hpo.runner.head import running
+
+        head = running()
+    if head:
+        ray.init(address=head["address"], runtime_env=_WORKER_ENV, **kwargs)
+        url = f", dashboard {head['dashboard_url']}" if head.get("dashboard_url") else ""
+        print(f"hpo: joined the warm Ray started by `hpo up` (process {head['pid']}, {head['address']}"
+              f"{url}); `hpo down` stops it.", file=out, flush=True)
+        return
     if address:
         # no runtime_env of ours here: inside a Ray Job it would replace the job's own (its
         # working_dir, where this driver runs, would then be deleted under it)
@@ -56,13 +70,16 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "")
         logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
         with _loopback_only():
             ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                           runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up"},
-                           **kwargs)
+                           runtime_env=_WORKER_ENV, num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     if url:
         print(f"hpo: Ray dashboard: http://{url}/#/jobs (job metadata hpo_run={run_name}; workers, "
               f"logs, CPU/memory per node; no trial view: `hpo report` / `hpo runs` for those). "
               f"Token authentication is on: `ray get-auth-token` prints the token.", file=out, flush=True)
+
+
+# workers import torch (and hpo's trainables) as they start, while Tune is still setting up
+_WORKER_ENV = {"worker_process_setup_hook": "hpo.trainables._ray.warm_up"}
 
 
 @contextlib.contextmanager

@@ -1,0 +1,154 @@
+"""A warm local Ray kept between commands: `hpo up` starts it in a process of its own, `hpo run`
+and `hpo resume` join it by themselves (when no --address is given), `hpo down` stops it.
+
+Every command that starts its own Ray pays Ray's start (~5 s, half of it the dashboard) and its
+shutdown at exit (~1.5 s); joining a running one pays neither. The head is an ordinary local Ray
+started the way `hpo run` starts one (loopback only, token authentication on, the dashboard on
+127.0.0.1, workers importing torch as they start), held by a small process whose id and Ray
+address are recorded in ``$HPO_HOME/ray_head.json`` (default ``~/.cache/hpo``). `hpo down`
+stops that process by its id; it shuts its Ray down and removes the record. A record whose
+process is gone is stale and ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT_S = 120
+
+
+def home() -> Path:
+    return Path(os.environ.get("HPO_HOME") or Path.home() / ".cache" / "hpo")
+
+
+def record_path() -> Path:
+    return home() / "ray_head.json"
+
+
+def running() -> dict[str, Any] | None:
+    """The warm head's record if its process is alive, else None (a stale record is removed)."""
+    p = record_path()
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    if _alive(rec.get("pid")):
+        return rec
+    p.unlink(missing_ok=True)
+    return None
+
+
+def _alive(pid: Any) -> bool:
+    import psutil
+
+    try:
+        proc = psutil.Process(int(pid))
+        return proc.status() != psutil.STATUS_ZOMBIE and "hpo.runner.head" in " ".join(proc.cmdline())
+    except (psutil.Error, TypeError, ValueError):
+        return False
+
+
+def up(dashboard: bool = True, num_cpus: int | None = None,
+       num_gpus: int | None = None) -> tuple[dict[str, Any], bool]:
+    """Start the warm head unless one is running. Returns (its record, whether it was started now)."""
+    rec = running()
+    if rec:
+        return rec, False
+    home().mkdir(parents=True, exist_ok=True)
+    log = home() / "ray_head.log"
+    cmd = [sys.executable, "-m", "hpo.runner.head", "--record", str(record_path())]
+    cmd += [] if dashboard else ["--no-dashboard"]
+    cmd += ["--num-cpus", str(num_cpus)] if num_cpus is not None else []
+    cmd += ["--num-gpus", str(num_gpus)] if num_gpus is not None else []
+    with open(log, "w") as f:  # its own session: it outlives this command and its terminal
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.time() + START_TIMEOUT_S
+    while time.time() < deadline:
+        rec = running()
+        if rec and rec["pid"] == proc.pid:
+            return rec, True
+        if proc.poll() is not None:
+            raise RuntimeError(f"the warm Ray did not start (exit {proc.returncode}); its log, "
+                               f"{log}:\n" + log.read_text()[-3000:])
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the warm Ray did not start within {START_TIMEOUT_S} s; its log: {log}")
+
+
+def down(timeout_s: float = 60) -> dict[str, Any] | None:
+    """Stop the warm head by its process id; returns its record, or None when none was running."""
+    rec = running()
+    if not rec:
+        return None
+    pid = int(rec["pid"])
+    os.kill(pid, signal.SIGTERM)  # the head shuts its Ray down and removes its record
+    deadline = time.time() + timeout_s
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)  # its session: the head and the Ray processes it started
+    record_path().unlink(missing_ok=True)
+    return rec
+
+
+def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | None) -> None:
+    """The head process: start a local Ray, record where it is, hold it until SIGTERM."""
+    import ray
+
+    from hpo.runner.session import init_ray, tune_env
+
+    tune_env()
+    init_ray(None, dashboard, sys.stdout, "hpo up", num_cpus=num_cpus, num_gpus=num_gpus, warm=False)
+    ctx = ray.get_runtime_context()
+    node = ray._private.worker.global_worker.node
+    rec = {"pid": os.getpid(), "address": node.gcs_address, "dashboard_url": _dashboard_url(),
+           "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id()}
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rec, indent=1))
+    tmp.replace(record)  # atomic: a reader sees no record or a whole one
+
+    stop = False
+
+    def on_term(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    while not stop:
+        time.sleep(0.5)
+    ray.shutdown()
+    record.unlink(missing_ok=True)
+
+
+def _dashboard_url() -> str | None:
+    import ray
+
+    with contextlib.suppress(Exception):
+        url = ray._private.worker.get_dashboard_url()
+        return f"http://{url}" if url else None
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m hpo.runner.head")
+    ap.add_argument("--record", type=Path, required=True)
+    ap.add_argument("--no-dashboard", action="store_true")
+    ap.add_argument("--num-cpus", type=int)
+    ap.add_argument("--num-gpus", type=int)
+    a = ap.parse_args()
+    serve(a.record, not a.no_dashboard, a.num_cpus, a.num_gpus)
+
+
+if __name__ == "__main__":
+    main()
