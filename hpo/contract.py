@@ -63,6 +63,10 @@ class Settings:
     halving: Halving | None = None  # packs only
     model: str | None = None  # spec `model:` (module:function), for the `model` trainable
     search_path: tuple[str, ...] = ()  # folders user code is imported from (hpo.refs)
+    # 1-based epochs after which the trial may be stopped from outside (a scheduler's rungs)
+    # and the last: the test set is evaluated on the best-validation weights there and when the
+    # trial ends by itself (early stop, divergence). None: at every validation improvement.
+    test_epochs: frozenset[int] | None = None
 
     @property
     def sign(self) -> float:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +69,26 @@ class SchedulerEntry:
     # its decisions after `hpo resume` are those of an uninterrupted run (its state is saved
     # with the run: hpo.runner.scheduler_state); else its rungs / history start empty
     resume_exact: bool = False
+    # (options, max_epochs) -> the epochs after which it may stop a trial, or None: any epoch.
+    # A trial evaluates the test set (on its best-validation weights) at those epochs and when
+    # it ends by itself, instead of at every improvement (hpo.contract.Settings.test_epochs)
+    stop_epochs: Callable[[Any, int], set[int]] | None = None
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
     return None  # Ray's default FIFOScheduler
+
+
+def _asha_rungs(o: AshaOptions, max_epochs: int) -> set[int]:
+    """ASHA's rung milestones (grace_period x reduction_factor^(k + bracket)), as the epoch at
+    which a trial reporting once per epoch meets each."""
+    g, out = min(o.grace_period, max_epochs), set()
+    for s in range(o.brackets):
+        k = 0
+        while (t := g * o.reduction_factor ** (k + s)) <= max_epochs:
+            out.add(math.ceil(t))
+            k += 1
+    return out
 
 
 def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -127,8 +144,9 @@ def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) ->
 
 SCHEDULERS: Registry[SchedulerEntry] = Registry("scheduler")
 SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early=False, one_metric=False,
-                                             in_packs="none", resume_exact=True))
-SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving", resume_exact=True))
+                                      in_packs="none", resume_exact=True, stop_epochs=lambda o, m: set()))
+SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving", resume_exact=True,
+                                      stop_epochs=_asha_rungs))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
                                            pauses_trials=True, check=_hyperband_check))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule", resume_exact=True))

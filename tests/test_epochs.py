@@ -59,3 +59,46 @@ def test_list_results_of_the_best_model_are_reported_every_tenth_and_at_the_end(
         if "surface" in m:
             reported.append((m["epoch"], m["surface"]))
     assert reported == [(e, [float(e - 1)]) for e in range(2, 21, 2)]
+
+
+def test_with_test_epochs_the_best_weights_are_tested_only_where_a_report_must_carry_them():
+    book = EpochBook(Settings(max_epochs=6, metric="val_acc", test_epochs=frozenset({2, 6})),
+                     CLASSIFICATION_METRICS)
+    kept, tested = [], []
+
+    def test() -> dict[str, float]:
+        tested.append(book.best["best_epoch"])
+        return {"test_loss": 0.1, "test_acc": book.best["best_epoch"] / 10}
+
+    rows = []
+    for e, acc in enumerate([0.5, 0.6, 0.7, 0.65, 0.8, 0.75]):
+        rows.append(book.end_epoch(e, row(1.0, acc), test, keep=lambda e=e: kept.append(e + 1))[0])
+    assert kept == [1, 2, 3, 5]  # every improvement keeps its weights
+    assert tested == [2, 5]  # epoch 2 (a test epoch) and the last, each on the best so far
+    acc = [r["test_acc"] for r in rows]
+    assert math.isnan(acc[0]) and acc[1] == 0.2 and all(map(math.isnan, acc[2:5])) and acc[5] == 0.5
+    assert [r["best_epoch"] for r in rows] == [1, 2, 3, 3, 5, 5]
+
+
+def test_with_test_epochs_a_trial_that_ends_itself_is_tested_then_and_a_restored_book_goes_on():
+    s = Settings(max_epochs=8, metric="val_acc", test_epochs=frozenset({8}),
+                 early_stopping=EarlyStop(patience=2))
+    book = EpochBook(s, CLASSIFICATION_METRICS)
+    calls = []
+
+    def test() -> dict[str, float]:
+        calls.append(current.best["best_epoch"])
+        return {"test_loss": 0.1, "test_acc": 0.9}
+
+    current = book
+    book.end_epoch(0, row(1, 0.5), test, keep=lambda: None)
+    book.end_epoch(1, row(1, 0.6), test, keep=lambda: None)
+    restored = current = EpochBook(s, CLASSIFICATION_METRICS, book.state())  # epoch 2 untested
+    assert calls == [] and restored.best["best_epoch"] == 2
+    restored.end_epoch(2, row(1, 0.55), test, keep=lambda: None)
+    m, ends = restored.end_epoch(3, row(1, 0.55), test, keep=lambda: None)
+    assert ends and calls == [2] and m["test_acc"] == 0.9  # early-stopped: tested at its end
+    diverging = current = EpochBook(s, CLASSIFICATION_METRICS)
+    diverging.end_epoch(0, row(1, 0.5), test, keep=lambda: None)
+    m, ends = diverging.end_epoch(1, row(math.nan, math.nan), test, keep=lambda: None)
+    assert ends and m["diverged"] and calls == [2, 1] and m["test_acc"] == 0.9

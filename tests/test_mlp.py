@@ -138,3 +138,27 @@ def test_trains_on_the_gpu_it_was_given():
     reports, states = train({"lr": 0.1, "hidden": [32]}, epochs=2)
     assert reports[-1]["val_acc"] > 0.9
     assert all(v.is_cuda for v in states[-1]["model"].values())
+
+
+def test_testing_only_at_test_epochs_reports_what_testing_at_every_improvement_does():
+    # overlapping blobs: the best epoch (2) is behind the weights when epoch 3 tests them
+    data, cfg = blobs(d=2, seed=1), {"lr": 0.05, "batch_size": 16, "hidden": [16], "dropout": 0.2}
+
+    def run(test_epochs, epochs=6, state=None):
+        reports, states = [], []
+        MLP.train(cfg, data, Settings(max_epochs=epochs, metric="val_acc", test_epochs=test_epochs),
+                  lambda m, s: (reports.append(m), states.append(s and s())), state)
+        return reports, states
+
+    eager, _ = run(None)
+    lazy, states = run(frozenset({3, 6}))
+    for a, b in zip(eager, lazy, strict=True):  # training is the same, epoch for epoch
+        assert a["val_acc"] == b["val_acc"] and a["train_loss"] == b["train_loss"]
+    for i in (2, 5):  # at the test epochs: the test metrics of the best epoch so far
+        assert lazy[i]["test_acc"] == eager[i]["test_acc"] and lazy[i]["test_loss"] == eager[i]["test_loss"]
+    assert lazy[2]["best_epoch"] == 2 and math.isnan(lazy[1]["test_acc"])
+    assert all(math.isnan(r["test_acc"]) or r["test_acc"] == e["test_acc"] for r, e in zip(lazy, eager, strict=True))
+    # restored from epoch 2's checkpoint (its best untested): the kept weights are tested at 3
+    rest, _ = run(frozenset({3, 6}), state=states[1])
+    assert rest[0]["epoch"] == 3 and rest[0]["test_acc"] == eager[2]["test_acc"]
+    assert rest[-1]["test_acc"] == eager[-1]["test_acc"]

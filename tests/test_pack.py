@@ -61,6 +61,20 @@ def test_members_reproduce_ordinary_trials(data, cfgs):
             assert not bad, f"{cfg} epoch {e + 1}: {bad}"
 
 
+@pytest.mark.parametrize("test_epochs", [frozenset({4}), frozenset({2, 4})])
+def test_members_reproduce_ordinary_trials_that_test_only_at_test_epochs(data, test_epochs):
+    """As a fifo / ASHA run's trials do: test metrics of the kept best weights, NaN between."""
+    cfgs = [dict(BASE, lr=0.1, momentum=0.9, seed=1), dict(BASE, lr=0.05, dropout=0.3, seed=2),
+            dict(BASE, lr=0.1, weight_decay=1e-3, seed=4)]
+    for cfg, got in zip(cfgs, packed(cfgs, data, 4, {"test_epochs": test_epochs}), strict=True):
+        want = ordinary(cfg, data, 4, {"test_epochs": test_epochs})
+        for e, (w, g) in enumerate(zip(want, got, strict=True)):
+            bad = {k: (w[k], g[k]) for k in KEYS if not same(w[k], g[k])}
+            assert not bad, f"{cfg} epoch {e + 1}: {bad}"
+        assert not math.isnan(got[-1]["test_acc"]) and math.isnan(got[0]["test_acc"])
+        assert got[-1]["test_acc"] == pytest.approx(ordinary(cfg, data, 4)[-1]["test_acc"], abs=2e-5)
+
+
 def test_a_diverging_member_fails_alone(data):
     good = [dict(BASE, lr=0.1, momentum=0.9, seed=1), dict(BASE, lr=0.05, dropout=0.3, seed=2)]
     bad = dict(BASE, lr=500.0, momentum=0.9, seed=3)
@@ -172,6 +186,16 @@ def test_what_cannot_be_packed_runs_unpacked(tmp_path, overrides, reason):
     text = SPEC.replace("  hidden: [16]\n", "") if "trainable=cnn" in overrides else SPEC
     ovr = [o for o in overrides if o != "params.hidden=null"]
     assert reason in why_not(load_experiment(write_spec(tmp_path, text), ovr))
+
+
+def test_auto_is_the_default_and_packs_only_where_members_reproduce_ordinary_trials(tmp_path):
+    default = SPEC.replace("execution: {pack: auto}\n", "")
+    assert len(plan(load_experiment(write_spec(tmp_path, default))).packs) == 2
+    asha = ["scheduler.name=asha"]  # halving inside packs compares members with their pack only
+    assert "compares members with their own pack" in why_not(load_experiment(write_spec(tmp_path, default), asha))
+    halving = plan(load_experiment(write_spec(tmp_path, default), [*asha, "execution.pack=3"]))
+    assert halving.halving is not None and sorted(map(len, halving.packs)) == [3, 3]
+    assert plan(load_experiment(write_spec(tmp_path, default), ["execution.pack=off"])) is None
 
 
 def test_bad_pack_setting(tmp_path):

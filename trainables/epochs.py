@@ -46,22 +46,37 @@ class EpochBook:
         return range(self.epoch, self.settings.max_epochs)
 
     def end_epoch(self, epoch: int, metrics: dict[str, float], test: Callable[[], dict[str, Any]],
-                  extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
-        """Book epoch `epoch` (0-based) from its train/val `metrics`; `test()` evaluates the
-        model on the test set and is called only when the selection metric improved.
-        Returns the row to report and whether the trial ends now (diverged or early-stopped)."""
+                  extra: dict[str, Any] | None = None,
+                  keep: Callable[[], None] | None = None) -> tuple[dict[str, Any], bool]:
+        """Book epoch `epoch` (0-based) from its train/val `metrics`. Returns the row to report
+        and whether the trial ends now (diverged or early-stopped).
+
+        Without `keep`, `test()` evaluates the current model on the test set and is called when
+        the selection metric improved. With `keep` and `settings.test_epochs`, `keep()` records
+        the current weights as the best when the metric improved, and `test()` evaluates those
+        best weights only where the row must carry them: at a test epoch or when the trial ends
+        here; the rows in between carry NaN test metrics."""
         diverged = not all(math.isfinite(v) for k, v in metrics.items() if k in self.worst)
         score = self.sign * metrics[self.select]
+        lazy = keep is not None and self.settings.test_epochs is not None
         if not diverged and score > self.best["score"]:
-            self.best.update(score=score, best_epoch=epoch + 1, **test())
+            if lazy:
+                keep()
+                self.best.update(score=score, best_epoch=epoch + 1, test_epoch=0,
+                                 **{k: math.nan for k in self.test_keys})
+            else:
+                self.best.update(score=score, best_epoch=epoch + 1, **test())
         m: dict[str, Any] = dict(metrics)
         if diverged:  # the searcher must see the worst value, never NaN
             m.update(self.worst)
-        m.update(epoch=epoch + 1, **{k: self.best[k] for k in self.test_keys},
-                 best_epoch=self.best["best_epoch"], diverged=diverged, **(extra or {}))
+        m.update(epoch=epoch + 1, best_epoch=self.best["best_epoch"], diverged=diverged, **(extra or {}))
         stop = self.stopper is not None and self.stopper.end_epoch(m, self.select)
         self.epoch = epoch + 1
         ends = diverged or stop
+        if lazy and self.best["best_epoch"] and self.best.get("test_epoch") != self.best["best_epoch"] and (
+                ends or self.epoch in self.settings.test_epochs or self.epoch == self.settings.max_epochs):
+            self.best.update(test(), test_epoch=self.best["best_epoch"])
+        m.update({k: self.best[k] for k in self.test_keys})
         if ends or self.epoch % self.artifact_every == 0 or self.epoch == self.settings.max_epochs:
             m.update({k: v for k, v in self.best.items() if isinstance(v, list)})
         return m, ends

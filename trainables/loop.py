@@ -10,6 +10,7 @@ of a trial, however it ended, carries the test metrics of its best-val epoch.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -135,11 +136,24 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
     n, bs = len(data.y_train), min(cfg.batch_size, len(data.y_train))
     gen = torch.Generator()
 
-    def test() -> dict[str, Any]:  # called when the selection metric improved: the best model
+    def keep() -> None:  # the selection metric improved: these are the best weights
         best_weights.clear()
         best_weights.update({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+
+    def test_now() -> dict[str, Any]:  # (every improvement) keep and test the current model
+        keep()
         out = {f"test_{k}": v for k, v in task.evaluate(model, data.x_test, data.y_test).items()}
         return {**out, **(artifacts(model) if artifacts else {})}
+
+    def test_best() -> dict[str, Any]:  # (test epochs only) the kept best weights
+        best = model
+        if book.best["best_epoch"] != book.epoch:  # weights have moved on since: a scratch copy
+            best = copy.deepcopy(model)
+            best.load_state_dict(best_weights)
+        return {f"test_{k}": v for k, v in task.evaluate(best, data.x_test, data.y_test).items()}
+
+    # artifacts (a regression's predictions on a grid) follow the best model as it improves
+    lazy = settings.test_epochs is not None and artifacts is None
 
     for epoch in book.epochs():
         t0 = time.perf_counter()
@@ -163,7 +177,8 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
         train = sums.metrics(n) if sums is not None else task.evaluate(model, data.x_train, data.y_train)
         val = task.evaluate(model, data.x_val, data.y_val)
         metrics = {**{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
-        m, ends = book.end_epoch(epoch, metrics, test, extra)
+        m, ends = (book.end_epoch(epoch, metrics, test_best, extra, keep=keep) if lazy
+                   else book.end_epoch(epoch, metrics, test_now, extra))
         m["epoch_time_s"] = time.perf_counter() - t0
         report(m, None if m["diverged"] else checkpoint_state(model, opt, book, best_weights))
         if ends:

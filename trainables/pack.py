@@ -29,6 +29,7 @@ from hpo.contract import Settings, data_seed
 from hpo.trainables import mlp
 from hpo.trainables.epochs import EpochBook
 from hpo.trainables.loop import Tensors, device, to_tensors
+from hpo.trainables.tasks import TASKS
 
 
 class PackedMLP:
@@ -268,17 +269,29 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
         elapsed = time.perf_counter() - t0
         test = _PackTest(model, tensors)
 
-        def improved(j: int, m: int, test: _PackTest = test) -> dict[str, float]:  # m (at j) is at its best
+        def keep_best(j: int, m: int) -> None:  # m (at j) is at its best
             best_params[m] = [p[j].detach().to("cpu", copy=True) for p in model.params]
+
+        def improved(j: int, m: int, test: _PackTest = test) -> dict[str, float]:
+            keep_best(j, m)
             return test.member(j)
+
+        def test_best(m: int) -> dict[str, float]:  # (settings.test_epochs) m's kept best weights
+            net = mlp.build_model(cfgs[m], n_in, data.n_classes)
+            net.load_state_dict(_as_mlp(cfgs[m], best_params[m], n_in, data.n_classes))
+            r = TASKS["classification"].evaluate(net.to(dev), tensors.x_test, tensors.y_test)
+            return {"test_loss": r["loss"], "test_acc": r["acc"]}
 
         reports: list[dict[str, Any] | None] = [None] * P
         ended: set[int] = set()
         for j, m in enumerate(active):
             mt = {"train_loss": train_loss[j], "train_acc": train_acc[j], "val_loss": val_loss[j],
                   "val_acc": val_acc[j]}
-            reports[m], ends = books[m].end_epoch(epoch, mt, partial(improved, j, m),
-                                                  {"n_params": n_params, "pack_size": a})
+            extra = {"n_params": n_params, "pack_size": a}
+            reports[m], ends = (
+                books[m].end_epoch(epoch, mt, partial(test_best, m), extra, keep=partial(keep_best, j, m))
+                if settings.test_epochs is not None
+                else books[m].end_epoch(epoch, mt, partial(improved, j, m), extra))
             reports[m]["epoch_time_s"] = elapsed / a  # type: ignore[index]
             if ends:
                 ended.add(m)
@@ -344,7 +357,8 @@ def _train_epoch(model: PackedMLP, tensors: Tensors, cfgs: list[mlp.Config], gen
         perms.append(torch.randperm(n, generator=g))
     perm = torch.stack(perms).to(dev)  # (A, n)
     a = len(cfgs)
-    loss_sum = torch.zeros(a, device=dev)
+    losses_at: list[torch.Tensor] = []  # per step (A,), summed once at the end as `mlp` does
+    sizes: list[int] = []
     correct = torch.zeros(a, device=dev)
     for i in range(0, n, bs):
         idx = perm[:, i : i + bs]
@@ -354,6 +368,9 @@ def _train_epoch(model: PackedMLP, tensors: Tensors, cfgs: list[mlp.Config], gen
         total = losses.sum() + (model.l1_penalty() if model.any_l1 else 0.0)
         total.backward()
         model.step()
-        loss_sum += losses.detach() * idx.shape[1]
+        losses_at.append(losses.detach())
+        sizes.append(idx.shape[1])
         correct += (out.argmax(2) == yb).sum(1)
+    w = torch.tensor(sizes, dtype=torch.float64, device=dev)[:, None]
+    loss_sum = (torch.stack(losses_at).double() * w).sum(0)
     return (loss_sum / n).tolist(), (correct / n).tolist()

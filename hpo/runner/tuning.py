@@ -29,7 +29,17 @@ def settings(exp: Experiment, pack: packing.PackPlan | None = None) -> Settings:
         groups=tuple(groups(exp.params)),
         data_key=uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
         halving=pack.halving if pack is not None else None, model=spec.model,
-        search_path=tuple(search_path()))
+        search_path=tuple(search_path()), test_epochs=test_epochs(exp))
+
+
+def test_epochs(exp: Experiment) -> frozenset[int] | None:
+    """Where trials evaluate the test set: after the epochs a trial can be stopped from outside
+    and the last one, when those are known (the scheduler's entry says, and no time budget or
+    abort can cut a trial anywhere); else None, at every validation improvement."""
+    spec, stops = exp.spec, exp.scheduler.stop_epochs
+    if stops is None or spec.budget.time_budget_s or spec.failure.max_failed_trials:
+        return None
+    return frozenset(stops(exp.scheduler_options, spec.budget.max_epochs) | {spec.budget.max_epochs})
 
 
 def pack_plan(exp: Experiment) -> packing.PackPlan | None:
@@ -37,7 +47,7 @@ def pack_plan(exp: Experiment) -> packing.PackPlan | None:
         return None
     reason = packing.why_not(exp)
     if reason:
-        print(f"hpo: note: execution.pack is set, but trials run unpacked: {reason}.", flush=True)
+        print(f"hpo: trials run unpacked (execution.pack: {exp.spec.execution.pack}): {reason}.", flush=True)
         return None
     plan = packing.plan(exp)
     if plan is not None:
