@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SHARED := $(abspath ../shared/datasets)
 export HPO_DATA_DIR ?= $(if $(wildcard $(SHARED)/MNIST/raw),$(SHARED),)
 
-.PHONY: demo test test-fast bench lint lock clean
+.PHONY: demo test test-fast bench bench-gpu lint lock clean
 
 # requirements.lock: the exact versions CI tested; every install is constrained to them.
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -33,6 +33,10 @@ test-fast: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py
+
+# the GPU figures (packing, fractional GPUs) into BENCHMARKS.md; refuses without CUDA
+bench-gpu: $(VENV)/.installed
+	$(PY) benchmarks/run_all.py --only gpu
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hpo trainables tests benchmarks scripts examples

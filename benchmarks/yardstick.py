@@ -1,14 +1,16 @@
-"""The yardstick: the lr_reg grid (16 configs x 2 epochs, 784-128-10 MLP, batch 64, in-memory
-MNIST) three ways in one run, so machine noise cancels in the ratios:
+"""The yardstick: the lr_reg grid (16 configs x 10 epochs as shipped, 784-128-10 MLP, batch 64,
+in-memory MNIST) four ways in one run, so machine noise cancels in the ratios:
 
-  1. a plain Optuna loop in one process (GridSampler, the training code a user would write);
+  1. a plain Optuna loop in one process using all cores (GridSampler, the training code a user
+     would write, validation every epoch);
   2. plain Ray Tune with reuse_actors=True (same code, data through with_parameters);
-  3. `hpo run search_spaces/lr_reg.yaml --set budget.max_epochs=2` as a user runs it.
+  3. `hpo run search_spaces/lr_reg.yaml` as shipped (packing on by default: `execution.pack: auto`);
+  4. the same with `--set execution.pack=off` (one trial per configuration).
 
 Each is a fresh Python process timed from the outside, as a user would experience it: start-up,
 imports and reading MNIST included.
 
-    HPO_DATA_DIR=../shared/datasets python benchmarks/yardstick.py [--skip optuna,tune]
+    HPO_DATA_DIR=../shared/datasets python benchmarks/yardstick.py [--epochs 10] [--skip optuna,tune,hpo,off]
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LRS, WDS, EPOCHS, BS = [1, 0.1, 0.05, 0.01], [1e-1, 1e-2, 1e-3, 1e-4], 2, 64
+LRS, WDS, BS = [1, 0.1, 0.05, 0.01], [1e-1, 1e-2, 1e-3, 1e-4], 64
+EPOCHS = int(os.environ.get("YARDSTICK_EPOCHS", "10"))  # set by --epochs for the child processes
 
 
 def load() -> dict[str, np.ndarray]:
@@ -97,15 +100,16 @@ def ray_tune(data: dict, storage: str) -> None:
     ray.shutdown()
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--skip", default="", help="comma list of optuna,tune,hpo")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--skip", default="", help="comma list of optuna,tune,hpo,off")
     ap.add_argument("--only", help=argparse.SUPPRESS)  # run one baseline in this process
     ap.add_argument("--storage", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,23 +117,31 @@ def main() -> None:
         return optuna_loop(load())
     if args.only == "tune":
         return ray_tune(load(), args.storage)
+    os.environ["YARDSTICK_EPOCHS"] = str(args.epochs)
     skip = set(filter(None, args.skip.split(",")))
     me = [sys.executable, __file__]
+    hpo = [sys.executable, "-m", "hpo.cli", "run", str(ROOT / "search_spaces/lr_reg.yaml"),
+           "--set", f"budget.max_epochs={args.epochs}", "--quiet"]
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "HPO_HOME": tmp}  # no warm Ray: every command starts its own
         if "optuna" not in skip:
-            out["optuna loop (1 process)"] = timed(me + ["--only", "optuna"])
+            out[OPTUNA] = timed(me + ["--only", "optuna"], env)
         if "tune" not in skip:
-            out["Ray Tune, reuse_actors=True"] = timed(me + ["--only", "tune", "--storage", tmp])
+            out["Ray Tune, reuse_actors=True"] = timed(me + ["--only", "tune", "--storage", tmp], env)
         if "hpo" not in skip:
-            out["hpo run"] = timed([
-                sys.executable, "-m", "hpo.cli", "run", str(ROOT / "search_spaces/lr_reg.yaml"),
-                "--set", f"budget.max_epochs={EPOCHS}", "--storage", tmp, "--quiet"])
-    ref = out.get("Ray Tune, reuse_actors=True")
-    print(f"### lr_reg grid, 16 configs x {EPOCHS} epochs, batch {BS}, {os.cpu_count()} CPUs\n")
-    print("| | wall s (fresh process, start-up included) | vs plain Ray Tune |\n|---|---|---|")
+            out["hpo run (as shipped: packed)"] = timed(hpo + ["--storage", tmp, "--name", "a"], env)
+        if "off" not in skip:
+            out["hpo run --set execution.pack=off"] = timed(
+                hpo + ["--storage", tmp, "--name", "b", "--set", "execution.pack=off"], env)
+    ref = out.get(OPTUNA)
+    print(f"### lr_reg grid, 16 configs x {args.epochs} epochs, batch {BS}, {os.cpu_count()} CPUs\n")
+    print("| | wall s (fresh process, start-up included) | vs the Optuna loop |\n|---|---|---|")
     for k, v in out.items():
         print(f"| {k} | {v:.1f} | {f'{v / ref:.2f}x' if ref else ''} |")
+
+
+OPTUNA = "plain Optuna loop (1 process, all cores)"
 
 
 if __name__ == "__main__":

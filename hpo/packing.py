@@ -5,8 +5,9 @@ own declaration (`PACKING`, see hpo.contract), read through the registry.
 Packing needs every configuration up front and member-level stopping we implement ourselves, so
 it applies to: a trainable that declares `PACKING` (the `mlp`, without batch norm), searcher
 `grid`, and a scheduler whose entry says how packs follow it (fifo; asha as successive halving
-inside each pack at ASHA's rungs). Anything else runs as ordinary trials, with the reason
-printed. Members are grouped by the trainable's pack keys (for the `mlp`: hidden widths, batch
+inside each pack at ASHA's rungs, with an explicit size N only: `auto`, the default, packs only
+where members reproduce ordinary trials exactly). Anything else runs as ordinary trials, with
+the reason printed. Members are grouped by the trainable's pack keys (for the `mlp`: hidden widths, batch
 size, activation, optimizer); `auto` packs up to 8 per group, fewer when
 the packed input batch (members x batch x features x 4 bytes) would pass 128 MB, so a full-batch
 sweep stays unpacked (measured on this machine, BENCHMARKS.md: 2.2x faster at batch 64, 1.9x at
@@ -56,6 +57,10 @@ def why_not(exp: Any) -> str | None:
 
         ok = [n for n in SCHEDULERS if SCHEDULERS.get(n).in_packs is not None]
         return f"scheduler `{spec.scheduler.name}` (packing supports {' and '.join(ok)})"
+    if spec.execution.pack == "auto" and exp.scheduler.in_packs != "none":
+        return (f"scheduler `{spec.scheduler.name}` inside packs compares members with their own "
+                f"pack, not the whole sweep; `auto` packs only where members reproduce ordinary "
+                f"trials (execution.pack: N packs anyway)")
     if packing.refuse is not None:
         model = exp.trainable.config_model
         for c in configs(exp):

@@ -61,7 +61,8 @@ class ConfirmSpec(_Strict):
 
 class ExecutionSpec(_Strict):
     pack: Literal["off", "auto"] | int = Field(
-        "off", description="train several configurations as one vectorized trial: off | auto | N")
+        "auto", description="train several configurations as one vectorized trial: auto (where "
+                            "the trainable, searcher and scheduler allow it and it pays) | off | N")
 
     @field_validator("pack", mode="before")
     @classmethod
