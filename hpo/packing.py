@@ -57,16 +57,29 @@ def why_not(exp: Any) -> str | None:
 
         ok = [n for n in SCHEDULERS if SCHEDULERS.get(n).in_packs is not None]
         return f"scheduler `{spec.scheduler.name}` (packing supports {' and '.join(ok)})"
-    if spec.execution.pack == "auto" and exp.scheduler.in_packs != "none":
-        return (f"scheduler `{spec.scheduler.name}` inside packs compares members with their own "
-                f"pack, not the whole sweep; `auto` packs only where members reproduce ordinary "
-                f"trials (execution.pack: N packs anyway)")
+    if spec.execution.pack == "auto":  # only where a member is an ordinary trial in every way
+        reason = _auto_refuses(exp)
+        if reason:
+            return (f"{reason}; `auto` packs only where members behave as ordinary trials "
+                    f"(execution.pack: N packs anyway)")
     if packing.refuse is not None:
         model = exp.trainable.config_model
         for c in configs(exp):
             reason = packing.refuse(model.model_validate(expand_cases(c, groups(exp.params))))
             if reason:
                 return reason
+    return None
+
+
+def _auto_refuses(exp: Any) -> str | None:
+    spec = exp.spec
+    if exp.scheduler.in_packs != "none":
+        return (f"scheduler `{spec.scheduler.name}` inside packs compares members with their own "
+                f"pack, not the whole sweep")
+    if spec.tracking:
+        return f"tracking ({', '.join(spec.tracking)}) logs one run per Ray trial, and a pack is one"
+    if spec.failure.max_failed_trials:
+        return "failure.max_failed_trials counts failed Ray trials, and a pack is one"
     return None
 
 

@@ -21,6 +21,7 @@ dataset: {name: mnist_sample, train_size: 2000, val_size: 500}
 metric: val_acc
 searcher: {name: grid}
 budget: {max_epochs: 2, max_concurrent_trials: 2}
+execution: {pack: off}  # four trials to spread over the nodes, not one pack
 resources: {cpu: 1}
 params:
   lr: {grid: [0.3, 0.1, 0.03, 0.01]}

@@ -29,6 +29,7 @@ dataset: {{name: mnist_sample, train_size: 6000, val_size: 500}}
 metric: val_acc
 searcher: {{name: grid}}
 budget: {{max_epochs: {epochs}, max_concurrent_trials: 2}}
+execution: {{pack: off}}  # faults of ordinary trials (a packed run's kill and resume: below)
 checkpoint: {{every: 1}}
 params:
   lr: {{grid: [{lrs}]}}

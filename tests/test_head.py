@@ -30,6 +30,11 @@ execution: {pack: off}
 """
 
 
+def loopback(ip: str) -> bool:
+    a = ipaddress.ip_address(ip)  # 127.0.0.1, ::1, or 127.0.0.1 as an IPv4-mapped IPv6 address
+    return a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None and a.ipv4_mapped.is_loopback)
+
+
 def cli(*args: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hpo.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
@@ -64,7 +69,7 @@ def test_up_then_runs_join_it_and_down_stops_it(tmp_path, monkeypatch):
                 listening |= {(p.name(), c.laddr.ip) for c in p.net_connections("inet")
                               if c.status == psutil.CONN_LISTEN}
         assert {"gcs_server", "raylet"} <= {n for n, _ in listening}, listening
-        assert all(ipaddress.ip_address(ip).is_loopback for _, ip in listening), listening
+        assert all(loopback(ip) for _, ip in listening), listening
         for name in ("first", "second"):  # each run joins the same Ray, which outlives it
             r = cli("run", str(spec), "--storage", str(tmp_path / "runs"), "--name", name, "--quiet",
                     cwd=tmp_path)

@@ -23,6 +23,7 @@ trainable: mlp
 dataset: {name: mnist_sample, train_size: 3000, val_size: 500}
 metric: val_acc
 budget: {max_epochs: 8, max_concurrent_trials: 1}
+execution: {pack: off}  # trials one after another, so the view has something running to show
 params:
   lr: {grid: [0.1, 0.03, 0.01]}
   hidden: [64]

@@ -40,14 +40,14 @@ def check_accuracy(model, trainable: str, test_acc: float) -> None:
     assert acc == test_acc
 
 
-@pytest.mark.parametrize("trainable,extra", [("mlp", "  hidden: [32]\n"),
+@pytest.mark.parametrize("trainable,extra", [("mlp", "  hidden: [32]\nexecution: {pack: off}\n"),
                                              ("cnn", "  filters: [4, 8]\n  dense: 16\n"),
                                              ("mlp", "  hidden: [32]\nexecution: {pack: auto}\n")])
 def test_best_model_reproduces_its_test_accuracy(tmp_path, ray_session, trainable, extra):
     exp = load_experiment(write_spec(tmp_path, SPEC.format(trainable=trainable, extra=extra)))
     res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
     best = res.best
-    assert ("pack" in extra) == (res.trials.get("pack") is not None and res.trials["pack"].notna().all())
+    assert ("pack: auto" in extra) == (res.trials.get("pack") is not None and res.trials["pack"].notna().all())
     meta = json.loads((res.run_dir / "best_model" / "model.json").read_text())
     assert meta["trial_id"] == best["trial_id"] and meta["best_epoch"] == best["best_epoch"]
     model = hpo.load_model(res.run_dir)

@@ -193,6 +193,12 @@ def test_auto_is_the_default_and_packs_only_where_members_reproduce_ordinary_tri
     assert len(plan(load_experiment(write_spec(tmp_path, default))).packs) == 2
     asha = ["scheduler.name=asha"]  # halving inside packs compares members with their pack only
     assert "compares members with their own pack" in why_not(load_experiment(write_spec(tmp_path, default), asha))
+    # a pack is one Ray trial: what counts Ray trials would see one where there are many
+    assert "max_failed_trials counts failed Ray trials" in why_not(
+        load_experiment(write_spec(tmp_path, default), ["failure.max_failed_trials=2"]))
+    tracked = default + "tracking: {tensorboard: {}}\n"
+    assert "tracking (tensorboard) logs one run per Ray trial" in why_not(load_experiment(write_spec(tmp_path, tracked)))
+    assert plan(load_experiment(write_spec(tmp_path, tracked), ["execution.pack=3"])) is not None
     halving = plan(load_experiment(write_spec(tmp_path, default), [*asha, "execution.pack=3"]))
     assert halving.halving is not None and sorted(map(len, halving.packs)) == [3, 3]
     assert plan(load_experiment(write_spec(tmp_path, default), ["execution.pack=off"])) is None

@@ -24,6 +24,7 @@ dataset: {name: mnist_sample, train_size: 9000, val_size: 500}
 metric: val_acc
 searcher: {name: grid}
 budget: {max_epochs: 6, max_concurrent_trials: 2}
+execution: {pack: off}  # ordinary trials (a packed run: test_faults.py)
 params:
   lr: {grid: [0.3, 0.1, 0.03, 0.01, 0.003, 0.001]}
   hidden: [32]

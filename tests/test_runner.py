@@ -65,18 +65,19 @@ def test_every_searcher_with_every_scheduler(tmp_path, ray_session, searcher, sc
     assert pd.read_parquet(res.run_dir / "trials.parquet").shape == t.shape
 
 
-def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_path, ray_session):
+@pytest.mark.parametrize("pack,size", [("off", "79,500,000,010"), ("auto", "159,000,000,020")])
+def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_path, ray_session, pack, size):
     text = spec_text("grid", "fifo").replace(
         "lr: {grid: [0.3, 0.1, 0.01, 0.001]}",
         "lr: {grid: [0.1, 1000.0]}\n  hidden: {grid: [[32], [100000000]]}")
-    exp = load_experiment(write_spec(tmp_path, text), TINY[:3])
+    exp = load_experiment(write_spec(tmp_path, text), [*TINY[:3], f"execution.pack={pack}"])
     res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=0)
     by = {(r["param.lr"], r["param.hidden"]): r for _, r in res.trials.iterrows()}
     assert by[(0.1, "[32]")]["status"] == "completed"
     assert by[(1000.0, "[32]")]["status"] == "diverged"
-    big = by[(0.1, "[100000000]")]
+    big = by[(0.1, "[100000000]")]  # packed: the pack of the two huge members (its size is said)
     assert big["status"] == "error", big["error"]
-    assert "out of memory: batch_size=64, model 79,500,000,010 parameters" in big["error"]
+    assert f"out of memory: batch_size=64, model {size} parameters" in big["error"]
     assert res.state == "finished"
 
 

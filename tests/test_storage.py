@@ -65,6 +65,7 @@ trainable: mlp
 dataset: {name: mnist_sample, train_size: 500, val_size: 200}
 metric: val_acc
 budget: {max_epochs: 2, max_concurrent_trials: 2}
+execution: {pack: off}  # a folder and checkpoints per trial on the bucket
 params:
   lr: {grid: [0.1, 0.01]}
   hidden: [16]
@@ -116,6 +117,7 @@ trainable: mlp
 dataset: {name: mnist_sample, train_size: 500, val_size: 200}
 metric: val_acc
 budget: {max_epochs: 2}
+execution: {pack: off}  # trials interrupted one by one
 params:
   lr: {grid: [0.1, 0.01, 0.001]}
   hidden: [16]

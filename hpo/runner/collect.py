@@ -22,6 +22,7 @@ from hpo.space import case_label
 
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
+_PACK_KEEP = ("node_id", "worker_peak_rss_mb")  # a pack's own, shared by its members
 _RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date", "trial_id",
              "time_this_iter_s", "time_since_restore", "iterations_since_restore",
              "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
@@ -141,7 +142,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
             members = config[PACK_KEY]
             for i, member in enumerate(members):
                 mid = f"{trial_id}_m{i}"
-                mrows = [{**{k: r[k] for k in _RAY_KEEP if k in r}, **r["members"][i]}
+                mrows = [{**{k: r[k] for k in (*_RAY_KEEP, *_PACK_KEEP) if k in r}, **r["members"][i]}
                          for r in rows if isinstance(r.get("members"), list) and r["members"][i]]
                 hist = _history_rows(mid, mrows)
                 history.extend(hist)

@@ -76,6 +76,7 @@ def up(dashboard: bool = True, num_cpus: int | None = None,
     while time.time() < deadline:
         rec = running()
         if rec and rec["pid"] == proc.pid:
+            proc.returncode = 0  # it lives on in a session of its own: not this process's to wait for
             return rec, True
         if proc.poll() is not None:
             raise RuntimeError(f"the warm Ray did not start (exit {proc.returncode}); its log, "
@@ -112,7 +113,8 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     ctx = ray.get_runtime_context()
     node = ray._private.worker.global_worker.node
     rec = {"pid": os.getpid(), "address": node.gcs_address, "dashboard_url": _dashboard_url(),
-           "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id()}
+           "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id(),
+           "auth_mode": os.environ.get("RAY_AUTH_MODE", "disabled")}  # set by ray.init turning tokens on
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=1))
     tmp.replace(record)  # atomic: a reader sees no record or a whole one

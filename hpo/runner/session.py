@@ -55,7 +55,10 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
 
         head = running()
     if head:
-        ray.init(address=head["address"], runtime_env=_WORKER_ENV, **kwargs)
+        if head.get("auth_mode") == "token":
+            _token_auth_like_the_head()
+        with _loopback_only():  # else Ray swaps 127.0.0.1 for this machine's address, where no one listens
+            ray.init(address=head["address"], runtime_env=_WORKER_ENV, **kwargs)
         url = f", dashboard {head['dashboard_url']}" if head.get("dashboard_url") else ""
         print(f"hpo: joined the warm Ray started by `hpo up` (process {head['pid']}, {head['address']}"
               f"{url}); `hpo down` stops it.", file=out, flush=True)
@@ -80,6 +83,16 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
 
 # workers import torch (and hpo's trainables) as they start, while Tune is still setting up
 _WORKER_ENV = {"worker_process_setup_hook": "hpo.trainables._ray.warm_up"}
+
+
+def _token_auth_like_the_head() -> None:
+    # Ray turns token authentication on by itself only for a cluster it finds on its own, never
+    # for an explicit address: a driver joining the warm head must ask for it (the token is the
+    # one the head made, ~/.ray/auth_token or RAY_AUTH_TOKEN[_PATH])
+    if os.environ.get("RAY_AUTH_MODE") is None:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        _enable_token_auth()
 
 
 @contextlib.contextmanager
