@@ -230,6 +230,10 @@ def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
     from hpo.report import REPORT_FILE, build_report
 
     _print_summary(res, exp.spec.metric, exp.mode)
+    if res.fault:  # nothing more can be written there; `hpo resume` writes it all once fixed
+        print(f"  report:  not written (the storage stopped taking writes)\n"
+              f"  resume:  hpo resume {res.run_dir}")
+        return 4
     report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
     # the run folder's own copy goes to the bucket with the run (a local storage: a no-op)
     res.storage.upload(res.run_dir)
@@ -283,7 +287,7 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
     from hpo.report.findings import findings
     from hpo.report.load import load_run
 
-    found = findings(load_run(res.run_dir)) if len(t) else []
+    found = findings(load_run(res.run_dir)) if len(t) and not res.fault else []  # needs the tables
     if found:
         print("\nFindings:\n" + "\n".join(f"  - {f}" for f in found))
     best = best_trial(t, metric, mode)

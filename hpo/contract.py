@@ -32,6 +32,8 @@ from typing import Any
 Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
 
 PACK_KEY = "_pack"  # the one key of a packed trial's Tune config: the list of its members
+# in each report after a restore that passed over an unreadable checkpoint: which, and what it used
+CHECKPOINT_NOTE = "checkpoint_note"
 
 
 @dataclass(frozen=True)

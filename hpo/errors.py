@@ -23,6 +23,16 @@ class SpecError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
+class StorageFault(Exception):
+    """The run's storage stopped taking writes (full, read-only, over quota): the run stops at
+    once, keeps what was written and resumes once the storage is fixed."""
+
+
+# the errors that mean "the storage stopped taking writes", and what each means in words
+STORAGE_ERRNOS = {28: "is full (no space left on device)", 30: "became read-only",
+                  122: "is over its disk quota", 27: "refused a write (file too large)"}
+
+
 # What people call hpo's parameter names elsewhere (papers, Keras, PyTorch, other tools): a
 # misspelt or foreign name close to one of these suggests hpo's own name.
 ALIASES = {

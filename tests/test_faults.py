@@ -415,6 +415,119 @@ def test_cut_short_files_are_detected_and_rebuilt(tmp_path, ray_session):
         api.load_run(copy)
 
 
+def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
+    """kill -9 mid-run, then every checkpoint of the unfinished trials cut short: `hpo resume`
+    starts those trials again (their status_detail says which checkpoints could not be read),
+    keeps the finished ones, and ends with every trial completed; never a traceback."""
+    proc, run_dir = _start(tmp_path, spec_text(epochs=6))
+
+    def unfinished_with_checkpoints(n: int) -> list[Path]:
+        done = set(completes(run_dir))
+        return [d for d in run_dir.glob("trial_*") if d.name.removeprefix("trial_") not in done
+                and len(list(d.glob("checkpoint_*/state.pt"))) >= n]
+
+    # two checkpoints: Ray's experiment snapshot (taken after each) names one of them
+    _wait_for(lambda: unfinished_with_checkpoints(2), proc)
+    assert proc.poll() is None, "the run ended before the fault:\n" + proc.stdout.read()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = set(completes(run_dir))
+    hit = unfinished_with_checkpoints(1)
+    for d in hit:
+        for p in d.glob("checkpoint_*/state.pt"):
+            p.write_bytes(p.read_bytes()[:100])  # cut short
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    assert "Traceback" not in out
+    t = pd.read_parquet(run_dir / "trials.parquet").set_index("trial_id")
+    assert len(t) == 4 and (t["status"] == "completed").all() and (t["epochs"] == 6).all(), t
+    noted = {i for i, d in t["status_detail"].items() if "could not be read" in d}
+    assert noted == {d.name.removeprefix("trial_") for d in hit} and noted.isdisjoint(done)
+    for tid in noted:
+        assert t.loc[tid, "status_detail"].endswith("the trial started again at epoch 1")
+        epochs = [json.loads(x)["epoch"] for x in (run_dir / f"trial_{tid}" / "result.json").read_text().splitlines() if x.strip()]
+        assert epochs[-6:] == [1, 2, 3, 4, 5, 6]  # trained again from the start
+    hist = pd.read_parquet(run_dir / "history.parquet")
+    assert not hist.duplicated(["trial_id", "epoch"]).any() and len(hist) == 24
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 64 MB tmpfs of its own, to fill up or turn read-only mid-run (needs mount rights)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("needs the right to mount a tmpfs (root with CAP_SYS_ADMIN)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_storage_that_fills_up_or_turns_read_only_stops_the_run_and_it_resumes(tmp_path, small_fs, fault):
+    """Mid-run the storage fills up (a file takes all of it) or is remounted read-only: the run
+    stops at once with the path and the reason (exit 4), keeps what was written, and `hpo
+    resume` finishes every trial once the storage is fixed."""
+    spec = write_spec(tmp_path, spec_text(epochs=6))
+    run_dir = small_fs / "runs" / "faulty"
+    proc = hpo("run", str(spec), "--storage", str(small_fs / "runs"), "--no-dashboard", "--quiet",
+               cwd=tmp_path, start_new_session=True)
+    _wait_for(lambda: len(list(run_dir.glob("trial_*/checkpoint_*"))) >= 4, proc)
+    if fault == "full":
+        with open(small_fs / "filler", "wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * (1 << 20))
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 4, out[-3000:]
+    said = out.split("hpo: STOPPED: ", 1)[-1]
+    want = "is full (no space left on device)" if fault == "full" else "became read-only"
+    assert said.startswith(f"the storage {run_dir} {want}"), out[-3000:]
+    assert f"hpo resume {run_dir}" in said and "Traceback" not in said
+    done = set(completes(run_dir))
+    if fault == "full":
+        (small_fs / "filler").unlink()
+    else:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=600)
+    assert r.returncode == 0, out[-3000:]
+    t = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(t) == 4 and (t["status"] == "completed").all() and (t["epochs"] == 6).all(), t
+    assert done <= set(completes(run_dir)) and len(completes(run_dir)) == 4  # each once
+    hist = pd.read_parquet(run_dir / "history.parquet")
+    assert not hist.duplicated(["trial_id", "epoch"]).any()
+    # read-only: every epoch's row; full: a row the fault cut mid-line is the one thing lost
+    assert len(hist) == 24 if fault == "read-only" else len(hist) >= 23
+
+
+def test_storage_errors_are_told_apart_and_a_cut_line_loses_only_itself(tmp_path):
+    """What says "the storage stopped taking writes" (and what does not), and a result.json
+    whose line was cut by a full disk, with the resumed trial's next line written after it."""
+    from hpo.runner.collect import collect, read_jsonl
+    from hpo.runner.events import storage_errno
+
+    assert storage_errno("OSError: [Errno 28] Error writing bytes to file. Detail: [errno 28] No "
+                         "space left on device") == 28
+    assert storage_errno("OSError: [Errno 30] Read-only file system: '/x'") == 30
+    assert storage_errno("OSError: [Errno 2] No such file or directory") is None
+    assert storage_errno(None) is None
+    rows = [{"epoch": i, "config": {"lr": 0.1}, "val_acc": 0.5 + i / 10} for i in (1, 2, 3)]
+    lines = [json.dumps(r) for r in rows]
+    p = tmp_path / "result.json"
+    p.write_text(lines[0] + "\n" + lines[1][:30] + lines[2] + "\n" + "garbage\n" + lines[2] + "\n")
+    assert [r["epoch"] for r in read_jsonl(p)] == [1, 3, 3]
+    # a trial folder whose params.json the fault left empty never started: skipped, not a crash
+    run = tmp_path / "run"
+    (run / "trial_a_00000").mkdir(parents=True)
+    (run / "trial_a_00000" / "params.json").write_text("")
+    (run / "spec.yaml").write_text("name: x\ntrainable: mlp\ndataset: mnist_sample\nmetric: val_acc\n")
+    trials, history, _ = collect(run)
+    assert trials.empty and history.empty
+
+
 def test_the_registry_says_resume_exact_for_exactly_the_schedulers_whose_state_is_saved(tmp_path):
     """`hpo resume` tells the user a scheduler starts empty from the registry's resume_exact;
     the schedulers whose state hpo saves are those of scheduler_state. They must agree."""

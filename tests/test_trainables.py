@@ -55,3 +55,37 @@ def test_yaml_tags_that_build_objects_are_refused(tmp_path):
     text = USER + "description: !!python/object/apply:os.system ['echo pwned']\n"
     with pytest.raises(SpecError, match="invalid YAML"):
         load_experiment(write_spec(tmp_path, text))
+
+
+def test_an_unreadable_checkpoint_is_passed_over_for_the_next_older_one(tmp_path):
+    """A restore whose checkpoint is cut short or corrupt reads the trial's next older one,
+    and with none readable starts the trial again; the note says which, never a traceback."""
+    import torch
+    from ray import tune
+
+    from hpo.trainables._ray import STATE_FILE, restore
+
+    trial = tmp_path / "trial_x"
+    for i in (1, 2, 3, 4):
+        (trial / f"checkpoint_00000{i}").mkdir(parents=True)
+        torch.save({"epoch": i}, trial / f"checkpoint_00000{i}" / STATE_FILE)
+    (trial / "checkpoint_000004" / STATE_FILE).write_bytes(b"PK\x03\x04 cut")  # a cut zip
+    (trial / "checkpoint_000003" / STATE_FILE).unlink()  # gone
+
+    def load(d):
+        return torch.load(f"{d}/{STATE_FILE}", weights_only=False)
+
+    def ckpt(i):
+        return tune.Checkpoint(str(trial / f"checkpoint_00000{i}"))
+
+    assert restore(None, load) == (None, None)
+    assert restore(ckpt(2), load) == ({"epoch": 2}, None)
+    state, note = restore(ckpt(4), load)
+    assert state == {"epoch": 2}
+    assert note.startswith("checkpoint checkpoint_000004 (") and "; checkpoint_000003 (FileNotFoundError" in note
+    assert note.endswith("could not be read: resumed from checkpoint_000002 instead")
+    for i in (1, 2):
+        (trial / f"checkpoint_00000{i}" / STATE_FILE).write_bytes(b"")
+    state, note = restore(ckpt(4), load)
+    assert state is None and note.endswith("could not be read: the trial started again at epoch 1")
+    assert "checkpoint_000001 (" in note

@@ -13,9 +13,10 @@ import os
 import resource
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
-from hpo.contract import PACK_KEY, Settings, expand_cases
+from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, Settings, expand_cases
 from hpo.trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
@@ -28,11 +29,52 @@ def warm_up() -> None:
     import hpo.trainables.loop  # noqa: F401  (imports torch)
 
 
-def _where(node_id: str) -> dict[str, Any]:
+def _where(node_id: str, note: str | None = None) -> dict[str, Any]:
     """Where a report was made, for the report's per-node view: the Ray node and this worker's
-    peak RSS (ru_maxrss is in KiB on Linux)."""
+    peak RSS (ru_maxrss is in KiB on Linux); and what a restore passed over, if anything."""
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
+    where = {"node_id": node_id, "worker_peak_rss_mb": round(rss_mb, 1)}
+    return {**where, CHECKPOINT_NOTE: note} if note else where
+
+
+def restore(ckpt: Any, load: Callable[[str], Any]) -> tuple[Any, str | None]:
+    """The state `load(dir)` reads from the checkpoint Tune restores, and a note when that
+    checkpoint could not be read (cut short, corrupt): the trial's next older checkpoint is
+    tried, then none (it starts again at epoch 1). Never a traceback for a bad file."""
+    if ckpt is None:
+        return None, None
+    bad = []
+    for c in [ckpt, *_older(ckpt)]:
+        try:
+            with c.as_directory() as d:
+                state = load(d)
+        except Exception as e:  # noqa: BLE001 - any unreadable file: try the next one
+            bad.append(f"{_name(c)} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})")
+            continue
+        note = None if not bad else (f"checkpoint {'; '.join(bad)} could not be read: resumed from "
+                                     f"{_name(c)} instead")
+        return state, note
+    return None, f"checkpoint {'; '.join(bad)} could not be read: the trial started again at epoch 1"
+
+
+def _name(ckpt: Any) -> str:
+    return str(ckpt.path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _older(ckpt: Any) -> list[Any]:
+    """The trial's other checkpoints older than `ckpt`, newest first (on its own filesystem:
+    local or object storage)."""
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    parent, _, name = str(ckpt.path).rstrip("/").rpartition("/")
+    try:
+        infos = ckpt.filesystem.get_file_info(pafs.FileSelector(parent))
+    except OSError:
+        return []
+    older = sorted((i.path for i in infos if i.type == pafs.FileType.Directory
+                    and i.base_name.startswith("checkpoint_") and i.base_name < name), reverse=True)
+    return [tune.Checkpoint(p, filesystem=ckpt.filesystem) for p in older]
 
 
 def _begin(settings: Settings) -> str:
@@ -61,16 +103,17 @@ def make_trainable(info: TrainableInfo) -> Any:
         assert settings is not None  # always bound by the runner (tune.with_parameters)
         node_id = _begin(settings)
         every = settings.checkpoint_every
-        state = None
-        ckpt = tune.get_checkpoint()
-        if ckpt is not None:
-            with ckpt.as_directory() as d:
-                state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
-                if os.path.exists(os.path.join(d, BEST_FILE)):
-                    state["best_model"] = torch.load(os.path.join(d, BEST_FILE), weights_only=True)
+
+        def load(d: str) -> dict[str, Any]:
+            state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+            if os.path.exists(os.path.join(d, BEST_FILE)):
+                state["best_model"] = torch.load(os.path.join(d, BEST_FILE), weights_only=True)
+            return state
+
+        state, note = restore(tune.get_checkpoint(), load)
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
-            metrics = {**metrics, **_where(node_id)}
+            metrics = {**metrics, **_where(node_id, note)}
             # the last epoch always checkpoints: a trial that finished just before a crash is then
             # restored at its end on resume and trains nothing again
             last = metrics["epoch"] >= settings.max_epochs or bool(metrics.get("early_stopped"))
@@ -111,18 +154,18 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
         members = [expand_cases({k: v for k, v in m.items() if k != "_index"}, settings.groups)
                    for m in config[PACK_KEY]]
         metric, every = settings.metric, settings.checkpoint_every
-        state = None
-        ckpt = tune.get_checkpoint()
-        if ckpt is not None:
-            with ckpt.as_directory() as d:
-                if os.path.exists(os.path.join(d, STATE_FILE)):
-                    state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+
+        def load(d: str) -> dict[str, Any] | None:  # a pack's last checkpoint may hold only weights
+            p = os.path.join(d, STATE_FILE)
+            return torch.load(p, weights_only=False) if os.path.exists(p) else None
+
+        state, note = restore(tune.get_checkpoint(), load)
 
         def report(r: dict[str, Any], best_models: dict[int, Any] | None = None,
                    state_fn: Any = None) -> None:
             vals = [m[metric] for m in r["members"] if m is not None]
             best = (max(vals) if settings.mode == "max" else min(vals)) if vals else float("nan")
-            row = {**r, metric: best, **_where(node_id)}
+            row = {**r, metric: best, **_where(node_id, note)}
             # like an ordinary trial: a checkpoint every `every` epochs and at the pack's end
             # (which also carries each member's best weights, for the collector)
             save = state_fn is not None and every and (r["epoch"] % every == 0 or best_models is not None)

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.contract import PACK_KEY
+from hpo.contract import CHECKPOINT_NOTE, PACK_KEY
 from hpo.results import has_tables, read_run_info, read_spec
 from hpo.space import case_label
 
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
-_PACK_KEEP = ("node_id", "worker_peak_rss_mb")  # a pack's own, shared by its members
+_PACK_KEEP = ("node_id", "worker_peak_rss_mb", CHECKPOINT_NOTE)  # a pack's own, shared by its members
 _RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date", "trial_id",
              "time_this_iter_s", "time_since_restore", "iterations_since_restore",
              "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
@@ -38,8 +38,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                break  # a line cut by a crash: keep what came before it
+                # a line cut by a crash or a full disk, and after a resume the next line
+                # written straight after it: keep that next line, drop the cut one
+                whole = _tail_object(line)
+                if whole is not None:
+                    rows.append(whole)
     return rows
+
+
+def _tail_object(line: str) -> dict[str, Any] | None:
+    """The JSON object that ends `line` after a cut-off start, if there is one."""
+    dec = json.JSONDecoder()
+    for i in (m.start() for m in re.finditer(r"\{\"", line) if m.start() > 0):
+        try:
+            obj, end = dec.raw_decode(line, i)
+        except json.JSONDecodeError:
+            continue
+        if end == len(line) and isinstance(obj, dict):
+            return obj
+    return None
 
 
 def _event_log(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -135,7 +152,10 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
     trials, history = [], []
     artifacts: dict[str, dict[str, Any]] = {}
     for d in _trial_dirs(run_dir):
-        config = json.loads((d / "params.json").read_text())
+        try:
+            config = json.loads((d / "params.json").read_text())
+        except (OSError, ValueError):  # written at the trial's start: it never started (full disk)
+            continue
         rows = read_jsonl(d / "result.json")
         trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
         if PACK_KEY in config:  # a vectorized pack: one trial per member
@@ -233,6 +253,9 @@ def _trial_row(trial_id: str, d: Path, config: dict[str, Any], hist: list[dict[s
             row[f"param.{k}"] = json.dumps(v) if isinstance(v, list) else v
     error = _error_text(d, event)
     status, detail = _status(last, epochs, error, event, run)
+    notes = dict.fromkeys(h[CHECKPOINT_NOTE] for h in hist if h.get(CHECKPOINT_NOTE))
+    if notes:  # a restore passed over an unreadable checkpoint: the trial says so
+        detail = "; ".join([detail, *notes])
     row.update(status=status, status_detail=detail, epochs=epochs,
                time_s=float(last.get("time_total_s", math.nan)) if last else math.nan,
                best_epoch=int(last.get("best_epoch", 0) or 0) if last else 0,
@@ -276,9 +299,9 @@ def _error_text(d: Path, event: dict[str, Any] | None) -> str | None:
     if event and event.get("error"):
         text = str(event["error"])
     elif (p := d / "error.txt").exists():
-        text = p.read_text(errors="replace").strip() or "error"
+        text = p.read_text(errors="replace").strip() or None  # empty: Ray could not write it
     if text is None:
-        return None
+        return "error" if event and event.get("event") == "error" else None
     for markers, meaning in DEATHS:
         if any(m in text for m in markers):
             detail = re.search(r"Worker exit detail: (.*?)(?: Some common causes|$)", text, re.S)

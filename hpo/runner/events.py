@@ -8,8 +8,11 @@ after `failure.max_failed_trials` failed trials; `AbortStopper` carries that dec
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,15 +20,23 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from ray.tune.stopper import CombinedStopper, TimeoutStopper
 
+from hpo.errors import STORAGE_ERRNOS
 from hpo.runner.collect import start_order, trial_events
 
 
 class Events(Callback):
+    active: Events | None = None  # this driver's (one experiment at a time), for the runner
+    # class defaults too: an Events pickled (tuner.pkl) before these existed restores without them
+    storage_fault: str | None = None
+    stop_now = False
+
     def __init__(self, run_dir: Path, max_failed: int | None) -> None:
         self.run_dir = run_dir
         self.max_failed = max_failed
         self.failed = 0
         self.abort: str | None = None
+        self.storage_fault: str | None = None  # the storage stopped taking writes: stop at once
+        self.stop_now = False  # ... through the stopper (where Tune's graceful stop is not set)
         self.completed: set[str] = set()
         self.started: set[str] = set()
 
@@ -34,6 +45,7 @@ class Events(Callback):
         # it then ends at once (its final checkpoint) and must not be logged twice.
         self.completed = {t for t, e in trial_events(self.run_dir).items() if e.get("event") == "complete"}
         self.started = set(start_order(self.run_dir))
+        Events.active = self
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # searchers name trials with random ids: the start order is the trial index
@@ -47,7 +59,11 @@ class Events(Callback):
             self._write({"trial_id": trial.trial_id, "event": "complete"})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write({"trial_id": trial.trial_id, "event": "error", "error": _last_line(trial)})
+        error = _last_line(trial)
+        if storage_errno(error):  # not the trial's fault: every other trial would fail too
+            self._storage(error or "")
+            return
+        self._write({"trial_id": trial.trial_id, "event": "error", "error": error})
         self.failed += 1
         if self.max_failed is not None and self.failed >= self.max_failed and not self.abort:
             self.abort = (f"{self.failed} trial(s) failed (failure.max_failed_trials = "
@@ -62,21 +78,49 @@ class Events(Callback):
 
     def _write(self, line: dict[str, Any]) -> None:
         line["time"] = time.time()
-        with open(self.run_dir / "events.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        try:
+            with open(self.run_dir / "events.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+        except OSError as e:
+            if e.errno not in STORAGE_ERRNOS:
+                raise
+            self._storage(f"{e.strerror} [Errno {e.errno}] ({self.run_dir / 'events.jsonl'})")
+
+    def _storage(self, error: str) -> None:
+        if self.storage_fault:
+            return
+        code = storage_errno(error) or errno.EIO
+        self.storage_fault = (f"the storage {self.run_dir} {STORAGE_ERRNOS.get(code, 'failed')}: "
+                              f"{error.strip()[:300]}")
+        # stop as Ctrl-C does (Tune's own graceful stop, SIGUSR1): the trials stay resumable;
+        # the stopper would end them as finished. Without Tune's handler (not the main thread),
+        # the stopper it is.
+        if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            os.kill(os.getpid(), signal.SIGUSR1)
+        else:
+            self.stop_now = True
+
+
+def storage_errno(error: str | None) -> int | None:
+    """The errno of a storage that stopped taking writes, if `error` (a trial's or Ray's
+    message) is one; else None."""
+    for m in re.finditer(r"\[errno (\d+)\]", error or "", re.I):
+        if int(m.group(1)) in STORAGE_ERRNOS:
+            return int(m.group(1))
+    return None
 
 
 class AbortStopper(Stopper):
-    """Stops every trial once the events callback decided to abort."""
+    """Stops every trial once the events callback decided to abort, or saw the storage fail."""
 
     def __init__(self, events: Events) -> None:
         self.events = events
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return self.events.abort is not None
+        return self.stop_all()
 
     def stop_all(self) -> bool:
-        return self.events.abort is not None
+        return self.events.abort is not None or self.events.stop_now
 
 
 class BudgetStopper(TimeoutStopper):
@@ -103,5 +147,5 @@ def _last_line(trial: Any) -> str | None:
     path = getattr(trial, "error_file", None) or ""
     if not (path and os.path.exists(path)):
         return None
-    lines = [ln for ln in open(path, errors="replace").read().splitlines() if ln.strip()]
+    lines = [ln for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
     return lines[-1] if lines else None

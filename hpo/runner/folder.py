@@ -21,6 +21,7 @@ import pandas as pd
 
 from hpo import environment, results
 from hpo.data import ArrayDataset
+from hpo.errors import STORAGE_ERRNOS, StorageFault
 from hpo.experiment import Experiment
 from hpo.runner import collect
 from hpo.storage import Storage
@@ -35,6 +36,7 @@ class RunResult:
     wall_time_s: float
     state: str
     storage: Storage  # where the run folder lives (its bucket, for a URI storage)
+    fault: str | None = None  # the storage stopped taking writes: what happened, in words
 
 
 def claim_run_dir(storage: Storage | Path, name: str) -> Path:
@@ -109,6 +111,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def storage_fault(e: OSError, run_dir: Path) -> str:
+    """What to tell a user whose storage stopped taking writes; any other OSError is raised."""
+    if e.errno not in STORAGE_ERRNOS:
+        raise e
+    where = e.filename or run_dir
+    return f"the storage {run_dir} {STORAGE_ERRNOS[e.errno]}: {e.strerror} ({where})"
+
+
 def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out: Any,
             fit: Callable[[], None], storage: Storage) -> RunResult:
     """Run `fit`, then always write the tables and the run's state, whatever happened (for a
@@ -116,33 +126,49 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
     prior = float(info.get("wall_time_s") or 0.0)
     info["state"] = "running"
     write_json(run_dir / "run.json", info)
-    state = "interrupted"
+    state, fault = "interrupted", None
     try:
         with sigterm_as_interrupt():
             fit()
         state = "finished"
     except KeyboardInterrupt:
         pass  # said below, with every other way a run ends unfinished
+    except StorageFault as e:
+        fault = str(e)
+    except OSError as e:
+        fault = storage_fault(e, run_dir)
     finally:
-        storage.download(run_dir)
-        trials, history = collect.write_tables(run_dir)
+        try:
+            storage.download(run_dir)
+            trials, history = collect.write_tables(run_dir)
+        except OSError as e:
+            fault = fault or storage_fault(e, run_dir)
+            trials, history, _ = collect.collect(run_dir)  # what the run did, for the summary
         aborted = collect.abort_reason(run_dir)
         ended_by = collect.abort_reason(run_dir, event="time_budget")
         incomplete = bool(len(trials)) and (trials["status"] == "incomplete").any()
         if aborted:
             state = "aborted"
-        elif state == "finished" and incomplete:
+        elif state == "finished" and (incomplete or fault):
             state = "interrupted"
         if ended_by:
             info["ended_by"] = ended_by
         info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0,
                     driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
-        write_json(run_dir / "run.json", info)
-        storage.upload(run_dir)
-    if aborted:
+        try:
+            write_json(run_dir / "run.json", info)
+            storage.upload(run_dir)
+        except OSError as e:
+            fault = fault or storage_fault(e, run_dir)
+    if fault:
+        print(f"hpo: STOPPED: {fault}\nhpo: what was written before is kept (finished trials, "
+              f"results and checkpoints up to the fault; the tables and run.json may be older). "
+              f"Free space or make the storage writable, then `hpo resume {run_dir}`: unfinished "
+              f"trials restart from their last readable checkpoint.", file=out, flush=True)
+    elif aborted:
         print(f"hpo: ABORTED: {aborted}", file=out)
     elif state == "interrupted":
         print("hpo: INTERRUPTED: finished trials are kept; unfinished ones restart from their last "
               f"checkpoint with `hpo resume {run_dir}`.", file=out, flush=True)
     best = results.best_trial(trials, exp.spec.metric, exp.mode)
-    return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage)
+    return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage, fault)

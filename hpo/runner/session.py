@@ -44,6 +44,7 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
     from ray.job_config import JobConfig
 
     logging.getLogger("ray.tune.tune").addFilter(_TUNE_RESUME_HINT)
+    logging.getLogger("ray.tune.execution.experiment_state").addFilter(_SNAPSHOT_FAILED)
     if ray.is_initialized():
         return
     # the driver's job on the dashboard's Jobs page carries the run's name in its metadata
@@ -124,10 +125,28 @@ class _Drop(logging.Filter):
         return not str(record.getMessage()).startswith(self.prefix)
 
 
+class _NoTraceback(logging.Filter):
+    """Keeps Ray's log line that starts with `prefix` but as one line: the exception's own
+    line instead of its traceback (hpo says what it means and what to do)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.getMessage()).startswith(self.prefix):
+            e = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage().rstrip(': ')}: {type(e).__name__}: {e}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 # (adding the same filter object again is a no-op)
 _TOKEN_NOTICE = _Drop("Token authentication is enabled for this Ray cluster")
 # Tune's "resume with Tuner.restore(...)": hpo prints `hpo resume RUN` instead
 _TUNE_RESUME_HINT = _Drop("Experiment has been interrupted, but the most recent state was saved")
+# a storage that stopped taking writes: Ray's snapshot fails with a traceback per attempt
+_SNAPSHOT_FAILED = _NoTraceback("Saving experiment state to storage")
 
 
 def check_cluster(exp: Experiment) -> None:

@@ -3,7 +3,11 @@ Tuner of a new run and the one place a Tuner is restored. Ray is imported here."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ from typing import Any
 from hpo import packing
 from hpo.contract import PACK_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
+from hpo.errors import StorageFault
 from hpo.experiment import Experiment
 from hpo.refs import search_path
 from hpo.searchers import Search
@@ -105,7 +110,109 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             log_to_file=True,
         ),
     )
-    tuner.fit()
+    _fit_checked(tuner)
+
+
+def _fit_checked(tuner: Any) -> None:
+    """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault."""
+    from hpo.runner.events import Events
+
+    Events.active = None
+    fault = None
+    try:
+        tuner.fit()
+    except Exception:
+        # Ray's own end (its result grid reads the error files it could not write) fails too
+        if Events.active is None or not Events.active.storage_fault:
+            raise
+    fault = Events.active.storage_fault if Events.active is not None else None
+    if fault:
+        where = rescue_state(Events.active.run_dir)
+        raise StorageFault(fault + (f" (Ray's experiment state is kept at {where} for the resume)"
+                                    if where else ""))
+
+
+def _rescue_dir(run_dir: Path) -> Path:
+    from hpo.runner.head import home
+
+    return home() / "rescue" / hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def rescue_state(run_dir: Path) -> Path | None:
+    """Ray writes its experiment state next to the driver, then copies it to the storage; a
+    storage that fills up cuts that copy short. Keep the driver's whole copy off the storage
+    (under $HPO_HOME) for `hpo resume`."""
+    import ray
+
+    try:
+        session = Path(ray._private.worker._global_node.get_session_dir_path())
+    except AttributeError:
+        return None
+    states = sorted(session.glob(f"artifacts/*/{run_dir.name}/driver_artifacts/experiment_state-*.json"))
+    if not states:
+        return None
+    dest = _rescue_dir(run_dir)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in states[-1].parent.iterdir():  # the experiment state and the searcher's
+        if f.is_file():
+            shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def repair_state(run_dir: Path, out: Any) -> bool:
+    """Before a resume: Ray's newest experiment state in the run folder must be whole. One cut
+    short (a storage that filled up) is replaced by the copy `rescue_state` kept, else set
+    aside so that Ray takes an older one, else the resume is refused with the reason. True
+    when the kept copy is used."""
+    from hpo.errors import SpecError
+
+    states = sorted(run_dir.glob("experiment_state-*.json"))
+    if not states or _whole(states[-1]):
+        return False
+    newest, kept = states[-1], _rescue_dir(run_dir) / states[-1].name
+    if kept.exists() and _whole(kept):
+        for f in kept.parent.iterdir():
+            shutil.copy2(f, run_dir / f.name)
+        _unerror(newest, run_dir)
+        print(f"hpo: {newest.name} was cut short (the storage stopped taking writes); restored "
+              f"it from the copy kept at {kept.parent}", file=out, flush=True)
+        return True
+    newest.rename(newest.with_name(newest.name + ".cut"))
+    if len(states) > 1:
+        print(f"hpo: {newest.name} was cut short and no whole copy was kept; resuming from the "
+              f"older {states[-2].name} (trials since then restart from their checkpoints)",
+              file=out, flush=True)
+        return False
+    raise SpecError(f"Ray's experiment state {newest.name} was cut short (set aside as .cut) and "
+                    f"there is no other; this run cannot be resumed. Its finished trials are "
+                    f"intact: `hpo report {run_dir}`; `hpo run SPEC --from {run_dir}` warm-starts "
+                    f"a new run from them.", file=str(run_dir))
+
+
+def _unerror(state: Path, run_dir: Path) -> None:
+    """In Ray's experiment state, the trials that the storage fault errored (hpo logged no
+    error of theirs) become unfinished again: the resume continues them from their checkpoints."""
+    from hpo.runner.collect import trial_events
+
+    events = trial_events(run_dir)
+    d = json.loads(state.read_text())
+    for i, (trial_json, meta_json) in enumerate(d["trial_data"]):
+        trial, meta = json.loads(trial_json), json.loads(meta_json)
+        if trial.get("status") == "ERROR" and (events.get(trial["trial_id"]) or {}).get("event") != "error":
+            trial["status"] = "PENDING"
+            meta.update(num_failures=max(0, int(meta.get("num_failures", 1)) - 1),
+                        error_filename=None, pickled_error_filename=None)
+            d["trial_data"][i] = [json.dumps(trial), json.dumps(meta)]
+    state.write_text(json.dumps(d))
+
+
+def _whole(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def keep_checkpoints(spec: Any) -> int:
@@ -176,5 +283,8 @@ def restore_fit(exp: Experiment, data: ArrayDataset, run_dir: Path, storage: Sto
     from their last checkpoint, errored ones stay errored."""
     from ray import tune
 
-    tune.Tuner.restore(**storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
-                       resume_unfinished=True, resume_errored=False, restart_errored=False).fit()
+    repair_state(run_dir, sys.stdout)
+    _fit_checked(tune.Tuner.restore(
+        **storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
+        resume_unfinished=True, resume_errored=False, restart_errored=False))
+    shutil.rmtree(_rescue_dir(run_dir), ignore_errors=True)  # resumed: no longer needed
