@@ -54,7 +54,8 @@ def main() -> None:
             res = {v: one(batch, v, args.epochs, tmp) for v in variants}
             rows.append((batch, res))
     print(f"### lr_reg sweep, 16 configs x {args.epochs} epochs, {os.cpu_count()} CPUs, "
-          f"2 trials (or packs) at a time. `off` is the default (a checkpoint every epoch); packs "
+          f"2 trials (or packs) at a time. `off` runs every trial on its own (a checkpoint every "
+          f"epoch); `auto` is the default; packs "
           f"do not checkpoint, so `off/no-ckpt` (checkpoint.every=0) is the like-for-like baseline.\n")
     print("| batch | execution.pack | trials (packs) | wall s | sweep s | configs/s (sweep) | "
           "sweep speedup vs off | vs off/no-ckpt | best val_acc |\n|---|---|---|---|---|---|---|---|---|")

@@ -211,7 +211,9 @@ def cmd_write() -> None:
         "are those of each trial's best validation epoch; the test set never selects anything.",
         "learning_rate and cnn ran on an otherwise idle machine; the others ran while other work",
         "sometimes shared the two cores (optimizers: 549 s here, 312 s when run alone), so their wall",
-        "times are upper bounds. Each run's",
+        "times are upper bounds. They ran before `execution.pack: auto` became the default (every",
+        "trial unpacked); sweeps of the `mlp` now run packed, 1.4-2.2x faster (BENCHMARKS.md,",
+        "Trial packing). Each run's",
         "HTML report is `reports/studies/<name>.html` (rebuild with `hpo report runs/studies/<name>`).",
         "",
     ]
