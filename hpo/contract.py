@@ -80,15 +80,24 @@ class Settings:
 class Packing:
     """How a trainable's configurations are packed into one vectorized trial.
 
-    keys: config fields that must be equal within a pack (they fix shapes and the code path);
-    refuse: config -> the reason this configuration cannot be packed, or None;
     run: "module:function" of the packed training loop,
-         ``run(configs, data, settings, report)`` with ``report({"epoch", "members": [...]})``.
+         ``run(configs, data, settings, report)`` with ``report({"epoch", "members": [...]})``;
+    keys: config fields that must be equal within a pack (they fix shapes and the code path);
+         None: every field but the per-member ones (PER_MEMBER);
+    refuse: config -> the reason this configuration cannot be packed, or None;
+    probe: the pack is a torch.func pack of the trainable's own model (`make_model`): before
+         Ray starts, hpo.trainables.func_pack.probe builds and times it, and `auto` packs only
+         where it is clearly faster than the members one after another.
     """
 
-    keys: tuple[str, ...]
     run: str
+    keys: tuple[str, ...] | None = None
     refuse: Callable[[Any], str | None] | None = None
+    probe: bool = False
+
+
+# config fields a pack holds as per-member tensors (every other field is equal within a pack)
+PER_MEMBER = ("lr", "momentum", "nesterov", "weight_decay", "reg_type", "seed")
 
 
 def data_seed(seed: int, epoch: int) -> int:

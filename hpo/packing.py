@@ -1,17 +1,21 @@
 """Which trials are packed together (spec `execution: {pack: off | auto | N}`), decided before
-Ray starts. No torch, no Ray, and no concrete trainable: what can be packed is the trainable's
-own declaration (`PACKING`, see hpo.contract), read through the registry.
+Ray starts. No Ray and no concrete trainable: what can be packed is the trainable's own
+declaration (`PACKING`, see hpo.contract), read through the registry. (torch only for the
+timing probe of a torch.func pack, imported when it runs.)
 
 Packing needs every configuration up front and member-level stopping we implement ourselves, so
-it applies to: a trainable that declares `PACKING` (the `mlp`, without batch norm), searcher
-`grid`, and a scheduler whose entry says how packs follow it (fifo; asha as successive halving
-inside each pack at ASHA's rungs, with an explicit size N only: `auto`, the default, packs only
-where members reproduce ordinary trials exactly). Anything else runs as ordinary trials, with
-the reason printed. Members are grouped by the trainable's pack keys (for the `mlp`: hidden widths, batch
-size, activation, optimizer); `auto` packs up to 8 per group, fewer when
-the packed input batch (members x batch x features x 4 bytes) would pass 128 MB, so a full-batch
+it applies to: a trainable that declares `PACKING` (the `mlp` without batch norm, hand-written;
+the `cnn`, `cifar_cnn` and a user's `model:` without dropout, through torch.func), a
+classification dataset, searcher `grid`, and a scheduler whose entry says how packs follow it
+(fifo; asha as successive halving inside each pack at ASHA's rungs, with an explicit size N
+only: `auto`, the default, packs only where members reproduce ordinary trials exactly).
+Anything else runs as ordinary trials, with the reason printed. Members are grouped by the
+trainable's pack keys (for the `mlp`: hidden widths, batch size, activation, optimizer; for the
+others every field but the per-member ones); `auto` packs up to 8 per group, fewer when the
+packed input batch (members x batch x features x 4 bytes) would pass 128 MB, so a full-batch
 sweep stays unpacked (measured on this machine, BENCHMARKS.md: 2.2x faster at batch 64, 1.9x at
-128, 1.4x at 1024).
+128, 1.4x at 1024); a torch.func pack is first timed against its members one after another
+(`probe`) and `auto` packs it only at AUTO_MIN_SPEEDUP or more.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.contract import Halving, expand_cases
+from hpo.contract import PER_MEMBER, Halving, expand_cases
 from hpo.space import Constant, Distribution, groups, thaw
 
 AUTO_SIZE = 8
 AUTO_BATCH_BYTES = 128 * 2**20  # the packed input batch of one step
+# `auto` packs a torch.func model only where one packed step is at least this much faster than
+# its members' steps one after another: below it, ordinary trials side by side on the other
+# cores do as well (two trials on this 2-core machine: ~1.2x, BENCHMARKS.md)
+AUTO_MIN_SPEEDUP = 1.3
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,58 @@ def why_not(exp: Any) -> str | None:
             reason = packing.refuse(model.model_validate(expand_cases(c, groups(exp.params))))
             if reason:
                 return reason
+    if not exp.dataset.n_classes:
+        return f"dataset `{spec.dataset.name}` is a regression (packs train classifiers)"
+    if packing.probe:
+        return _probe_verdict(exp)
     return None
+
+
+def _probe_verdict(exp: Any) -> str | None:
+    reason, inexact, speedup = probe(exp)
+    if reason:
+        return reason
+    if exp.spec.execution.pack != "auto":
+        return None
+    if inexact:
+        return f"{inexact}; `auto` packs only where they do (execution.pack: N packs anyway)"
+    if speedup < AUTO_MIN_SPEEDUP:
+        return (f"a packed training step of `{_model_name(exp)}` measured {speedup:.2f}x the speed of its "
+                f"members' steps one after another here (`auto` packs from {AUTO_MIN_SPEEDUP}x; "
+                f"execution.pack: N packs anyway)")
+    return None
+
+
+def _model_name(exp: Any) -> str:
+    return exp.spec.model or exp.spec.trainable
+
+
+def probe(exp: Any) -> tuple[str | None, str | None, float]:
+    """(why the torch.func pack cannot be built, or None; why its members would not reproduce
+    their trials exactly, or None; the measured speed-up of one packed step over its members'
+    steps one after another), for the largest group of the plan, timed once per process
+    (hpo.trainables.func_pack.probe; imports torch)."""
+    members = max(_groups(exp).values(), key=len)
+    full = [_full(exp, c) for c in members]
+    size = _size(exp, full[0].batch_size)
+    key = json.dumps([exp.spec.trainable, exp.spec.model, exp.spec.dataset.name, exp.spec.resources.cpu,
+                      [c.model_dump() for c in full[:size]]], sort_keys=True, default=str)
+    return _probe(key, exp, full[:size])
+
+
+_PROBED: dict[str, tuple[str | None, str | None, float]] = {}
+
+
+def _probe(key: str, exp: Any, cfgs: list[Any]) -> tuple[str | None, str | None, float]:
+    if key not in _PROBED:
+        from hpo.trainables.func_pack import probe as time_pack
+
+        info, ds = exp.trainable, exp.dataset
+        shape = tuple(ds.input_shape)
+        _PROBED[key] = time_pack(
+            cfgs, lambda c: info.make_model(c.model_dump(), shape, ds.n_classes),
+            shape if len(shape) != 2 else (1, *shape), ds.n_classes, int(exp.spec.resources.cpu) or 1)
+    return _PROBED[key]
 
 
 def _auto_refuses(exp: Any) -> str | None:
@@ -104,21 +163,38 @@ def configs(exp: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _groups(exp: Any) -> dict[str, list[dict[str, Any]]]:
+    """The grid's configs (each with its "_index") by pack key: equal in every field but the
+    per-member ones."""
+    model, keys = exp.trainable.config_model, exp.trainable.packing.keys
+    if keys is None:  # (a user's model: every hyperparameter it declares may shape it)
+        keys = tuple(k for k in model.model_fields if k not in PER_MEMBER)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for i, c in enumerate(configs(exp)):
+        full = _full(exp, c)
+        key = json.dumps([getattr(full, k) for k in keys], default=str)
+        by_key.setdefault(key, []).append({**c, "_index": i})
+    return by_key
+
+
+def _full(exp: Any, member: dict[str, Any]) -> Any:
+    """A member's trainable config (groups of cases merged in), validated."""
+    config = {k: v for k, v in member.items() if k != "_index"}
+    return exp.trainable.config_model.model_validate(expand_cases(config, groups(exp.params)))
+
+
+def _size(exp: Any, batch_size: int) -> int:
+    setting = exp.spec.execution.pack
+    return auto_size(batch_size, exp) if setting == "auto" else int(setting)
+
+
 def plan(exp: Any) -> PackPlan | None:
     setting = exp.spec.execution.pack
     if setting == "off" or why_not(exp) is not None:
         return None
-    model, keys = exp.trainable.config_model, exp.trainable.packing.keys
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    batch_size: dict[str, int] = {}
-    for i, c in enumerate(configs(exp)):
-        full = model.model_validate(expand_cases(c, groups(exp.params)))
-        key = json.dumps([getattr(full, k) for k in keys])
-        by_key.setdefault(key, []).append({**c, "_index": i})
-        batch_size[key] = full.batch_size
     packs = []
-    for key, ms in by_key.items():
-        size = auto_size(batch_size[key], exp) if setting == "auto" else int(setting)
+    for ms in _groups(exp).values():
+        size = _size(exp, _full(exp, ms[0]).batch_size)
         packs += [ms[i : i + size] for i in range(0, len(ms), size)]
     halving = None
     if exp.scheduler.in_packs == "halving":

@@ -177,7 +177,7 @@ def test_plan_groups_by_shape_and_auto_limits_the_packed_batch(tmp_path):
 
 
 @pytest.mark.parametrize("overrides,reason", [
-    (["trainable=cnn", "params.hidden=null"], "trainable `cnn`"),
+    (["trainable=cnn", "params.hidden=null", "params.dropout=0.5"], "dropout 0.5 (under torch.func.vmap"),
     (["searcher.name=random"], "searcher `random`"),
     (["scheduler.name=median"], "scheduler `median`"),
     (["params.batch_norm=true"], "batch_norm"),

@@ -179,16 +179,7 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
                     torch.save(state_fn(), os.path.join(d, STATE_FILE))
                 tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
 
-        try:
-            run_pack(members, data, settings, report, state)
-        except Exception as e:  # as an ordinary trial says it: which batch size, how big a model
-            from hpo.trainables.loop import is_oom, oom_error
-
-            if is_oom(e):
-                cfg = info.config_model.model_validate(members[0])
-                n = info.module.param_count(cfg, int(data.x_train[0].size), data.n_classes)
-                raise oom_error(e, cfg.batch_size, n * len(members)) from e
-            raise
+        run_pack(members, data, settings, report, state)  # (an OOM says batch and pack size)
 
     packed.__name__ = f"packed_{info.name}"
     return packed

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from hpo.contract import Reporter, Settings
+from hpo.contract import Packing, Reporter, Settings
 from hpo.data.base import ArrayDataset
 from hpo.trainables import cnn
 from hpo.trainables.metrics import CLASSIFICATION_METRICS
@@ -32,6 +32,9 @@ class Config(cnn.Config):
     augment: bool = Field(False, description="random crop (pad 4) and horizontal flip")
 
 
+PACKING = Packing(run="hpo.trainables.cifar_cnn:train_packed", refuse=cnn.not_packable, probe=True)
+
+
 def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
           report: Reporter, state: dict[str, Any] | None = None) -> None:
     from hpo.trainables.augment import random_crop_flip
@@ -42,6 +45,17 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
     run_classifier(cfg, data, shape, lambda: cnn.build_model(cfg, shape, data.n_classes),
                    cnn.param_count(cfg, shape, data.n_classes), settings, report, state,
                    augment=random_crop_flip if cfg.augment else None)
+
+
+def train_packed(configs: list[dict[str, Any]], data: ArrayDataset, settings: Settings,
+                 report: Any, state: dict[str, Any] | None = None) -> None:
+    from hpo.trainables import func_pack
+    from hpo.trainables.augment import random_crop_flip
+
+    shape = cnn._shape(data.x_train.shape[1:])
+    augment = random_crop_flip if Config.model_validate(configs[0]).augment else None  # a pack key
+    func_pack.train(configs, data, settings, report, state, Config,
+                    lambda c, s: cnn.build_model(c, s, data.n_classes), shape, augment)
 
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from hpo.contract import Reporter, Settings
+from hpo.contract import Packing, Reporter, Settings
 from hpo.data.base import ArrayDataset
 from hpo.trainables.config import TrainConfig
 from hpo.trainables.metrics import CLASSIFICATION_METRICS
@@ -36,6 +36,16 @@ class Config(TrainConfig):
         if len(self.filters) < self.conv_layers:
             raise ValueError(f"filters needs {self.conv_layers} values for {self.conv_layers} conv layers")
         return self
+
+
+def not_packable(cfg: Config) -> str | None:
+    return (f"dropout {cfg.dropout} (under torch.func.vmap the masks come from one random stream "
+            f"shared by the pack, so members would not reproduce their trials)" if cfg.dropout else None)
+
+
+# Any configurations equal but in PER_MEMBER fields pack as one torch.func model
+# (trainables/func_pack.py); `auto` times the pack first (on a CPU convolutions gain little).
+PACKING = Packing(run="hpo.trainables.cnn:train_packed", refuse=not_packable, probe=True)
 
 
 def _shape(data_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -78,6 +88,15 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
     shape = _shape(data.x_train.shape[1:])
     run_classifier(cfg, data, shape, lambda: build_model(cfg, shape, data.n_classes),
                    param_count(cfg, shape, data.n_classes), settings, report, state)
+
+
+def train_packed(configs: list[dict[str, Any]], data: ArrayDataset, settings: Settings,
+                 report: Any, state: dict[str, Any] | None = None) -> None:
+    from hpo.trainables import func_pack
+
+    shape = _shape(data.x_train.shape[1:])
+    func_pack.train(configs, data, settings, report, state, Config,
+                    lambda c, s: build_model(c, s, data.n_classes), shape)
 
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,

@@ -89,6 +89,19 @@ def l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
     return lam * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
 
 
+def materialize(model: nn.Module, example: torch.Tensor) -> None:
+    """Give lazy layers (nn.LazyLinear, nn.LazyConv2d, ...) their shapes by one forward pass of
+    `example` (eval mode, no grad), before an optimizer sees the parameters. Their weights are
+    drawn from the global RNG here, right after the model is built, as in any of its trials."""
+    from torch.nn.parameter import is_lazy
+
+    if any(is_lazy(p) for p in model.parameters()):
+        model.eval()
+        with torch.no_grad():
+            model(example)
+        model.train()
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -202,6 +215,7 @@ def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.M
     data = tensors()
     try:
         model = build().to(device())
+        materialize(model, data.x_train[:1])
         trained = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay as they are
         fit(model, make_optimizer(trained, cfg), data, cfg, task, settings, report, state, **fit_kwargs)
     except Exception as e:
@@ -226,8 +240,9 @@ def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...],
     torch.set_num_threads(threads)
     bs = min(cfg.batch_size, sizes["train"])
     model = build()
-    opt = make_optimizer(model.parameters(), cfg)
     x, y = t.random_batch(bs, shape, n_classes)
+    materialize(model, x[:1])
+    opt = make_optimizer(model.parameters(), cfg)
     times = []
     for _ in range(4):  # the first is warm-up
         t0 = time.perf_counter()

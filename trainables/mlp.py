@@ -32,8 +32,8 @@ def _not_packable(cfg: Config) -> str | None:
 
 # Configurations equal in these fields (they fix tensor shapes and the code path) train as one
 # vectorized model (hpo/trainables/pack.py); everything else is a per-member tensor.
-PACKING = Packing(keys=("hidden", "batch_size", "activation", "optimizer"),
-                  run="hpo.trainables.pack:run_pack", refuse=_not_packable)
+PACKING = Packing(run="hpo.trainables.pack:run_pack", refuse=_not_packable,
+                  keys=("hidden", "batch_size", "activation", "optimizer"))
 
 
 def build_model(cfg: Config, in_features: int, n_classes: int) -> nn.Sequential:

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hpo.contract import Reporter, Settings
+from hpo.contract import Packing, Reporter, Settings
 from hpo.data.base import ArrayDataset
 from hpo.errors import SpecError
 from hpo.trainables.config import OptimConfig
@@ -38,6 +38,9 @@ METRICS_BY_TASK = {"classification": CLASSIFICATION_METRICS, "regression": REGRE
 METRICS = {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}
 TASKS = ("classification", "regression")
 FIELD = "model"
+# configurations equal but in PER_MEMBER fields pack as one torch.func model of the user's
+# network (trainables/func_pack.py), where `auto`'s timing says it pays
+PACKING = Packing(run="hpo.trainables.model:train_packed", probe=True)
 
 
 class NoParams(BaseModel):
@@ -150,6 +153,16 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
     run_trial(cfg, lambda: to_tensors(data, shape, key=settings.data_key),
               lambda: _build(ref, config, shape, data.n_classes or 1)[1], None,
               TASK_ENTRIES[task], settings, report, state)
+
+
+def train_packed(configs: list[dict[str, Any]], data: ArrayDataset, settings: Settings,
+                 report: Any, state: dict[str, Any] | None = None) -> None:
+    from hpo.trainables import func_pack
+
+    ref = settings.model
+    assert ref is not None
+    func_pack.train(configs, data, settings, report, state, resolve(ref)[2],
+                    lambda c, s: _build(ref, c.model_dump(), s, data.n_classes or 1)[1], input_shape(data))
 
 
 def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int,

@@ -1,17 +1,21 @@
-"""Trial packing: train many `mlp` configurations of one shape as one vectorized model.
+"""Trial packing: train many configurations of one shape as one vectorized model.
 
-Members share everything that fixes tensor shapes and the code path (hidden widths, batch size,
-activation, optimizer type, dataset); everything else is a per-member tensor: learning rate,
-momentum / nesterov, weight decay, L1 or L2, dropout rate, seed (initial weights, data order and
-dropout masks). Weights are stacked (P, out, in) and every layer is one batched matmul.
+Members share everything that fixes tensor shapes and the code path (for the `mlp`: hidden
+widths, batch size, activation, optimizer type, dataset); everything else is a per-member
+tensor: learning rate, momentum / nesterov, weight decay, L1 or L2, dropout rate, seed (initial
+weights, data order and dropout masks). Two packed models share one training loop
+(`train_pack`) and one optimizer (`PackedOptim`, torch.optim's rules with per-member tensors):
+`PackedMLP` here, hand-written (weights stacked (P, in, out), every layer one batched matmul),
+and `FuncPack` (trainables/func_pack.py) for any nn.Module through torch.func.
 
-Each member reproduces the ordinary `mlp` trial with the same config: the same initial weights
-(each member's nn.Linear layers are built after torch.manual_seed(seed), as `mlp` does), the same
-data order (its own randperm generator), the same dropout masks (a generator continuing the
-global RNG stream where `mlp`'s model init left it), and torch.optim's update rules. A member that
-diverges, stops early or is cut by successive halving is removed from the stacked tensors at the
-end of the epoch (the pack shrinks, so its compute is released); the others go on untouched.
-No Ray here: `run_pack` reports one dict per epoch with every member's metrics.
+Each member reproduces the ordinary trial with the same config: the same initial weights
+(each member's model is built after torch.manual_seed(seed), as the trial does), the same data
+order (its own randperm generator, which also draws its augmentation), the same dropout masks
+(`PackedMLP`: a generator continuing the global RNG stream where the model init left it), and
+torch.optim's update rules. A member that diverges, stops early or is cut by successive halving
+is removed from the stacked tensors at the end of the epoch (the pack shrinks, so its compute
+is released); the others go on untouched. No Ray here: `train_pack` reports one dict per epoch
+with every member's metrics.
 """
 
 from __future__ import annotations
@@ -28,42 +32,30 @@ import torch.nn.functional as F
 from hpo.contract import Settings, data_seed
 from hpo.trainables import mlp
 from hpo.trainables.epochs import EpochBook
-from hpo.trainables.loop import Tensors, device, to_tensors
+from hpo.trainables.loop import Tensors, device, is_oom, oom_error, to_tensors
 from hpo.trainables.tasks import TASKS
 
 
-class PackedMLP:
-    """P stacked MLPs with per-member hyperparameters and torch.optim-equivalent updates."""
+class PackedOptim:
+    """Per-member hyperparameters as tensors and torch.optim's update of stacked parameters
+    (`self.params`: tensors of shape (P, ...), one row per member)."""
 
-    def __init__(self, cfgs: list[mlp.Config], in_features: int, n_classes: int,
-                 dev: torch.device) -> None:
-        c0 = cfgs[0]
-        self.act = getattr(torch, c0.activation)  # torch.relu / tanh / sigmoid: the same names
-        self.update = PACKED_UPDATES[c0.optimizer]
-        ws: list[list[torch.Tensor]] = []
-        self.gens: list[torch.Generator] = []
-        for c in cfgs:
-            torch.manual_seed(c.seed)  # exactly what `mlp` does before building its model
-            model = mlp.build_model(c, in_features, n_classes)
-            g = torch.Generator()
-            g.set_state(torch.get_rng_state())  # dropout masks continue the same stream
-            self.gens.append(g)
-            ws.append([p.detach().clone() for p in model.parameters()])
-        # params: per layer a weight (P, in, out) (nn.Linear's weight transposed, so the batched
-        # matmul needs no transposed copy) and a bias (P, out)
-        self.params = [torch.stack([w[k].t() if w[k].dim() == 2 else w[k] for w in ws])
-                       .contiguous().to(dev).requires_grad_() for k in range(len(ws[0]))]
+    params: list[torch.Tensor]
+    n_params: int  # of one member, as an ordinary trial counts its model's
+    eval_chunk = 2048
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
+    def __init__(self, cfgs: list[Any], dev: torch.device) -> None:
         def col(values: list[float]) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.float32, device=dev)
 
+        self.cfgs = cfgs  # the members still in the pack
+        self.update = PACKED_UPDATES[cfgs[0].optimizer]
         self.lr = col([c.lr for c in cfgs])
         self.momentum = col([c.momentum for c in cfgs])
         self.nesterov = torch.tensor([c.nesterov for c in cfgs], device=dev)
         self.l2 = col([c.weight_decay if c.reg_type == "l2" else 0.0 for c in cfgs])
         self.l1 = col([c.weight_decay if c.reg_type == "l1" else 0.0 for c in cfgs])
-        self.keep = col([1.0 - c.dropout for c in cfgs])
-        self.has_dropout = any(c.dropout > 0 for c in cfgs)
         self._flags()
         self.state: dict[str, list[torch.Tensor]] = {}
         self.step_count = 0
@@ -79,6 +71,77 @@ class PackedMLP:
     @property
     def size(self) -> int:
         return self.params[0].shape[0]
+
+    def l1_penalty(self) -> torch.Tensor:
+        return sum((self.l1.view(-1, *[1] * (p.dim() - 1)) * p.abs()).flatten(1).sum(1)
+                   for p in self.params).sum()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every member, following torch.optim's rules for its optimizer."""
+        self.step_count += 1
+        for k, p in enumerate(self.params):
+            view = (-1,) + (1,) * (p.dim() - 1)
+            g = p.grad
+            if self.any_l2:
+                g.addcmul_(self.l2.view(view), p)  # L2 through weight decay: grad + wd * p
+            self.update(self, k, p, g, view)
+            p.grad = None
+
+    def _state(self, name: str, k: int, p: torch.Tensor) -> torch.Tensor:
+        if name not in self.state:  # (not setdefault: that would build the zeros every call)
+            self.state[name] = [torch.zeros_like(q) for q in self.params]
+        return self.state[name][k]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything training changes (weights, optimizer buffers and step), on the CPU."""
+        return {"params": [p.detach().cpu().clone() for p in self.params],
+                "state": {k: [b.cpu().clone() for b in bufs] for k, bufs in self.state.items()},
+                "step_count": self.step_count}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Continue from `snapshot()` of a pack with the same members (after keep_only)."""
+        dev = self.params[0].device
+        self.params = [p.to(dev).requires_grad_() for p in snap["params"]]
+        self.state = {k: [b.to(dev) for b in bufs] for k, bufs in snap["state"].items()}
+        self.step_count = int(snap["step_count"])
+
+    def keep_only(self, idx: list[int]) -> None:
+        """Drop every member not in `idx` (positions in the current pack)."""
+        sel = torch.tensor(idx, device=self.params[0].device)
+        self.params = [p.detach()[sel].clone().requires_grad_() for p in self.params]
+        for name, bufs in self.state.items():
+            self.state[name] = [b[sel].clone() for b in bufs]
+        for attr in ("lr", "momentum", "nesterov", "l2", "l1"):
+            setattr(self, attr, getattr(self, attr)[sel])
+        self.cfgs = [self.cfgs[i] for i in idx]
+        self._flags()
+
+
+class PackedMLP(PackedOptim):
+    """P stacked `mlp`s with per-member hyperparameters and dropout streams."""
+
+    def __init__(self, cfgs: list[mlp.Config], in_features: int, n_classes: int,
+                 dev: torch.device) -> None:
+        super().__init__(cfgs, dev)
+        self.in_features, self.n_classes = in_features, n_classes
+        self.act = getattr(torch, cfgs[0].activation)  # torch.relu / tanh / sigmoid: the same names
+        ws: list[list[torch.Tensor]] = []
+        self.gens: list[torch.Generator] = []
+        for c in cfgs:
+            torch.manual_seed(c.seed)  # exactly what `mlp` does before building its model
+            model = mlp.build_model(c, in_features, n_classes)
+            g = torch.Generator()
+            g.set_state(torch.get_rng_state())  # dropout masks continue the same stream
+            self.gens.append(g)
+            ws.append([p.detach().clone() for p in model.parameters()])
+        # params: per layer a weight (P, in, out) (nn.Linear's weight transposed, so the batched
+        # matmul needs no transposed copy) and a bias (P, out)
+        self.params = [torch.stack([w[k].t() if w[k].dim() == 2 else w[k] for w in ws])
+                       .contiguous().to(dev).requires_grad_() for k in range(len(ws[0]))]
+        self.n_params = mlp.param_count(cfgs[0], in_features, n_classes)
+        self.keep = torch.tensor([1.0 - c.dropout for c in cfgs], dtype=torch.float32, device=dev)
+        self.has_dropout = any(c.dropout > 0 for c in cfgs)
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """x: (P, B, in) or (B, in) shared by all members -> logits (P, B, classes)."""
@@ -103,56 +166,39 @@ class PackedMLP:
               for k, g in zip(self.keep.tolist(), self.gens, strict=True)]
         return torch.stack(ms).to(self.params[0].device)
 
-    def l1_penalty(self) -> torch.Tensor:
-        return sum((self.l1.view(-1, *[1] * (p.dim() - 1)) * p.abs()).flatten(1).sum(1)
-                   for p in self.params).sum()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update of every member, following torch.optim's rules for its optimizer."""
-        self.step_count += 1
-        for k, p in enumerate(self.params):
-            view = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad
-            if self.any_l2:
-                g.addcmul_(self.l2.view(view), p)  # L2 through weight decay: grad + wd * p
-            self.update(self, k, p, g, view)
-            p.grad = None
-
-    def _state(self, name: str, k: int, p: torch.Tensor) -> torch.Tensor:
-        if name not in self.state:  # (not setdefault: that would build the zeros every call)
-            self.state[name] = [torch.zeros_like(q) for q in self.params]
-        return self.state[name][k]
-
     def snapshot(self) -> dict[str, Any]:
-        """Everything training changes (weights, optimizer buffers and step, dropout streams),
-        on the CPU, for a checkpoint."""
-        return {"params": [p.detach().cpu().clone() for p in self.params],
-                "state": {k: [b.cpu().clone() for b in bufs] for k, bufs in self.state.items()},
-                "step_count": self.step_count, "gens": [g.get_state() for g in self.gens]}
+        return {**super().snapshot(), "gens": [g.get_state() for g in self.gens]}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        """Continue from `snapshot()` of a pack with the same members (after keep_only)."""
-        dev = self.params[0].device
-        self.params = [p.to(dev).requires_grad_() for p in snap["params"]]
-        self.state = {k: [b.to(dev) for b in bufs] for k, bufs in snap["state"].items()}
-        self.step_count = int(snap["step_count"])
+        super().restore(snap)
         for g, st in zip(self.gens, snap["gens"], strict=True):
             g.set_state(st)
 
     def keep_only(self, idx: list[int]) -> None:
-        """Drop every member not in `idx` (positions in the current pack)."""
-        sel = torch.tensor(idx, device=self.params[0].device)
-        self.params = [p.detach()[sel].clone().requires_grad_() for p in self.params]
-        for name, bufs in self.state.items():
-            self.state[name] = [b[sel].clone() for b in bufs]
-        for attr in ("lr", "momentum", "nesterov", "l2", "l1", "keep"):
-            setattr(self, attr, getattr(self, attr)[sel])
+        super().keep_only(idx)
+        self.keep = self.keep[torch.tensor(idx, device=self.keep.device)]
         self.gens = [self.gens[i] for i in idx]
-        self._flags()
+
+    def member(self, j: int) -> list[torch.Tensor]:
+        """Member j's weights (its slice of the stacked ones), on the CPU."""
+        return [p[j].detach().to("cpu", copy=True) for p in self.params]
+
+    def state_dict(self, cfg: mlp.Config, weights: list[torch.Tensor]) -> dict[str, Any]:
+        """`member()`'s weights as the state_dict of an ordinary `mlp`."""
+        net = mlp.build_model(cfg, self.in_features, self.n_classes)
+        linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        with torch.no_grad():
+            for layer, (w, b) in zip(linears, zip(weights[::2], weights[1::2], strict=True), strict=True):
+                layer.weight.copy_(w.t())  # stacked as (in, out): nn.Linear holds (out, in)
+                layer.bias.copy_(b)
+        return net.state_dict()
+
+    def build(self, cfg: mlp.Config) -> torch.nn.Module:
+        """The ordinary model of one member (to load `state_dict()` into)."""
+        return mlp.build_model(cfg, self.in_features, self.n_classes)
 
 
-def _sgd(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+def _sgd(pm: PackedOptim, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
     d = g
     if pm.any_momentum:
         mom = pm.momentum.view(view)
@@ -167,7 +213,7 @@ def _sgd(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[in
     p.addcmul_(d, pm.lr.view(view), value=-1)
 
 
-def _adam(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+def _adam(pm: PackedOptim, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
     b1, b2, eps, t = 0.9, 0.999, 1e-8, pm.step_count
     m, v = pm._state("m", k, p), pm._state("v", k, p)
     m.lerp_(g, 1 - b1)
@@ -177,13 +223,13 @@ def _adam(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[i
     p.sub_((pm.lr.view(view) / bc1) * m / denom)
 
 
-def _adagrad(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+def _adagrad(pm: PackedOptim, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
     s = pm._state("sum", k, p)
     s.addcmul_(g, g)
     p.sub_(pm.lr.view(view) * g / (s.sqrt().add_(1e-10)))
 
 
-def _rmsprop(pm: PackedMLP, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
+def _rmsprop(pm: PackedOptim, k: int, p: torch.Tensor, g: torch.Tensor, view: tuple[int, ...]) -> None:
     alpha, eps = 0.99, 1e-8
     sq, buf = pm._state("sq", k, p), pm._state("buf", k, p)
     sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
@@ -198,10 +244,9 @@ PACKED_UPDATES: dict[str, Callable[..., None]] = {
 
 
 @torch.no_grad()
-def evaluate(model: PackedMLP, x: torch.Tensor, y: torch.Tensor,
-             chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model: PackedOptim, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-member (mean cross-entropy, accuracy) on a shared set."""
-    p = model.size
+    p, chunk = model.size, model.eval_chunk
     loss = torch.zeros(p, device=x.device)
     correct = torch.zeros(p, device=x.device, dtype=torch.long)  # counts: exact accuracies
     for i in range(0, len(y), chunk):
@@ -223,32 +268,54 @@ def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
 
 def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
              report: Callable[..., None], state: dict[str, Any] | None = None) -> None:
-    """Train the members in `configs` together for settings.max_epochs epochs.
+    """The `mlp`'s packed loop (its PACKING.run): `train_pack` with a `PackedMLP`."""
+    cfgs = [mlp.Config.model_validate(c) for c in configs]
+    n_in = int(data.x_train[0].size)
+    tensors = to_tensors(data, (n_in,), key=settings.data_key)
+    train_pack(lambda: PackedMLP(cfgs, n_in, data.n_classes, device()), cfgs, tensors, settings,
+               report, state, n_params=mlp.param_count(cfgs[0], n_in, data.n_classes))
+
+
+def train_pack(make: Callable[[], PackedOptim], cfgs: list[Any], tensors: Tensors,
+               settings: Settings, report: Callable[..., None],
+               state: dict[str, Any] | None = None, n_params: int | None = None) -> None:
+    """Train the members `cfgs` together (the packed model `make()` builds) for
+    settings.max_epochs epochs.
 
     report({"epoch", "epoch_time_s", "members": [metrics dict | None per member]}) once per
     epoch; a member's dict is None once it has ended (its last dict says how it ended).
     settings.halving enables successive halving inside the pack; early stopping, divergence and
     the best-epoch test metrics are booked per member as in ordinary trials (EpochBook). The
-    last report also hands over each member's best-validation weights as the state_dict of an
-    ordinary `mlp` (report(row, best_models={member index: state_dict})). Every report also
+    last report also hands over each member's best-validation weights as the state_dict of its
+    ordinary model (report(row, best_models={member index: state_dict})). Every report also
     offers the pack's checkpoint (report(row, best_models, state_fn)); `state`, a restored one,
     continues the pack where it was: the members still training, their weights, optimizer
-    state, dropout streams and books, so the epochs after it are those of an uninterrupted run.
+    state, random streams and books, so the epochs after it are those of an uninterrupted run.
+    An allocator failure names the batch size and the pack's size, as an ordinary trial's does
+    (`n_params`: one member's, for a failure while the pack is built).
     """
-    cfgs = [mlp.Config.model_validate(c) for c in configs]
-    n_in = int(data.x_train[0].size)
-    tensors: Tensors = to_tensors(data, (n_in,), key=settings.data_key)
-    dev = device()
-    model = PackedMLP(cfgs, n_in, data.n_classes, dev)
+    model = None
+    try:
+        model = make()
+        _train_pack(model, cfgs, tensors, settings, report, state)
+    except Exception as e:
+        if is_oom(e):
+            n = model.n_params if model is not None else n_params
+            raise oom_error(e, cfgs[0].batch_size, n * len(cfgs) if n else None) from e
+        raise
+
+
+def _train_pack(model: PackedOptim, cfgs: list[Any], tensors: Tensors, settings: Settings,
+                report: Callable[..., None], state: dict[str, Any] | None = None) -> None:
     halving = settings.halving
     rungs = set(sha_rungs(halving.grace_period, halving.reduction_factor, settings.max_epochs)
                 if halving else ())
-    n_params = mlp.param_count(cfgs[0], n_in, data.n_classes)
+    metrics = TASKS["classification"].metrics
     P = len(cfgs)  # noqa: N806
     active = list(range(P))  # member ids still training, in pack order
-    books = [EpochBook(settings, mlp.METRICS) for _ in range(P)]
+    books = [EpochBook(settings, metrics) for _ in range(P)]
     gens = [torch.Generator() for _ in range(P)]
-    best_params: dict[int, list[torch.Tensor]] = {}  # member -> its stacked-parameter slices
+    best_params: dict[int, list[torch.Tensor]] = {}  # member -> its best weights (model.member)
     n, bs = len(tensors.y_train), min(cfgs[0].batch_size, len(tensors.y_train))
     start = 0
     if state is not None:  # resumed: the pack as it was at its checkpoint
@@ -257,7 +324,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
             return  # restored from its final checkpoint: nothing is left to train
         model.keep_only(active)  # (member ids are their positions in the full pack)
         model.restore(state["model"])
-        books = [EpochBook(settings, mlp.METRICS, b) for b in state["books"]]
+        books = [EpochBook(settings, metrics, b) for b in state["books"]]
         best_params = state["best_params"]
 
     for epoch in range(start, settings.max_epochs):
@@ -270,16 +337,17 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
         test = _PackTest(model, tensors)
 
         def keep_best(j: int, m: int) -> None:  # m (at j) is at its best
-            best_params[m] = [p[j].detach().to("cpu", copy=True) for p in model.params]
+            best_params[m] = model.member(j)
 
         def improved(j: int, m: int, test: _PackTest = test) -> dict[str, float]:
             keep_best(j, m)
             return test.member(j)
 
         def test_best(m: int) -> dict[str, float]:  # (settings.test_epochs) m's kept best weights
-            net = mlp.build_model(cfgs[m], n_in, data.n_classes)
-            net.load_state_dict(_as_mlp(cfgs[m], best_params[m], n_in, data.n_classes))
-            r = TASKS["classification"].evaluate(net.to(dev), tensors.x_test, tensors.y_test)
+            net = model.build(cfgs[m])
+            net.load_state_dict(model.state_dict(cfgs[m], best_params[m]))
+            x, y = tensors.x_test, tensors.y_test
+            r = TASKS["classification"].evaluate(net.to(x.device), x, y)
             return {"test_loss": r["loss"], "test_acc": r["acc"]}
 
         reports: list[dict[str, Any] | None] = [None] * P
@@ -287,7 +355,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
         for j, m in enumerate(active):
             mt = {"train_loss": train_loss[j], "train_acc": train_acc[j], "val_loss": val_loss[j],
                   "val_acc": val_acc[j]}
-            extra = {"n_params": n_params, "pack_size": a}
+            extra = {"n_params": model.n_params, "pack_size": a}
             reports[m], ends = (
                 books[m].end_epoch(epoch, mt, partial(test_best, m), extra, keep=partial(keep_best, j, m))
                 if settings.test_epochs is not None
@@ -306,7 +374,7 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
                 ended.add(m)
         keep_pos = [j for j, m in enumerate(active) if m not in ended]
         last = epoch + 1 == settings.max_epochs or not keep_pos
-        best_models = ({m: _as_mlp(cfgs[m], p, n_in, data.n_classes) for m, p in best_params.items()}
+        best_models = ({m: model.state_dict(cfgs[m], p) for m, p in best_params.items()}
                        if last else None)
         if ended and keep_pos:  # the ended members leave before the checkpoint is taken
             model.keep_only(keep_pos)
@@ -322,22 +390,11 @@ def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
             return
 
 
-def _as_mlp(cfg: mlp.Config, params: list[torch.Tensor], n_in: int, n_classes: int) -> dict[str, Any]:
-    """One member's slice of the stacked weights as the state_dict of an ordinary `mlp`."""
-    net = mlp.build_model(cfg, n_in, n_classes)
-    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for layer, (w, b) in zip(linears, zip(params[::2], params[1::2], strict=True), strict=True):
-            layer.weight.copy_(w.t())  # stacked as (in, out): nn.Linear holds (out, in)
-            layer.bias.copy_(b)
-    return net.state_dict()
-
-
 class _PackTest:
     """Test metrics of pack members, from one evaluation of the whole pack made the first time
     a member needs them in an epoch (only members whose validation metric improved do)."""
 
-    def __init__(self, model: PackedMLP, tensors: Tensors) -> None:
+    def __init__(self, model: PackedOptim, tensors: Tensors) -> None:
         self.model, self.tensors = model, tensors
         self.values: list[list[float]] = []
 
@@ -347,22 +404,25 @@ class _PackTest:
         return {"test_loss": self.values[0][j], "test_acc": self.values[1][j]}
 
 
-def _train_epoch(model: PackedMLP, tensors: Tensors, cfgs: list[mlp.Config], gens: list[torch.Generator],
+def _train_epoch(model: PackedOptim, tensors: Tensors, cfgs: list[Any], gens: list[torch.Generator],
                  epoch: int, n: int, bs: int) -> tuple[list[float], list[float]]:
-    """One epoch of every active member, each in its own data order; per-member train loss/acc."""
+    """One epoch of every active member, each in its own data order (and augmentation, drawn
+    from the same generator as an ordinary trial draws it); per-member train loss/acc."""
     dev = tensors.x_train.device
     perms = []
     for c, g in zip(cfgs, gens, strict=True):
-        g.manual_seed(data_seed(c.seed, epoch))  # the data order of `mlp`
+        g.manual_seed(data_seed(c.seed, epoch))  # the data order of the ordinary trial
         perms.append(torch.randperm(n, generator=g))
     perm = torch.stack(perms).to(dev)  # (A, n)
     a = len(cfgs)
-    losses_at: list[torch.Tensor] = []  # per step (A,), summed once at the end as `mlp` does
+    losses_at: list[torch.Tensor] = []  # per step (A,), summed once at the end as a trial does
     sizes: list[int] = []
     correct = torch.zeros(a, device=dev)
     for i in range(0, n, bs):
         idx = perm[:, i : i + bs]
-        xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, in), (A, B)
+        xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, ...), (A, B)
+        if model.augment is not None:
+            xb = torch.stack([model.augment(xb[j], g) for j, g in enumerate(gens)])
         out = model.forward(xb, train=True)
         losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(a, -1).mean(1)
         total = losses.sum() + (model.l1_penalty() if model.any_l1 else 0.0)
