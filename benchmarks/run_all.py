@@ -25,6 +25,7 @@ BENCHES = [
     ("samplers.py", [], "Samplers"),
     ("warm_start.py", [], "Warm starts"),
     ("packing.py", [], "Trial packing"),
+    ("func_pack.py", [], "Packing any model (torch.func)"),
     ("mirror.py", [], "Live-view mirror"),
     ("gpu.py", [], "GPU"),  # `make bench-gpu` only: it refuses without CUDA
 ]
