@@ -1,6 +1,8 @@
 """GPU figures (`make bench-gpu`): the same sweeps as the CPU benchmarks, on CUDA, side by side in
-one run: the lr_reg grid packed vs unpacked, and the `cnn` sweep with a whole GPU per trial
-against fractional GPUs (`resources.gpu: 0.25`: four trials share one device).
+one run: the lr_reg grid packed vs unpacked, the `cnn` sweep with a whole GPU per trial against
+fractional GPUs (`resources.gpu: 0.25`: four trials share one device), the `cnn` packed through
+torch.func (pack: 4, and `auto`, whose probe decides on this device) against unpacked, and the
+packed-step table of benchmarks/func_pack.py measured on CUDA.
 
 Refuses (exit 2) without a CUDA GPU: the CPU figures are `make bench`.
 
@@ -33,6 +35,21 @@ resources: {{cpu: 1, gpu: {gpu}}}
 params:
   lr: {{grid: [0.1, 0.05, 0.01, 0.005]}}
   dropout: {{grid: [0.0, 0.25]}}
+  momentum: 0.9
+  batch_size: 128
+"""
+
+CNN_PACK = """\
+name: gpu_cnn_pack
+trainable: cnn
+dataset: mnist
+metric: val_acc
+searcher: {{name: grid}}
+budget: {{max_epochs: {epochs}, max_concurrent_trials: 4}}
+resources: {{cpu: 1, gpu: 0.25}}
+params:
+  lr: {{grid: [0.1, 0.05, 0.01, 0.005]}}
+  seed: {{grid: [0, 1]}}
   momentum: 0.9
   batch_size: 128
 """
@@ -81,14 +98,22 @@ def main() -> None:
             spec = Path(tmp) / f"cnn_{conc}.yaml"
             spec.write_text(CNN.format(epochs=args.epochs, gpu=gpu, conc=conc))
             rows.append((f"cnn, gpu {gpu}, {conc} at a time", run(spec, f"cnn_{conc}", tmp)))
+        pack_spec = Path(tmp) / "cnn_pack.yaml"
+        pack_spec.write_text(CNN_PACK.format(epochs=args.epochs))
+        for pack in ("off", "4", "auto"):  # 8 cnn configs: unpacked, 2 torch.func packs, the probe's call
+            rows.append((f"cnn pack, gpu 0.25, 4 at a time, execution.pack={pack}",
+                         run(pack_spec, f"cnn_pack_{pack}", tmp, f"execution.pack={pack}")))
     print(f"### GPU: {name}, {os.cpu_count()} CPUs, {args.epochs} epochs per trial, full MNIST\n")
     print("| sweep | trials (packs) | wall s | sweep s | speed-up of the sweep | best val_acc |")
     print("|---|---|---|---|---|---|")
-    refs = {"lr_reg": rows[0][1]["sweep_s"], "cnn": rows[2][1]["sweep_s"]}
+    refs = {"lr_reg": rows[0][1]["sweep_s"], "cnn,": rows[2][1]["sweep_s"], "cnn pack": rows[5][1]["sweep_s"]}
     for label, r in rows:
-        ref = refs["lr_reg" if label.startswith("lr_reg") else "cnn"]
+        ref = next(v for k, v in refs.items() if label.startswith(k))
         print(f"| {label} | {r['trials']} ({r['packs']}) | {r['wall_s']:.1f} | {r['sweep_s']:.1f} | "
               f"{ref / r['sweep_s']:.2f}x | {r['best']:.4f} |")
+    print()
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "func_pack.py")], check=True)  # on CUDA
 
 
 if __name__ == "__main__":

@@ -201,11 +201,16 @@ params:
     assert 'id="confirm-table"' in html and "new seeds" in html
 
 
-def test_at_least_two_checkpoints_are_kept(tmp_path):
+def test_at_least_two_checkpoints_are_kept_and_all_of_a_short_trial(tmp_path):
     """A resume restores the checkpoint Ray's last snapshot names, which may be the one before
-    the newest: with one kept it could already be deleted."""
+    the newest: with one kept it could already be deleted. In a sweep of 500 trials or more, a
+    trial of at most 4 checkpoints keeps them all: a limit makes Ray snapshot the whole
+    experiment each time a trial reaches it, which made such sweeps quadratic."""
     from hpo.runner.tuning import keep_checkpoints
 
-    for keep, kept in ((1, 2), (2, 2), (5, 5)):
-        exp = load_experiment(write_spec(tmp_path, MINIMAL), [f"checkpoint={{every: 1, keep: {keep}}}"])
-        assert keep_checkpoints(exp.spec) == kept
+    for n, epochs, every, keep, kept in ((1, 10, 1, 1, 2), (1, 10, 1, 2, 2), (1, 10, 1, 5, 5), (1, 4, 1, 1, 2),
+                                         (500, 4, 1, 1, None), (500, 10, 3, 1, None), (500, 13, 3, 1, 2)):
+        exp = load_experiment(write_spec(tmp_path, MINIMAL), [
+            f"checkpoint={{every: {every}, keep: {keep}}}", f"budget.max_epochs={epochs}",
+            f"budget.num_samples={n}"])
+        assert keep_checkpoints(exp) == kept, (n, epochs, every, keep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -103,7 +104,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
             # PBT restores trials from other trials' older checkpoints: keep them all
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(spec)),
+                num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(exp)),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
             callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror),
             stop=events.stopper(spec.budget.time_budget_s),
@@ -215,11 +216,31 @@ def _whole(path: Path) -> bool:
         return False
 
 
-def keep_checkpoints(spec: Any) -> int:
+# in a sweep of at least KEEP_ALL_FROM trials, a trial that writes at most KEEP_ALL_UP_TO
+# checkpoints keeps them all (see keep_checkpoints)
+KEEP_ALL_UP_TO, KEEP_ALL_FROM = 4, 500
+
+
+def keep_checkpoints(exp: Experiment) -> int | None:
     """Checkpoints kept per trial: at least 2. Ray's experiment snapshot names a trial's
     checkpoint a moment after it is written; keeping one only, a kill in that moment (after Ray
     deleted the older checkpoint, before the snapshot) left the snapshot pointing at a deleted
-    checkpoint, and the resumed trial failed ("does not exist on storage anymore")."""
+    checkpoint, and the resumed trial failed ("does not exist on storage anymore").
+
+    None (all of them) in a sweep of many short trials (KEEP_ALL_FROM trials or more, each
+    writing at most KEEP_ALL_UP_TO checkpoints): with a limit, Ray forces a snapshot of the
+    whole experiment state (every trial's, so O(trials)) whenever a trial has written that many
+    checkpoints since the last one, and such a sweep became quadratic (a 5,000-trial ASHA sweep
+    spent 63% of the driver's time in those snapshots at 2,800 trials; benchmarks/scaling.py).
+    Keeping at most 4 costs at most twice the disk of 2; Ray then snapshots on its own schedule
+    (every 10 s or more), so a kill can cost the epochs trained since (retrained from the
+    trials' checkpoints on resume).
+    """
+    spec = exp.spec
+    every = spec.checkpoint.every
+    if (every and exp.n_trials >= KEEP_ALL_FROM
+            and math.ceil(spec.budget.max_epochs / every) <= KEEP_ALL_UP_TO):
+        return None
     return max(2, spec.checkpoint.keep)
 
 
