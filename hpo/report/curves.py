@@ -39,10 +39,12 @@ def curve_data(data: RunData, color_by: str | None) -> list[dict[str, Any]]:
     cats = sorted(map(str, values.dropna().unique())) if values is not None and not numeric else []
     fam = data.metric.split("_", 1)[1] if "_" in data.metric else data.metric
     out = []
+    by_trial = dict(tuple(h.groupby("trial_id", sort=False)))  # one pass, not one per trial
     for _, row in t.iterrows():
-        hh = h[h["trial_id"] == row["trial_id"]].sort_values("epoch")
-        if hh.empty:
+        hh = by_trial.get(row["trial_id"])
+        if hh is None or hh.empty:
             continue
+        hh = hh.sort_values("epoch")
         cv = row.get(f"param.{color_by}") if color_by else None
         if numeric and pd.notna(cv):
             x = math.log10(float(cv)) if log else float(cv)

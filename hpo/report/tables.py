@@ -22,10 +22,12 @@ def at_best_epoch(data: RunData) -> pd.DataFrame:
     fam = metric_family(data.metric)
     rows = []
     h = data.history
+    by_trial = dict(tuple(h.groupby("trial_id", sort=False))) if len(h) else {}  # one pass, not one per trial
     for _, t in data.trials.iterrows():
         row: dict[str, Any] = {"trial_id": t["trial_id"]}
         ep = int(t.get("best_epoch") or 0)
-        hh = h[(h["trial_id"] == t["trial_id"]) & (h["epoch"] == ep)] if len(h) and ep else h.iloc[0:0]
+        ht = by_trial.get(t["trial_id"])
+        hh = ht[ht["epoch"] == ep] if ht is not None and ep else h.iloc[0:0]
         for split in ("train", "val"):
             col = f"{split}_{fam}"
             row[col] = hh[col].iloc[0] if len(hh) and col in hh else None
