@@ -168,8 +168,15 @@ def repair_state(run_dir: Path, out: Any) -> bool:
     when the kept copy is used."""
     from hpo.errors import SpecError
 
+    for empty in (*run_dir.glob("trial_*/error.pkl"), *run_dir.glob("trial_*/error.txt")):
+        if empty.stat().st_size == 0:  # cut by the fault: Ray's results would fail unpickling it
+            empty.unlink()
     states = sorted(run_dir.glob("experiment_state-*.json"))
-    if not states or _whole(states[-1]):
+    if not states:
+        return False
+    if _whole(states[-1]):
+        if _rescue_dir(run_dir).exists():  # a storage fault whose state was written whole: its
+            _unerror(states[-1], run_dir)  # trials errored only by failed writes go on
         return False
     newest, kept = states[-1], _rescue_dir(run_dir) / states[-1].name
     if kept.exists() and _whole(kept):
