@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from hpo.contract import PER_MEMBER, Settings
-from hpo.trainables.loop import device, materialize, to_tensors
+from hpo.contract import Settings
+from hpo.trainables.loop import count_params, device, materialize, to_tensors
 from hpo.trainables.pack import PackedOptim, train_pack
 from hpo.trainables.tasks import EVAL_CHUNK
 
-__all__ = ["PER_MEMBER", "FuncPack", "inexact_layers", "probe", "random_layers", "train"]
+__all__ = ["FuncPack", "inexact_layers", "probe", "random_layers", "train"]
 
 Build = Callable[[Any], nn.Module]  # a member's config -> its ordinary (untrained) model
 
@@ -54,7 +54,7 @@ class FuncPack(PackedOptim):
             materialize(model, torch.zeros(1, *shape, device=dev))  # lazy layers, as a trial does
             models.append(model)
         self.base = models[0]  # its tensors are replaced by each member's in functional_call
-        self.n_params = sum(p.numel() for p in self.base.parameters())  # as a trial counts them
+        self.n_params = count_params(self.base)  # as a trial counts them
         trained = {k for k, p in models[0].named_parameters() if p.requires_grad}
         states = [m.state_dict() for m in models]
         self.names = [k for k in states[0] if k in trained]  # updated by the optimizer
