@@ -121,12 +121,13 @@ _PROBED: dict[str, tuple[str | None, str | None, float]] = {}
 def _probe(key: str, exp: Any, cfgs: list[Any]) -> tuple[str | None, str | None, float]:
     if key not in _PROBED:
         from hpo.trainables.func_pack import probe as time_pack
+        from hpo.trainables.model import model_shape
 
         info, ds = exp.trainable, exp.dataset
         shape = tuple(ds.input_shape)
         _PROBED[key] = time_pack(
             cfgs, lambda c: info.make_model(c.model_dump(), shape, ds.n_classes),
-            shape if len(shape) != 2 else (1, *shape), ds.n_classes, int(exp.spec.resources.cpu) or 1)
+            model_shape(shape), ds.n_classes, int(exp.spec.resources.cpu) or 1)
     return _PROBED[key]
 
 
