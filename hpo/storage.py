@@ -105,6 +105,8 @@ class Storage:
             return
         import pyarrow.fs as pafs
 
+        from hpo.runner.collect import TRIAL_LOG
+
         fs, _ = self._fs()
         src = self.remote_path(run_dir)
         if fs.get_file_info(src).type == pafs.FileType.NotFound:
@@ -115,7 +117,7 @@ class Storage:
                 continue
             rel = info.path[len(src):].lstrip("/")
             dst = run_dir / rel
-            if rel in DRIVER_FILES and dst.exists():
+            if (rel in DRIVER_FILES or dst.name == TRIAL_LOG) and dst.exists():
                 continue  # the driver's own copy is the newer one
             dst.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(info.path) as f_in, open(dst, "wb") as f_out:
@@ -123,18 +125,21 @@ class Storage:
                     f_out.write(chunk)
 
     def upload(self, run_dir: Path) -> None:
-        """Copy the driver's own files (every regular file outside trial folders) to the URI."""
+        """Copy the driver's own files (every regular file outside trial folders, and each
+        trial's own log) to the URI."""
         if not self.is_remote:
             return
         import pyarrow.fs as pafs
+
+        from hpo.runner.collect import TRIAL_LOG
 
         fs, _ = self._fs()
         dst = self.remote_path(run_dir)
         local = pafs.LocalFileSystem()
         for p in sorted(run_dir.rglob("*")):
             rel = p.relative_to(run_dir)
-            if p.is_file() and not any(part.startswith("trial_") for part in rel.parts[:-1]) \
-                    and not p.name.endswith(".tmp"):
+            if p.is_file() and (p.name == TRIAL_LOG or not any(
+                    part.startswith("trial_") for part in rel.parts[:-1])) and not p.name.endswith(".tmp"):
                 fs.create_dir(f"{dst}/{rel.parent.as_posix()}".rstrip("/."), recursive=True)
                 pafs.copy_files(str(p), f"{dst}/{rel.as_posix()}", source_filesystem=local,
                                 destination_filesystem=fs)

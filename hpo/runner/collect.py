@@ -1,5 +1,6 @@
 """The collector: turns what Ray and the driver left in a run folder (``trial_<id>/`` folders with
-``params.json`` / ``result.json`` / ``error.txt``, and ``events.jsonl``) into the results tables
+hpo's ``trial.jsonl`` and Ray's ``params.json`` / ``result.json`` / ``error.txt``, and
+``events.jsonl``) into the results tables
 and artifacts of :mod:`hpo.results`. It is the only reader of those raw files.
 
 It runs when a run ends (finished, interrupted or aborted) and when `hpo report` is asked for a
@@ -89,8 +90,31 @@ def abort_reason(run_dir: str | Path, log: list[dict[str, Any]] | None = None,
     return None
 
 
+# hpo's own log of a trial in its folder: {"config": ...}, then every result (hpo.runner.events)
+TRIAL_LOG = "trial.jsonl"
+
+
+def trial_dir_name(trial_id: str) -> str:
+    return f"trial_{trial_id}"
+
+
 def _trial_dirs(run_dir: Path) -> list[Path]:
-    return sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "params.json").exists())
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith("trial_")
+                  and ((p / TRIAL_LOG).exists() or (p / "params.json").exists()))
+
+
+def trial_files(d: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(configuration, results) of the trial folder `d`, or None when it holds neither (it never
+    started: a full disk). hpo's own log where there is one (Ray's background copy can leave its
+    files cut short or empty after a kill), else Ray's files (runs from before hpo's log)."""
+    lines = read_jsonl(d / TRIAL_LOG)
+    if lines and isinstance(lines[0].get("config"), dict):
+        return lines[0]["config"], lines[1:]
+    try:
+        config = json.loads((d / "params.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (config, read_jsonl(d / "result.json")) if isinstance(config, dict) else None
 
 
 def trial_index(trial_id: str) -> int:
@@ -152,11 +176,10 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
     trials, history = [], []
     artifacts: dict[str, dict[str, Any]] = {}
     for d in _trial_dirs(run_dir):
-        try:
-            config = json.loads((d / "params.json").read_text())
-        except (OSError, ValueError):  # written at the trial's start: it never started (full disk)
+        files = trial_files(d)
+        if files is None:
             continue
-        rows = read_jsonl(d / "result.json")
+        config, rows = files
         trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
         if PACK_KEY in config:  # a vectorized pack: one trial per member
             members = config[PACK_KEY]
@@ -428,9 +451,9 @@ def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
     tid = str(best["trial_id"])
     if isinstance(best.get("pack"), str) and tid.startswith(f"{best['pack']}_m"):  # a pack member
         member = tid.rpartition("_m")[2]
-        ckpts = sorted((run_dir / f"trial_{best['pack']}").glob(f"checkpoint_*/best_model_m{member}.pt"))
+        ckpts = sorted((run_dir / trial_dir_name(best['pack'])).glob(f"checkpoint_*/best_model_m{member}.pt"))
     else:
-        ckpts = sorted((run_dir / f"trial_{tid}").glob("checkpoint_*/best_model.pt"))
+        ckpts = sorted((run_dir / trial_dir_name(tid)).glob("checkpoint_*/best_model.pt"))
     if not ckpts:
         return  # no checkpoints (checkpoint.every 0, a pack member, a user's own loop)
     out = run_dir / "best_model"

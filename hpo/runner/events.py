@@ -1,9 +1,19 @@
 """The driver's event log and abort rule, as a Ray Tune callback and stopper.
 
 `Events` appends one line per trial start / end to ``events.jsonl`` as it happens (the
-collector reads it for start order, errors and aborts) and decides to abort the experiment
-after `failure.max_failed_trials` failed trials; `AbortStopper` carries that decision to Tune;
-`BudgetStopper` is the time budget, logged.
+collector reads it for start order, errors and aborts), keeps each trial's own log
+(``trial_<id>/trial.jsonl``: its configuration, then every result) and decides to abort the
+experiment after `failure.max_failed_trials` failed trials; `AbortStopper` carries that decision
+to Tune; `BudgetStopper` is the time budget, logged.
+
+Why hpo logs each trial itself when Ray writes ``params.json`` / ``result.json``: Ray writes those
+next to the driver and a background sync copies the driver's folder to the run folder, rewriting
+every trial's files each time, in place. A driver killed during that copy left files of trials
+that had finished long before cut to nothing (CI: two finished trials lost from the tables, one
+left with 0 epochs). Ray never writes, copies or restores ``trial.jsonl`` (its restore fetches
+only ``*.json`` / ``*.pkl``), so what it holds stays whole; the collector reads it (Ray's files
+only for runs from before it). A trial that starts again at its first epoch (a retry or a resume
+without a checkpoint) starts its log again; one restored from a checkpoint appends to it.
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 from ray.tune.stopper import CombinedStopper, TimeoutStopper
+from ray.tune.utils.util import SafeFallbackEncoder
 
 from hpo.errors import STORAGE_ERRNOS
-from hpo.runner.collect import start_order, trial_events
+from hpo.runner.collect import TRIAL_LOG, read_jsonl, start_order, trial_dir_name, trial_events
 
 
 class Events(Callback):
@@ -52,6 +63,13 @@ class Events(Callback):
         if trial.trial_id not in self.started:
             self.started.add(trial.trial_id)
             self._write({"trial_id": trial.trial_id, "event": "start"})
+        log = self._trial_log(trial)
+        if getattr(trial, "checkpoint", None) is None or not log.exists():
+            self._new_log(log, trial)  # a trial that starts (again) at its first epoch
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        self._append(self._trial_log(trial), {k: v for k, v in result.items() if k != "config"})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.completed:
@@ -76,15 +94,41 @@ class Events(Callback):
             return AbortStopper(self)
         return CombinedStopper(AbortStopper(self), BudgetStopper(self, time_budget_s))
 
+    def _new_log(self, log: Path, trial: Any) -> None:
+        """The trial's log: its configuration, then (a trial of a run from before hpo kept this
+        log, restored from a checkpoint) the results Ray's own file holds."""
+        rows = []
+        if getattr(trial, "checkpoint", None) is not None:
+            rows = [{k: v for k, v in r.items() if k != "config"}
+                    for r in read_jsonl(log.with_name("result.json"))]
+        tmp = log.with_name(log.name + ".tmp")
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text("".join(json.dumps(line, cls=SafeFallbackEncoder) + "\n"
+                                   for line in ({"config": trial.config}, *rows)))
+            tmp.replace(log)
+        except OSError as e:
+            self._fault(e, log)
+
+    def _trial_log(self, trial: Any) -> Path:
+        return self.run_dir / trial_dir_name(trial.trial_id) / TRIAL_LOG
+
     def _write(self, line: dict[str, Any]) -> None:
         line["time"] = time.time()
+        self._append(self.run_dir / "events.jsonl", line)
+
+    def _append(self, path: Path, line: dict[str, Any]) -> None:
         try:
-            with open(self.run_dir / "events.jsonl", "a") as f:
-                f.write(json.dumps(line) + "\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(json.dumps(line, cls=SafeFallbackEncoder) + "\n")
         except OSError as e:
-            if e.errno not in STORAGE_ERRNOS:
-                raise
-            self._storage(f"{e.strerror} [Errno {e.errno}] ({self.run_dir / 'events.jsonl'})")
+            self._fault(e, path)
+
+    def _fault(self, e: OSError, path: Path) -> None:
+        if e.errno not in STORAGE_ERRNOS:
+            raise e
+        self._storage(f"{e.strerror} [Errno {e.errno}] ({path})")
 
     def _storage(self, error: str) -> None:
         if self.storage_fault:

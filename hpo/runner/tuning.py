@@ -80,6 +80,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
     progress table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
     from ray import tune
 
+    from hpo.runner.collect import trial_dir_name
     from hpo.runner.events import Events
 
     spec = exp.spec
@@ -97,8 +98,8 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
             num_samples=spec.budget.num_samples,  # concurrency: set on the searcher
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
-            trial_name_creator=lambda t: f"trial_{t.trial_id}",
-            trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+            trial_name_creator=lambda t: trial_dir_name(t.trial_id),
+            trial_dirname_creator=lambda t: trial_dir_name(t.trial_id),
         ),
         run_config=tune.RunConfig(
             name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
@@ -215,6 +216,32 @@ def _unerror(state: Path, run_dir: Path) -> None:
     state.write_text(json.dumps(d))
 
 
+def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
+    """Before a resume: trials that started after Ray's last experiment snapshot and had not
+    ended when the driver was killed are unknown to the restored Tuner and its searcher, which
+    never continue them (a searcher proposes anew); their folders would read as unfinished
+    trials. They are moved to `forgotten_trial_<id>` (kept, not read into the tables). Trials
+    with an end in events.jsonl stay: they finished (or belong to an earlier Tuner of a run
+    extended with --more). Returns the ids set aside."""
+    from hpo.runner.collect import trial_dir_name, trial_events
+
+    states = sorted(run_dir.glob("experiment_state-*.json"))
+    if not states:  # a bucket's run: Ray's state is not in the local folder
+        return []
+    known = {json.loads(trial)["trial_id"] for trial, _ in json.loads(states[-1].read_text())["trial_data"]}
+    ended = trial_events(run_dir)
+    gone = [d.name.removeprefix("trial_") for d in sorted(run_dir.glob("trial_*")) if d.is_dir()]
+    gone = [t for t in gone if t not in known and t not in ended]
+    for t in gone:
+        (run_dir / trial_dir_name(t)).rename(run_dir / f"forgotten_{trial_dir_name(t)}")
+    if gone:
+        print(f"hpo: {len(gone)} trial(s) started after Ray's last snapshot of the run and were cut "
+              f"by the stop ({', '.join(gone)}); the resumed run does not know them, and its "
+              f"searcher proposes anew. Their folders are kept as forgotten_trial_<id>.",
+              file=out, flush=True)
+    return gone
+
+
 def _whole(path: Path) -> bool:
     try:
         json.loads(path.read_text())
@@ -312,6 +339,7 @@ def restore_fit(exp: Experiment, data: ArrayDataset, run_dir: Path, storage: Sto
     from ray import tune
 
     repair_state(run_dir, sys.stdout)
+    set_aside_forgotten(run_dir, sys.stdout)
     _fit_checked(tune.Tuner.restore(
         **storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
         resume_unfinished=True, resume_errored=False, restart_errored=False))
