@@ -251,3 +251,22 @@ def test_optuna_plots_draw_a_sample_of_many_trials_and_say_so():
     assert note == " (the 100 best and 100 evenly spaced others of 500 trials)"
     small, none = _drawn(build_study(grid_run()))
     assert none == "" and len(small.trials) == 4
+
+
+def test_no_importance_plot_for_one_searched_parameter():
+    """One searched parameter explains everything by definition (100% whatever the method; the
+    architecture grid of `hidden` lists showed PED-ANOVA's trivial 1.00): no importance plot,
+    the findings state its spread. Two parameters get it."""
+    from hpo.report.study import optuna_figures
+
+    lrs = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+    trials = [{"trial_id": f"t{i}", "param.lr": lr, "best_val_acc": 0.9 - abs(i - 3) / 20,
+               "val_acc": 0.9, "epochs": 1, "best_epoch": 1} for i, lr in enumerate(lrs)]
+    hist = [{"trial_id": f"t{i}", "epoch": 1, "val_acc": 0.9} for i in range(len(lrs))]
+    one = optuna_figures(rundata(trials, hist, {"lr": {"loguniform": [0.001, 1.0]}}))
+    assert one and not [k for k in one if k.startswith("Parameter importance")], list(one)
+    for i, t in enumerate(trials):
+        t["param.weight_decay"] = [1e-4, 1e-3][i % 2]
+    two = optuna_figures(rundata(trials, hist, {"lr": {"loguniform": [0.001, 1.0]},
+                                                "weight_decay": {"loguniform": [1e-5, 1e-2]}}))
+    assert [k for k in two if k.startswith("Parameter importance (PED-ANOVA on 6 trials")], list(two)

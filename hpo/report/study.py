@@ -179,13 +179,15 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
             study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
         f"Slice plot{sampled}": lambda: ov.plot_slice(drawn, params=varying),
     }
-    if grid_importance(data) is not None:  # a complete grid: the exact decomposition says it
+    # a complete grid: the exact decomposition says it; one parameter: it explains everything
+    # by definition (100%, whatever the method), and the findings give its spread instead
+    if grid_importance(data) is not None or len(shared) < 2:
         makers = {k: v for k, v in makers.items() if not k.startswith("Parameter importance")}
     for label, sub in _case_studies(data, study).items():
         k = len(sub.trials)
         params = [p for p in varying if all(p in t.params for t in sub.trials)
                   and len({t.params[p] for t in sub.trials}) > 1]
-        if k >= 4 and params:
+        if k >= 4 and len(params) >= 2:
             makers[f"Parameter importance within {label} (PED-ANOVA on {k} trials"
                    f"{'' if k >= 20 else ', too few trials to trust'})"] = (
                 lambda sub=sub, params=params: ov.plot_param_importances(
