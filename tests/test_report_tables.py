@@ -270,3 +270,17 @@ def test_no_importance_plot_for_one_searched_parameter():
     two = optuna_figures(rundata(trials, hist, {"lr": {"loguniform": [0.001, 1.0]},
                                                 "weight_decay": {"loguniform": [1e-5, 1e-2]}}))
     assert [k for k in two if k.startswith("Parameter importance (PED-ANOVA on 6 trials")], list(two)
+
+
+def test_optimization_history_without_times_has_no_empty_wall_time_panel():
+    """A history without timestamps (here the synthetic 1,000-trial table) drew an empty
+    'by wall time' panel with meaningless axes; it is left out. With times, both panels."""
+    from hpo.report.history import history_figure
+
+    with_times = history_figure(grid_run())
+    assert [a.text for a in with_times.layout.annotations] == ["by trial index", "by wall time"]
+    data = grid_run()
+    data.history.drop(columns=["timestamp"], inplace=True)
+    without = history_figure(data)
+    assert [a.text for a in without.layout.annotations] == ["by trial index"]
+    assert len(without.data) == 2 and "xaxis2" not in without.layout

@@ -41,19 +41,23 @@ def history_figure(data: RunData) -> Any:
     from plotly.subplots import make_subplots
 
     df = history_data(data)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("by trial index", "by wall time"))
+    by_t = df.dropna(subset=["end_s"]).sort_values("end_s")
+    if by_t.empty:  # no times in the history (a table written by other means): no empty panel
+        fig = make_subplots(rows=1, cols=1, subplot_titles=("by trial index",))
+    else:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("by trial index", "by wall time"))
     fig.add_trace(go.Scatter(x=df["trial_index"], y=df["value"], mode="markers", name="trial",
                              marker=dict(color="#8888cc")), row=1, col=1)
     fig.add_trace(go.Scatter(x=df["trial_index"], y=df["best_so_far"], mode="lines",
                              line=dict(shape="hv", color="black"), name="best so far"), row=1, col=1)
-    by_t = df.dropna(subset=["end_s"]).sort_values("end_s")
-    fig.add_trace(go.Scatter(x=by_t["end_s"], y=by_t["value"], mode="markers", showlegend=False,
-                             marker=dict(color="#8888cc")), row=1, col=2)
-    fig.add_trace(go.Scatter(x=by_t["end_s"], y=_running_best(by_t["value"], data.mode),
-                             mode="lines", line=dict(shape="hv", color="black"), showlegend=False),
-                  row=1, col=2)
     fig.update_xaxes(title_text="trial index", row=1, col=1)
-    fig.update_xaxes(title_text="seconds since start", row=1, col=2)
+    if not by_t.empty:
+        fig.add_trace(go.Scatter(x=by_t["end_s"], y=by_t["value"], mode="markers", showlegend=False,
+                                 marker=dict(color="#8888cc")), row=1, col=2)
+        fig.add_trace(go.Scatter(x=by_t["end_s"], y=_running_best(by_t["value"], data.mode),
+                                 mode="lines", line=dict(shape="hv", color="black"), showlegend=False),
+                      row=1, col=2)
+        fig.update_xaxes(title_text="seconds since start", row=1, col=2)
     fig.update_yaxes(title_text=data.best_col)
     fig.update_layout(height=380, margin=dict(t=40, l=50, r=20, b=40))
     return fig
