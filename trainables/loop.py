@@ -47,14 +47,24 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Tensors:
-    """Normalized float tensors of shape (N, *shape), cached per process under `key`.
+def channels_last(shape: tuple[int, ...], dev: torch.device) -> bool:
+    """Whether a built-in model's (C, H, W) image batches train in channels-last layout: on
+    the CPU oneDNN's convolutions run the `cnn`'s training step ~1.3x and its evaluation ~2x as
+    fast so (benchmarks/throughput.py). Not on CUDA (not measured), and not for a user's own
+    model, whose code may `.view()` a convolution's output, which channels-last refuses."""
+    return len(shape) == 3 and dev.type == "cpu"
+
+
+def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None, *,
+               last: bool = False) -> Tensors:
+    """Normalized float tensors of shape (N, *shape), cached per process under `key`;
+    images in channels-last layout with `last`.
 
     With Ray's actor reuse a worker runs many trials; converting 60k images once per worker
     instead of once per trial saves a fraction of a second per trial.
     """
     dev = device()
-    ck = (key, shape, str(dev))
+    ck = (key, shape, str(dev), last)
     if key is not None and ck in _CACHE:
         return _CACHE[ck]
 
@@ -67,7 +77,8 @@ def to_tensors(ds: ArrayDataset, shape: tuple[int, ...], key: Any = None) -> Ten
             t = (t - torch.tensor(ds.mean).view(view)) / torch.tensor(ds.std).view(view)
         else:
             t = (t - ds.mean) / ds.std
-        return t.reshape(len(a), *shape).to(dev)
+        t = t.reshape(len(a), *shape).to(dev)
+        return t.contiguous(memory_format=torch.channels_last) if last else t
 
     def y(a: Any) -> torch.Tensor:  # class indices, or float targets (regression: no classes)
         return torch.from_numpy(a.astype(np.int64 if ds.n_classes else np.float32)).to(dev)
@@ -167,6 +178,9 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
 
     # artifacts (a regression's predictions on a grid) follow the best model as it improves
     lazy = settings.test_epochs is not None and artifacts is None
+    # each step's batch is gathered into this one buffer: a fresh multi-megabyte tensor per step
+    # costs the allocator (and page faults) more than the gather itself; 4-10% of an `mlp` epoch
+    xbuf = torch.empty_like(data.x_train[:bs])  # in the data's layout (channels-last or not)
 
     for epoch in book.epochs():
         t0 = time.perf_counter()
@@ -176,7 +190,7 @@ def fit(model: nn.Module, opt: torch.optim.Optimizer, data: Tensors, cfg: Any, t
         sums = task.sums(data.x_train.device) if task.sums else None
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
+            xb, yb = torch.index_select(data.x_train, 0, idx, out=xbuf[: len(idx)]), data.y_train[idx]
             if augment is not None:
                 xb = augment(xb, gen)
             out = model(xb)
@@ -208,13 +222,16 @@ def checkpoint_state(model: nn.Module, opt: torch.optim.Optimizer, book: EpochBo
 
 def run_trial(cfg: Any, tensors: Callable[[], Tensors], build: Callable[[], nn.Module], n_params: int | None,
               task: Task, settings: Settings, report: Reporter, state: dict[str, Any] | None = None,
-              **fit_kwargs: Any) -> None:
-    """Seed, get the data as tensors, build the model on the trial's device, train.
-    An allocator failure becomes a TrialOutOfMemory naming the batch size and model size."""
+              last: bool = False, **fit_kwargs: Any) -> None:
+    """Seed, get the data as tensors, build the model on the trial's device (in channels-last
+    layout with `last`, the data's layout), train. An allocator failure becomes a
+    TrialOutOfMemory naming the batch size and model size."""
     torch.manual_seed(cfg.seed)
     data = tensors()
     try:
         model = build().to(device())
+        if last:
+            model = model.to(memory_format=torch.channels_last)
         materialize(model, data.x_train[:1])
         trained = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay as they are
         fit(model, make_optimizer(trained, cfg), data, cfg, task, settings, report, state, **fit_kwargs)
@@ -228,9 +245,11 @@ def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: 
                    n_params: int, settings: Settings, report: Reporter,
                    state: dict[str, Any] | None = None,
                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
-    """run_trial for a classifier on normalized image tensors, converted once per worker."""
-    run_trial(cfg, lambda: to_tensors(data, shape, key=settings.data_key), build, n_params,
-              TASKS["classification"], settings, report, state, augment=augment)
+    """run_trial for a built-in classifier on normalized image tensors, converted once per
+    worker (images in channels-last layout where that is faster: `channels_last`)."""
+    last = channels_last(shape, device())
+    run_trial(cfg, lambda: to_tensors(data, shape, key=settings.data_key, last=last), build, n_params,
+              TASKS["classification"], settings, report, state, last=last, augment=augment)
 
 
 def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
@@ -241,6 +260,9 @@ def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...],
     bs = min(cfg.batch_size, sizes["train"])
     model = build()
     x, y = t.random_batch(bs, shape, n_classes)
+    if task == "classification" and channels_last(shape, torch.device("cpu")):  # as its trial trains
+        fmt = torch.channels_last
+        model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
     materialize(model, x[:1])
     opt = make_optimizer(model.parameters(), cfg)
     times = []

@@ -43,27 +43,38 @@ def _regress(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, fl
 
 
 class _Sums:
-    """Training loss and accuracy over an epoch's batches: two small ops per step (the batch's
-    loss and predicted classes are kept on the device), summed once at the end of the epoch
-    (no sync per step)."""
+    """Training loss and accuracy over an epoch's batches: no op per step (the batch's loss and
+    logits are kept on the device), predicted classes taken every `fold` batches (memory stays
+    bounded whatever the classes) and sums once at the end of the epoch (no sync per step)."""
+
+    fold = 64
 
     def __init__(self, device: torch.device) -> None:
         self.losses: list[torch.Tensor] = []
         self.sizes: list[int] = []
+        self.logits: list[torch.Tensor] = []  # batches not yet folded into preds
         self.preds: list[torch.Tensor] = []
         self.ys: list[torch.Tensor] = []
 
     def add(self, out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
         self.losses.append(loss.detach())
         self.sizes.append(len(y))
-        self.preds.append(out.detach().argmax(1))
+        self.logits.append(out.detach())
         self.ys.append(y)
+        if len(self.logits) == self.fold:
+            self._fold()
+
+    def _fold(self) -> None:
+        if self.logits:
+            self.preds.append(torch.cat(self.logits).argmax(1))
+            self.logits.clear()
 
     def metrics(self, n: int) -> dict[str, float]:
         if not self.losses:
             return {"loss": 0.0, "acc": 0.0}
         losses = torch.stack(self.losses).double()
         sizes = torch.tensor(self.sizes, dtype=torch.float64, device=losses.device)
+        self._fold()
         correct = (torch.cat(self.preds) == torch.cat(self.ys)).sum()
         return {"loss": (losses * sizes).sum().item() / n, "acc": correct.item() / n}
 
