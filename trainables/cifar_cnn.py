@@ -65,7 +65,7 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
     cfg = Config.model_validate(config)
     shape = cnn._shape(input_shape)
     return time_epoch(cfg, lambda: cnn.build_model(cfg, shape, n_classes), shape, n_classes, sizes,
-                      threads)
+                      threads, builtin=True)
 
 
 def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> Any:

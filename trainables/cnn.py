@@ -105,7 +105,8 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
 
     cfg = Config.model_validate(config)
     shape = _shape(input_shape[1:] if len(input_shape) == 3 and input_shape[0] == 1 else input_shape)
-    return time_epoch(cfg, lambda: build_model(cfg, shape, n_classes), shape, n_classes, sizes, threads)
+    return time_epoch(cfg, lambda: build_model(cfg, shape, n_classes), shape, n_classes, sizes, threads,
+                      builtin=True)
 
 
 def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> nn.Module:

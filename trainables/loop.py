@@ -253,14 +253,17 @@ def run_classifier(cfg: Any, data: ArrayDataset, shape: tuple[int, ...], build: 
 
 
 def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
-               sizes: dict[str, int], threads: int = 1, task: str = "classification") -> float:
-    """Seconds per epoch estimated from a few timed training steps on one random batch."""
+               sizes: dict[str, int], threads: int = 1, task: str = "classification",
+               builtin: bool = False) -> float:
+    """Seconds per epoch estimated from a few timed training steps on one random batch
+    (`builtin`: a built-in model, in the layout its trial trains in)."""
+    last = builtin and channels_last(shape, torch.device("cpu"))
     t = TASKS[task]
     torch.set_num_threads(threads)
     bs = min(cfg.batch_size, sizes["train"])
     model = build()
     x, y = t.random_batch(bs, shape, n_classes)
-    if task == "classification" and channels_last(shape, torch.device("cpu")):  # as its trial trains
+    if last:  # channels-last, as a built-in model's trial trains on this CPU (`channels_last`)
         fmt = torch.channels_last
         model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
     materialize(model, x[:1])

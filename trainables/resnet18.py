@@ -132,7 +132,7 @@ def estimate_epoch_s(config: dict[str, Any], input_shape: tuple[int, ...], n_cla
 
     cfg = Config.model_validate(config)
     return time_epoch(cfg, lambda: build_model(cfg, n_classes)[0], tuple(input_shape), n_classes,
-                      sizes, threads)
+                      sizes, threads, builtin=True)
 
 
 def make_model(config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
