@@ -418,9 +418,13 @@ def _train_epoch(model: PackedOptim, tensors: Tensors, cfgs: list[Any], gens: li
     losses_at: list[torch.Tensor] = []  # per step (A,), summed once at the end as a trial does
     sizes: list[int] = []
     correct = torch.zeros(a, device=dev)
+    x, rest = tensors.x_train, tensors.x_train.shape[1:]
+    xbuf = x.new_empty((a * bs, *rest))  # every step's batches gathered into one buffer (as loop.fit)
     for i in range(0, n, bs):
         idx = perm[:, i : i + bs]
-        xb, yb = tensors.x_train[idx], tensors.y_train[idx]  # (A, B, ...), (A, B)
+        k = idx.shape[1]
+        xb = torch.index_select(x, 0, idx.reshape(-1), out=xbuf[: a * k]).view(a, k, *rest)  # (A, B, ...)
+        yb = tensors.y_train[idx]  # (A, B)
         if model.augment is not None:
             xb = torch.stack([model.augment(xb[j], g) for j, g in enumerate(gens)])
         out = model.forward(xb, train=True)
