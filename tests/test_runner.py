@@ -214,3 +214,32 @@ def test_at_least_two_checkpoints_are_kept_and_all_of_a_short_trial(tmp_path):
             f"checkpoint={{every: {every}, keep: {keep}}}", f"budget.max_epochs={epochs}",
             f"budget.num_samples={n}"])
         assert keep_checkpoints(exp) == kept, (n, epochs, every, keep)
+
+
+def test_tunes_callback_census_gives_rays_tag_without_importing_wandb_or_mlflow():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from ray.air._internal import usage
+        from ray.tune import Callback
+        from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
+
+        class Mine(Callback): pass
+        class MyLogger(LoggerCallback): pass
+
+        cbs = [JsonLoggerCallback(), CSVLoggerCallback(), Mine(), Mine(), MyLogger(), object()]
+        from hpo.runner.session import tune_env
+        tune_env()
+        ours = dict(usage._count_callbacks(cbs))
+        assert "wandb" not in sys.modules and "mlflow" not in sys.modules, "imported"
+        import importlib
+        rays = dict(importlib.reload(usage)._count_callbacks(cbs))  # Ray's own, importing them
+        assert ours == rays, (ours, rays)
+        print(ours)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "'CustomCallback': 2" in out.stdout and "'CustomLoggerCallback': 1" in out.stdout
