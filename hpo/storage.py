@@ -26,6 +26,8 @@ from hpo.errors import SpecError
 
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss")
 DRIVER_FILES = {"spec.yaml", "run.json", "events.jsonl"}  # written by the driver, not by Ray
+# hpo's own log of a trial in its folder: {"config": ...}, then every result (hpo.runner.events)
+TRIAL_LOG = "trial.jsonl"
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,6 @@ class Storage:
             return
         import pyarrow.fs as pafs
 
-        from hpo.runner.collect import TRIAL_LOG
-
         fs, _ = self._fs()
         src = self.remote_path(run_dir)
         if fs.get_file_info(src).type == pafs.FileType.NotFound:
@@ -130,8 +130,6 @@ class Storage:
         if not self.is_remote:
             return
         import pyarrow.fs as pafs
-
-        from hpo.runner.collect import TRIAL_LOG
 
         fs, _ = self._fs()
         dst = self.remote_path(run_dir)

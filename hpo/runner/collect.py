@@ -20,6 +20,7 @@ import pandas as pd
 from hpo.contract import CHECKPOINT_NOTE, PACK_KEY
 from hpo.results import has_tables, read_run_info, read_spec
 from hpo.space import case_label
+from hpo.storage import TRIAL_LOG
 
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
@@ -88,10 +89,6 @@ def abort_reason(run_dir: str | Path, log: list[dict[str, Any]] | None = None,
         if e.get("event") == event:
             return str(e.get("reason"))
     return None
-
-
-# hpo's own log of a trial in its folder: {"config": ...}, then every result (hpo.runner.events)
-TRIAL_LOG = "trial.jsonl"
 
 
 def trial_dir_name(trial_id: str) -> str:

@@ -32,7 +32,8 @@ from ray.tune.stopper import CombinedStopper, TimeoutStopper
 from ray.tune.utils.util import SafeFallbackEncoder
 
 from hpo.errors import STORAGE_ERRNOS
-from hpo.runner.collect import TRIAL_LOG, read_jsonl, start_order, trial_dir_name, trial_events
+from hpo.runner.collect import read_jsonl, start_order, trial_dir_name, trial_events
+from hpo.storage import TRIAL_LOG
 
 
 class Events(Callback):
@@ -64,8 +65,9 @@ class Events(Callback):
             self.started.add(trial.trial_id)
             self._write({"trial_id": trial.trial_id, "event": "start"})
         log = self._trial_log(trial)
-        if getattr(trial, "checkpoint", None) is None or not log.exists():
-            self._new_log(log, trial)  # a trial that starts (again) at its first epoch
+        restored = getattr(trial, "checkpoint", None) is not None
+        if not restored or not log.exists():
+            self._new_log(log, trial, restored)  # a trial that starts (again) at its first epoch
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
@@ -94,11 +96,11 @@ class Events(Callback):
             return AbortStopper(self)
         return CombinedStopper(AbortStopper(self), BudgetStopper(self, time_budget_s))
 
-    def _new_log(self, log: Path, trial: Any) -> None:
+    def _new_log(self, log: Path, trial: Any, restored: bool) -> None:
         """The trial's log: its configuration, then (a trial of a run from before hpo kept this
-        log, restored from a checkpoint) the results Ray's own file holds."""
+        log, `restored` from a checkpoint) the results Ray's own file holds."""
         rows = []
-        if getattr(trial, "checkpoint", None) is not None:
+        if restored:
             rows = [{k: v for k, v in r.items() if k != "config"}
                     for r in read_jsonl(log.with_name("result.json"))]
         tmp = log.with_name(log.name + ".tmp")
@@ -118,10 +120,16 @@ class Events(Callback):
         self._append(self.run_dir / "events.jsonl", line)
 
     def _append(self, path: Path, line: dict[str, Any]) -> None:
+        """One line at the end of `path` (its folder is made once, not per result)."""
+        text = json.dumps(line, cls=SafeFallbackEncoder) + "\n"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as f:
-                f.write(json.dumps(line, cls=SafeFallbackEncoder) + "\n")
+            try:
+                with open(path, "a") as f:
+                    f.write(text)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a") as f:
+                    f.write(text)
         except OSError as e:
             self._fault(e, path)
 

@@ -206,14 +206,19 @@ def _unerror(state: Path, run_dir: Path) -> None:
 
     events = trial_events(run_dir)
     d = json.loads(state.read_text())
-    for i, (trial_json, meta_json) in enumerate(d["trial_data"]):
-        trial, meta = json.loads(trial_json), json.loads(meta_json)
+    for i, (trial, meta) in enumerate(_state_trials(d)):
         if trial.get("status") == "ERROR" and (events.get(trial["trial_id"]) or {}).get("event") != "error":
             trial["status"] = "PENDING"
             meta.update(num_failures=max(0, int(meta.get("num_failures", 1)) - 1),
                         error_filename=None, pickled_error_filename=None)
             d["trial_data"][i] = [json.dumps(trial), json.dumps(meta)]
     state.write_text(json.dumps(d))
+
+
+def _state_trials(doc: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The trials of Ray's experiment state: (trial, its run metadata), each stored there as a
+    JSON string."""
+    return [(json.loads(trial), json.loads(meta)) for trial, meta in doc["trial_data"]]
 
 
 def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
@@ -223,17 +228,17 @@ def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
     trials. They are moved to `forgotten_trial_<id>` (kept, not read into the tables). Trials
     with an end in events.jsonl stay: they finished (or belong to an earlier Tuner of a run
     extended with --more). Returns the ids set aside."""
-    from hpo.runner.collect import trial_dir_name, trial_events
+    from hpo.runner.collect import trial_events
 
     states = sorted(run_dir.glob("experiment_state-*.json"))
     if not states:  # a bucket's run: Ray's state is not in the local folder
         return []
-    known = {json.loads(trial)["trial_id"] for trial, _ in json.loads(states[-1].read_text())["trial_data"]}
+    known = {trial["trial_id"] for trial, _ in _state_trials(json.loads(states[-1].read_text()))}
     ended = trial_events(run_dir)
-    gone = [d.name.removeprefix("trial_") for d in sorted(run_dir.glob("trial_*")) if d.is_dir()]
-    gone = [t for t in gone if t not in known and t not in ended]
+    folders = {d.name.removeprefix("trial_"): d for d in sorted(run_dir.glob("trial_*")) if d.is_dir()}
+    gone = [t for t in folders if t not in known and t not in ended]
     for t in gone:
-        (run_dir / trial_dir_name(t)).rename(run_dir / f"forgotten_{trial_dir_name(t)}")
+        folders[t].rename(folders[t].with_name(f"forgotten_{folders[t].name}"))
     if gone:
         print(f"hpo: {len(gone)} trial(s) started after Ray's last snapshot of the run and were cut "
               f"by the stop ({', '.join(gone)}); the resumed run does not know them, and its "
