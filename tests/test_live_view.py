@@ -22,7 +22,7 @@ name: live
 trainable: mlp
 dataset: {name: mnist_sample, train_size: 3000, val_size: 500}
 metric: val_acc
-budget: {max_epochs: 8, max_concurrent_trials: 1}
+budget: {max_epochs: 40, max_concurrent_trials: 1}  # long enough to still run when the page shows it
 execution: {pack: off}  # trials one after another, so the view has something running to show
 params:
   lr: {grid: [0.1, 0.03, 0.01]}
@@ -98,7 +98,7 @@ def test_dashboard_shows_a_running_sweep(tmp_path, browser):  # noqa: F811
 
         study = optuna.load_study(study_name="live", storage=open_journal(journal))
         assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
-        assert all(len(t.intermediate_values) == 8 for t in study.trials)
+        assert all(len(t.intermediate_values) == 40 for t in study.trials)
         assert {t.params["lr"] for t in study.trials} == {0.1, 0.03, 0.01}
     finally:
         stop(run)
