@@ -80,7 +80,6 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
     progress table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
     from ray import tune
 
-    from hpo.runner.collect import trial_dir_name
     from hpo.runner.events import Events
 
     spec = exp.spec
@@ -98,8 +97,9 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
             num_samples=spec.budget.num_samples,  # concurrency: set on the searcher
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
-            trial_name_creator=lambda t: trial_dir_name(t.trial_id),
-            trial_dirname_creator=lambda t: trial_dir_name(t.trial_id),
+            # a module's function, pickled by name: a lambda is pickled whole, 1.4 KB of hex in
+            # every trial's snapshot, twice
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
@@ -115,9 +115,17 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
     _fit_checked(tuner)
 
 
+def trial_name(trial: Any) -> str:
+    """A trial's name and folder: ``trial_<id>``."""
+    from hpo.runner.collect import trial_dir_name
+
+    return trial_dir_name(trial.trial_id)
+
+
 def _fit_checked(tuner: Any) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault."""
     from hpo.runner.events import Events
+    from hpo.runner.lean import release_frames
 
     Events.active = None
     fault = None
@@ -127,6 +135,8 @@ def _fit_checked(tuner: Any) -> None:
         # Ray's own end (its result grid reads the error files it could not write) fails too
         if Events.active is None or not Events.active.storage_fault:
             raise
+    finally:
+        release_frames()  # the finished fit's Trials are freed before the tables are built
     fault = Events.active.storage_fault if Events.active is not None else None
     if fault:
         where = rescue_state(Events.active.run_dir)
@@ -313,10 +323,12 @@ def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[s
 def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, progress: bool,
                mirror: bool | None) -> list[Any]:
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
-    mirror (unless HPO_MIRROR=0) and the terminal progress line."""
+    mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
+    memory flat (hpo.runner.lean)."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from hpo import trackers
+    from hpo.runner.lean import LeanTrials
 
     spec = exp.spec
     out = [JsonLoggerCallback(), CSVLoggerCallback(), events, *trackers.callbacks(exp.tracking, run_dir)]
@@ -329,7 +341,7 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
         from hpo.runner.progress import Progress
 
         out.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
-    return out
+    return [*out, LeanTrials()]
 
 
 def can_restore(run_dir: Path, storage: Storage) -> bool:
