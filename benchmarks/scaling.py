@@ -59,8 +59,8 @@ def one(kind: str, n: int, tmp: str, env: dict[str, str]) -> dict[str, float]:
     name = f"s{n}_{'asha' if 'ASHA' in kind else 'rand'}"
     spec = Path(tmp) / f"{name}.yaml"
     spec.write_text(SPEC.format(n=n, scheduler=sched, epochs=epochs))
-    wall, whole_peak = hpo("run", str(spec), "--name", name, "--storage", tmp, "--quiet", "--reports", tmp,
-               cwd=tmp, env=env)
+    wall, whole_peak = hpo("run", str(spec), "--name", name, "--storage", tmp, "--quiet",
+                           "--reports", tmp, cwd=tmp, env=env)
     run = Path(tmp) / name
     info = json.loads((run / "run.json").read_text())
     t = pd.read_csv(run / "trials.csv")

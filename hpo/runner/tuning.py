@@ -324,7 +324,7 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
                mirror: bool | None) -> list[Any]:
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
     mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
-    memory flat (hpo.runner.lean)."""
+    memory down (hpo.runner.lean)."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from hpo import trackers
