@@ -429,6 +429,8 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
     """kill -9 mid-run, then every checkpoint of the unfinished trials cut short: `hpo resume`
     starts those trials again (their status_detail says which checkpoints could not be read),
     keeps the finished ones, and ends with every trial completed; never a traceback."""
+    from hpo.runner.relink import named_checkpoints, newest_state
+
     proc, run_dir = _start(tmp_path, spec_text(epochs=6))
 
     def unfinished_with_checkpoints(n: int) -> list[Path]:
@@ -436,12 +438,18 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
         return [d for d in run_dir.glob("trial_*") if d.name.removeprefix("trial_") not in done
                 and len(list(d.glob("checkpoint_*/state.pt"))) >= n]
 
-    # two checkpoints: Ray's experiment snapshot (taken after each) names one of them
-    _wait_for(lambda: unfinished_with_checkpoints(2), proc)
+    def named_unfinished() -> set[str]:
+        """The unfinished trials that Ray's snapshot would restore from a checkpoint on disk
+        (a trial that checkpointed after the snapshot restarts without reading one)."""
+        state, done = newest_state(run_dir), set(completes(run_dir))
+        return {t for t, name in (named_checkpoints(state) if state else {}).items()
+                if name and t not in done and (run_dir / f"trial_{t}" / name / "state.pt").exists()}
+
+    _wait_for(named_unfinished, proc)
     assert proc.poll() is None, "the run ended before the fault:\n" + proc.stdout.read()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = set(completes(run_dir))
+    done, named = set(completes(run_dir)), named_unfinished()
     hit = unfinished_with_checkpoints(1)
     for d in hit:
         for p in d.glob("checkpoint_*/state.pt"):
@@ -453,7 +461,8 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
     t = pd.read_parquet(run_dir / "trials.parquet").set_index("trial_id")
     assert len(t) == 4 and (t["status"] == "completed").all() and (t["epochs"] == 6).all(), t
     noted = {i for i, d in t["status_detail"].items() if "could not be read" in d}
-    assert noted == {d.name.removeprefix("trial_") for d in hit} and noted.isdisjoint(done)
+    assert named and named <= noted <= {d.name.removeprefix("trial_") for d in hit}, (named, noted)
+    assert noted.isdisjoint(done)
     for tid in noted:
         assert t.loc[tid, "status_detail"].endswith("the trial started again at epoch 1")
         epochs = [json.loads(x)["epoch"] for x in (run_dir / f"trial_{tid}" / "result.json").read_text().splitlines() if x.strip()]

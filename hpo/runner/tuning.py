@@ -355,8 +355,11 @@ def restore_fit(exp: Experiment, data: ArrayDataset, run_dir: Path, storage: Sto
     from their last checkpoint, errored ones stay errored."""
     from ray import tune
 
+    from hpo.runner.relink import relink
+
     repair_state(run_dir, sys.stdout)
     set_aside_forgotten(run_dir, sys.stdout)
+    relink(run_dir, sys.stdout)
     _fit_checked(tune.Tuner.restore(
         **storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
         resume_unfinished=True, resume_errored=False, restart_errored=False))
