@@ -70,3 +70,22 @@ def test_a_finished_fit_leaves_no_trial_alive_in_a_fresh_driver(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "alive 0", out.stdout[-2000:]
+
+
+def test_rays_end_of_run_dataframes_are_skipped_inside_the_fit_only(tmp_path):
+    """Inside `no_result_frames()` Ray's ExperimentAnalysis reads no trial's results into a
+    DataFrame (the trials and their last results stay); outside, Ray's own reading is back."""
+    import pandas as pd
+    from ray.tune import ExperimentAnalysis
+
+    from hpo.runner.lean import no_result_frames
+
+    t = _trial(3)
+    state = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    state.write_text('{"trial_data": []}')
+    with no_result_frames():
+        lean = ExperimentAnalysis(str(state), trials=[t])
+    assert lean.trial_dataframes == {} and lean.trials == [t]
+    assert lean.trials[0].last_result["val_acc"] == 0.1 * 3
+    full = ExperimentAnalysis(str(state), trials=[t])
+    assert isinstance(full.trial_dataframes[t.trial_id], pd.DataFrame)

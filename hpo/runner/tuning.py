@@ -125,12 +125,13 @@ def trial_name(trial: Any) -> str:
 def _fit_checked(tuner: Any) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault."""
     from hpo.runner.events import Events
-    from hpo.runner.lean import release_frames
+    from hpo.runner.lean import no_result_frames, release_frames
 
     Events.active = None
     fault = None
     try:
-        tuner.fit()
+        with no_result_frames():  # Ray's end-of-run DataFrames of every trial: hpo reads none
+            tuner.fit()
     except Exception:
         # Ray's own end (its result grid reads the error files it could not write) fails too
         if Events.active is None or not Events.active.storage_fault:
