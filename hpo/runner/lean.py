@@ -1,6 +1,6 @@
 """Less driver memory per trial in long sweeps (it still grows: Ray keeps every Trial).
 
-Three things grew the driver by ~130 KB per trial; with them gone it grows ~61 KB per trial
+Four things grew the driver by ~130 KB per trial; with them gone its peak grows ~39 KB per trial
 (benchmarks/scaling.py, BENCHMARKS.md):
 
 - Ray Tune keeps every Trial in the driver for the whole run, and with each a running summary of
