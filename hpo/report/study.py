@@ -77,8 +77,11 @@ def build_study(data: RunData, name: str | None = None) -> Any | None:
         optional = conditional(data)
         for k, d in dists.items():
             raw = row.get(f"param.{k}")
-            if k in optional and not finite(raw) and not isinstance(raw, str):
-                continue  # not a parameter of this trial's case
+            if not finite(raw) and not isinstance(raw, str):
+                if k in optional:
+                    continue  # not a parameter of this trial's case
+                params[k] = None  # its configuration was lost (e.g. a full disk): left out
+                continue
             if isinstance(raw, str) and raw.startswith("["):
                 raw = json.loads(raw)
             params[k] = _value(d, raw)

@@ -76,7 +76,16 @@ def relink(run_dir: Path, out: Any) -> list[str]:
         # the run folder may have moved since: the trial's folder there (Ray's restore maps its
         # checkpoints' paths the same way)
         here = Path(run_dir) / trial["storage"].trial_dir_name
+        kept = [r for r in (manager._checkpoint_results if manager is not None else [])
+                if (here / _name(r.checkpoint.path)).exists()]
         if latest is None or (here / _name(latest.checkpoint.path)).exists():
+            if manager is not None and len(kept) < len(manager._checkpoint_results):
+                # an older one deleted after the snapshot: Ray's rotation would fail deleting it
+                # again (a traceback, and the new checkpoint's index not advanced)
+                manager._checkpoint_results = kept
+                meta.checkpoint_manager = manager
+                doc["trial_data"][i] = [trial_json, meta.get_json_state()]
+                fixed.append(trial["trial_id"])
             continue
         gone = _name(latest.checkpoint.path)
         named_dir = str(latest.checkpoint.path).rstrip("/").rpartition("/")[0]
@@ -84,7 +93,6 @@ def relink(run_dir: Path, out: Any) -> list[str]:
         logged = _logged_checkpoints(here)
         newer = [_result(f"{named_dir}/{n}", logged[n], latest) for n in on_disk
                  if n > gone and n in logged]
-        kept = [r for r in manager._checkpoint_results if (here / _name(r.checkpoint.path)).exists()]
         manager._checkpoint_results = [*kept, *newer[1:], *newer[:1]]
         manager._latest_checkpoint_result = newer[0] if newer else None
         meta.checkpoint_manager = manager
