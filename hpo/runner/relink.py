@@ -15,11 +15,17 @@ again at the same epoch. Newer ones stay listed, oldest first, so that Ray's rot
 them as the trial writes new ones, and the trial's checkpoint index moves past every
 checkpoint on disk so that none is written over. Without such a checkpoint the trial starts
 again at epoch 1, as Ray does for a trial without one.
+
+The same race one checkpoint earlier leaves the named checkpoint in place but an older one
+that the snapshot still lists deleted: Ray's rotation then fails deleting it again (a logged
+traceback, and the new checkpoint's index is not advanced, so the next one is written over it).
+Such entries are dropped from the trial's list.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,46 +46,32 @@ def named_checkpoints(state: Path) -> dict[str, str | None]:
     """Trial id -> the folder name of the checkpoint the snapshot `state` would restore it from
     (None: none), for the trials it does not hold as ended. Empty while the file is being
     written."""
-    try:
-        doc = json.loads(state.read_text())
-    except (OSError, ValueError):
-        return {}
-    out = {}
-    for trial_json, meta_json in doc["trial_data"]:
-        trial = json.loads(trial_json)
-        if trial.get("status") in ENDED:
-            continue
-        manager = _manager(meta_json).checkpoint_manager
-        latest = manager.latest_checkpoint_result if manager is not None else None
-        out[trial["trial_id"]] = None if latest is None else _name(latest.checkpoint.path)
-    return out
+    doc = _read(state)
+    return {json.loads(trial_json)["trial_id"]: None if latest is None else _name(latest.checkpoint.path)
+            for _, trial_json, _, latest in _unfinished(doc or {"trial_data": []})}
 
 
 def relink(run_dir: Path, out: Any) -> list[str]:
     """Point every unfinished trial of the newest snapshot whose named checkpoint is gone at
-    the one that replaced it (see the module's docstring); returns those trials' ids."""
+    the one that replaced it, and drop the gone ones from every unfinished trial's list (see
+    the module's docstring); returns the ids of the trials changed."""
     state = newest_state(run_dir)
     if state is None:
         return []
-    try:
-        doc = json.loads(state.read_text())
-    except (OSError, ValueError):
+    doc = _read(state)
+    if doc is None:
         return []  # repair_state deals with a cut snapshot
     fixed = []
-    for i, (trial_json, meta_json) in enumerate(doc["trial_data"]):
-        if json.loads(trial_json).get("status") in ENDED:
+    for i, trial_json, meta, latest in _unfinished(doc):
+        if latest is None:  # no checkpoint (then Ray lists none): it starts at epoch 1 anyway
             continue
-        meta = _manager(meta_json)
-        manager = meta.checkpoint_manager
-        latest = manager.latest_checkpoint_result if manager is not None else None
-        trial = _loads(trial_json)
+        manager, trial = meta.checkpoint_manager, _loads(trial_json)
         # the run folder may have moved since: the trial's folder there (Ray's restore maps its
         # checkpoints' paths the same way)
         here = Path(run_dir) / trial["storage"].trial_dir_name
-        kept = [r for r in (manager._checkpoint_results if manager is not None else [])
-                if (here / _name(r.checkpoint.path)).exists()]
-        if latest is None or (here / _name(latest.checkpoint.path)).exists():
-            if manager is not None and len(kept) < len(manager._checkpoint_results):
+        kept = [r for r in manager._checkpoint_results if (here / _name(r.checkpoint.path)).exists()]
+        if (here / _name(latest.checkpoint.path)).exists():
+            if len(kept) < len(manager._checkpoint_results):
                 # an older one deleted after the snapshot: Ray's rotation would fail deleting it
                 # again (a traceback, and the new checkpoint's index not advanced)
                 manager._checkpoint_results = kept
@@ -111,6 +103,27 @@ def relink(run_dir: Path, out: Any) -> list[str]:
         tmp.write_text(json.dumps(doc))
         tmp.replace(state)
     return fixed
+
+
+def _read(state: Path) -> dict[str, Any] | None:
+    """Ray's snapshot as JSON (its trials still JSON strings), or None where it cannot be read
+    (being written, or cut)."""
+    try:
+        return json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _unfinished(doc: dict[str, Any]) -> Iterator[tuple[int, str, Any, Any]]:
+    """(index in the snapshot's trial list, the trial's JSON, its run metadata, the checkpoint
+    result Ray would restore it from or None) of each trial the snapshot does not hold as
+    ended; the ended ones are not unpickled."""
+    for i, (trial_json, meta_json) in enumerate(doc["trial_data"]):
+        if json.loads(trial_json).get("status") in ENDED:
+            continue
+        meta = _manager(meta_json)
+        manager = meta.checkpoint_manager
+        yield i, trial_json, meta, manager.latest_checkpoint_result if manager is not None else None
 
 
 def _logged_checkpoints(trial_dir: Path) -> dict[str, dict[str, Any]]:

@@ -240,11 +240,12 @@ def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
     with an end in events.jsonl stay: they finished (or belong to an earlier Tuner of a run
     extended with --more). Returns the ids set aside."""
     from hpo.runner.collect import trial_events
+    from hpo.runner.relink import newest_state
 
-    states = sorted(run_dir.glob("experiment_state-*.json"))
-    if not states:  # a bucket's run: Ray's state is not in the local folder
+    state = newest_state(run_dir)
+    if state is None:  # a bucket's run: Ray's state is not in the local folder
         return []
-    known = {trial["trial_id"] for trial, _ in _state_trials(json.loads(states[-1].read_text()))}
+    known = {trial["trial_id"] for trial, _ in _state_trials(json.loads(state.read_text()))}
     ended = trial_events(run_dir)
     folders = {d.name.removeprefix("trial_"): d for d in sorted(run_dir.glob("trial_*")) if d.is_dir()}
     gone = [t for t in folders if t not in known and t not in ended]
