@@ -29,9 +29,9 @@ params:
 
 
 def _as_if_killed(run_dir, trial_id: str, named: str) -> None:
-    """Ray's newest snapshot as a kill leaves it when Ray had deleted the checkpoint it names:
-    the trial still running, its checkpoints listed as `named` and the one before it (both
-    gone), its checkpoint index at `named`."""
+    """Ray's newest snapshot as a kill leaves it after Ray deleted a checkpoint it lists: the
+    trial still running, its checkpoints listed as `named` and the one before it (whichever of
+    them is no longer on disk: gone), its checkpoint index at `named`."""
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
@@ -88,6 +88,33 @@ def test_a_trial_whose_named_checkpoint_is_gone_resumes_from_the_next(tmp_path, 
     assert not hist.duplicated(["trial_id", "epoch"]).any() and len(hist) == 8
     # the other trial, ended in the snapshot, is left as it was
     assert _epochs(d / f"trial_{want.index[1]}") == [1, 2, 3, 4]
+
+
+def test_an_older_listed_checkpoint_that_is_gone_is_dropped(tmp_path, ray_session, caplog):
+    """The snapshot names checkpoint_000002 (on disk) and still lists checkpoint_000001, which
+    Ray deleted after it: the resume drops 000001 from the trial's list, so Ray's rotation never
+    tries to delete it again (it failed with a traceback, and the index of the checkpoint being
+    registered was not advanced); the trial resumes from 000002 and ends completed."""
+    import hpo as api
+
+    res = api.run(write_spec(tmp_path, SPEC), storage=tmp_path / "runs")
+    d = res.run_dir
+    tid = res.trials["trial_id"].iloc[0]
+    trial_dir = d / f"trial_{tid}"
+    _as_if_killed(d, tid, "checkpoint_000002")
+    assert relink.relink(d, None) == [tid]
+    doc = json.loads(relink.newest_state(d).read_text())
+    listed = [[relink._name(r.checkpoint.path) for r in meta.checkpoint_manager._checkpoint_results]
+              for _, _, meta, _ in relink._unfinished(doc)]
+    assert listed == [["checkpoint_000002"]]
+    assert relink.relink(d, None) == []  # nothing left to drop
+
+    got = api.resume(d)
+    assert "Error handling checkpoint" not in caplog.text
+    t = got.trials.set_index("trial_id")
+    assert (t["status"] == "completed").all() and (t["epochs"] == 4).all(), t[["status", "status_detail"]]
+    assert _epochs(trial_dir) == [1, 2, 3, 4, 4]  # restored after epoch 3: epoch 4 again
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000002", "checkpoint_000003"]
 
 
 def test_nothing_to_relink(tmp_path):

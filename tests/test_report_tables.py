@@ -104,6 +104,17 @@ def test_study_rebuilt_from_the_trials_table():
     assert study.best_params == {"lr": 0.1, "weight_decay": 0.0001}
 
 
+def test_a_trial_whose_configuration_was_lost_is_left_out_of_the_study():
+    """A trial whose parameters the collector could not read (its config line cut by a full
+    disk: NaN in the table) is not a point of Optuna's study; the others still are."""
+    import math
+
+    data = grid_run()
+    data.trials.loc[0, "param.lr"] = math.nan
+    study = build_study(data)
+    assert len(study.trials) == 3 and study.best_params == {"lr": 0.1, "weight_decay": 0.0001}
+
+
 def test_compare_progress_and_equal_compute():
     a, b = grid_run(), grid_run()
     b.spec["name"] = "other"
