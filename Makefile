@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/hpo run search_spaces/lr_reg.yaml
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=25
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
