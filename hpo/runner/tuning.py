@@ -186,15 +186,23 @@ def repair_state(run_dir: Path, out: Any) -> bool:
     states = sorted(run_dir.glob("experiment_state-*.json"))
     if not states:
         return False
-    if _whole(states[-1]):
-        if _rescue_dir(run_dir).exists():  # a storage fault whose state was written whole: its
-            _unerror(states[-1], run_dir)  # trials errored only by failed writes go on
-        return False
     newest, kept = states[-1], _rescue_dir(run_dir) / states[-1].name
-    if kept.exists() and _whole(kept):
-        for f in kept.parent.iterdir():
-            shutil.copy2(f, run_dir / f.name)
-        _unerror(newest, run_dir)
+    kept_whole = kept.exists() and _whole(kept)
+    if _whole(newest):
+        if kept_whole and _step(kept) > _step(newest):
+            # the storage took no write of the last snapshots at all: the folder's is whole but
+            # older, and knows nothing of the trials started since (their folders would be
+            # set aside as forgotten)
+            _restore_kept(kept, run_dir)
+            print(f"hpo: {newest.name} in the run folder is older than the copy kept at "
+                  f"{kept.parent} (the storage stopped taking writes); resuming from the kept copy",
+                  file=out, flush=True)
+            return True
+        if _rescue_dir(run_dir).exists():  # a storage fault whose state was written whole: its
+            _unerror(newest, run_dir)  # trials errored only by failed writes go on
+        return False
+    if kept_whole:
+        _restore_kept(kept, run_dir)
         print(f"hpo: {newest.name} was cut short (the storage stopped taking writes); restored "
               f"it from the copy kept at {kept.parent}", file=out, flush=True)
         return True
@@ -208,6 +216,17 @@ def repair_state(run_dir: Path, out: Any) -> bool:
                     f"there is no other; this run cannot be resumed. Its finished trials are "
                     f"intact: `hpo report {run_dir}`; `hpo run SPEC --from {run_dir}` warm-starts "
                     f"a new run from them.", file=str(run_dir))
+
+
+def _restore_kept(kept: Path, run_dir: Path) -> None:
+    for f in kept.parent.iterdir():
+        shutil.copy2(f, run_dir / f.name)
+    _unerror(run_dir / kept.name, run_dir)
+
+
+def _step(state: Path) -> int:
+    """How far the Tuner that wrote this experiment state had got (its loop's iteration)."""
+    return int(json.loads(state.read_text()).get("runner_data", {}).get("_iteration", 0))
 
 
 def _unerror(state: Path, run_dir: Path) -> None:
