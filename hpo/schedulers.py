@@ -109,10 +109,9 @@ def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
 
 
 def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
-    from ray.tune.schedulers import HyperBandScheduler
+    from hpo.runner.hyperband import HyperBand  # Ray's, without its deadlock on a failed trial
 
-    return HyperBandScheduler(time_attr=TIME_ATTR, max_t=max_epochs,
-                              reduction_factor=o.reduction_factor)
+    return HyperBand(time_attr=TIME_ATTR, max_t=max_epochs, reduction_factor=o.reduction_factor)
 
 
 def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:

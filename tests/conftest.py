@@ -32,17 +32,46 @@ def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     monkeypatch.setenv("HPO_HOME", str(tmp_path_factory.getbasetemp() / "hpo_home"))
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for all in-process runner tests (no dashboard: faster start)."""
+def _start_ray() -> None:
     import ray
 
     os.environ["HPO_OFFLINE"] = "1"
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
              runtime_env={"worker_process_setup_hook": "hpo.trainables._ray.warm_up",
                           "env_vars": {"HPO_OFFLINE": "1"}})
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for all in-process runner tests (no dashboard: faster start)."""
+    import ray
+
+    _start_ray()
     yield
     ray.shutdown()
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ray_after_a_failure(request: pytest.FixtureRequest):
+    """A test that failed on the shared Ray (or timed out) may leave actors holding its CPUs or
+    a trial controller mid-step; the next test gets a new Ray instead of waiting on them."""
+    yield
+    if "ray_session" in request.fixturenames and request.node.stash.get(FAILED, False):
+        import ray
+
+        ray.shutdown()
+        _start_ray()
 
 
 def write_spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
