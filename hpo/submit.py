@@ -57,9 +57,30 @@ def submit(exp: Experiment, address: str, storage: str, name: str | None = None,
         ep = entrypoint(storage, name, ".hpo-submit-spec.yaml")
     else:
         ep = entrypoint(storage, name)
-    job_id = client.submit_job(entrypoint=ep, runtime_env=runtime_env,
-                               metadata={"hpo_experiment": exp.spec.name})
+    try:
+        job_id = _submit_job(client, entrypoint=ep, runtime_env=runtime_env,
+                             metadata={"hpo_experiment": exp.spec.name})
+    except RuntimeError as e:  # the dashboard's answer, e.g. 500 with Ray's reason
+        raise SpecError(f"the Ray dashboard at {address} did not take the job: {e}",
+                        field="--address") from None
     return client, job_id
+
+
+# A head that has just started has its dashboard up before the agent that runs jobs; Ray then
+# answers 500 "No available agent to submit job, please try again later".
+AGENT_WAIT_S = 60.0
+
+
+def _submit_job(client: Any, wait_s: float = AGENT_WAIT_S, poll_s: float = 2.0, **job: Any) -> str:
+    """`client.submit_job(**job)`, tried again while the head has no job agent yet."""
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.time() >= deadline:
+                raise
+            time.sleep(poll_s)
 
 
 def wait(client: Any, job_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> str:
