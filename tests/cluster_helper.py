@@ -20,9 +20,13 @@ def free_port() -> int:
 
 def main() -> None:
     port = free_port()
+    # the head's job agent on a free port: Ray's default (52365) is taken by the agent of the
+    # test session's own local Ray when one is up, and jobs were then refused ("No available
+    # agent to submit job")
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"head": 1}, "include_dashboard": True,
-        "dashboard_host": "127.0.0.1", "dashboard_port": port})
+        "dashboard_host": "127.0.0.1", "dashboard_port": port,
+        "dashboard_agent_listen_port": free_port()})
     cluster.add_node(num_cpus=1, resources={"worker": 1})
     cluster.wait_for_nodes()
     print(f"DASHBOARD http://127.0.0.1:{port}", flush=True)
