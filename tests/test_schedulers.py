@@ -77,3 +77,48 @@ def test_hyperband_goes_on_when_a_trial_fails_while_others_wait_paused(tmp_path,
     assert by[2.5]["status"] == "error" and "failing on purpose" in by[2.5]["error"]
     for x in (2.0, 0.0, -1.0):
         assert by[x]["epochs"] == 4 and by[x]["status"] in {"completed", "stopped"}, by[x]["status"]
+
+
+class FakeTrial:
+    def __init__(self, name: str):
+        self.name, self.status, self.is_saving = name, "PENDING", False
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class FakeController:
+    """What Ray's TuneController does when a scheduler stops a trial."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def stop_trial(self, trial):
+        if trial.status in ("PAUSED", "PENDING"):
+            self.scheduler.on_trial_remove(self, trial)
+        trial.status = "TERMINATED"
+
+
+def test_hyperband_stops_a_trial_whose_pause_was_saving_when_its_bracket_finished():
+    """Ray's first bracket runs its 3 trials to the last epoch. t2 is told to pause there and is
+    still saving (RUNNING) when t3 gets there and the bracket finishes; Ray stops only the trials
+    already PAUSED, so t2, PAUSED once saved, waited forever. The next choice of a trial to run
+    processes the bracket and stops it."""
+    from hpo.runner.hyperband import HyperBand
+
+    hb = HyperBand(time_attr="epoch", max_t=4, reduction_factor=2, metric="val_loss", mode="min")
+    ctrl, (t1, t2, t3) = FakeController(hb), (FakeTrial("t1"), FakeTrial("t2"), FakeTrial("t3"))
+    for t in (t1, t2, t3):
+        hb.on_trial_add(ctrl, t)
+        t.status = "RUNNING"
+    assert hb.on_trial_result(ctrl, t1, {"epoch": 4, "val_loss": 1.0}) == "PAUSE"
+    t1.status = "PAUSED"
+    assert hb.on_trial_result(ctrl, t2, {"epoch": 4, "val_loss": 2.0}) == "PAUSE"
+    t2.is_saving = True  # its save is in flight: still RUNNING
+    assert hb.on_trial_result(ctrl, t3, {"epoch": 4, "val_loss": 3.0}) == "STOP"
+    assert t1.status == "TERMINATED" and t2.status == "RUNNING"
+    hb.on_trial_complete(ctrl, t3, {"epoch": 4, "val_loss": 3.0})
+    t3.status = "TERMINATED"
+    t2.status, t2.is_saving = "PAUSED", False  # the save is done
+    assert hb.choose_trial_to_run(ctrl) is None
+    assert t2.status == "TERMINATED"

@@ -12,12 +12,19 @@ every minute). Here the flag is set only while the bracket is being processed (t
 its bad or finished trials call back into the scheduler, which must not process it again),
 and a trial's leaving processes the bracket: the trials waiting at a milestone are halved and
 the good ones go on, or, at the last one, stopped. Tested by test_schedulers' failing-trial
-case, which hangs without this."""
+case, which hangs without this.
+
+One more way in: a trial told to pause is saved first and counts as RUNNING until the save is
+done, and a bracket that finishes meanwhile stops only the trials already PAUSED; the one whose
+save was in flight then became PAUSED with nothing left to stop or resume it. So before each
+choice of a trial to run, a bracket whose live trials are all at its milestone, none running,
+some paused and not about to resume, is processed (nothing else would: no trial can report)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandScheduler
 
 
@@ -34,3 +41,19 @@ class HyperBand(HyperBandScheduler):
         bracket.cleanup_trial(trial)
         if not bracket.is_being_processed:
             self._process_bracket(tune_controller, bracket)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        for band in self._hyperbands:
+            for bracket in band:
+                if bracket is not None and _stuck(bracket):
+                    self._process_bracket(tune_controller, bracket)
+        return super().choose_trial_to_run(tune_controller)
+
+
+def _stuck(bracket: Any) -> bool:
+    """Every live trial of the bracket is at its milestone and none runs, yet some wait paused
+    without being due to resume: only processing the bracket moves them."""
+    trials = bracket.current_trials()
+    waiting = [t for t in trials if t.status == Trial.PAUSED and t not in bracket.trials_to_unpause]
+    return (bool(waiting) and not bracket.is_being_processed
+            and not any(t.status == Trial.RUNNING for t in trials) and bracket.cur_iter_done())
