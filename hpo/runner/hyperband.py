@@ -53,7 +53,8 @@ class HyperBand(HyperBandScheduler):
 def _stuck(bracket: Any) -> bool:
     """Every live trial of the bracket is at its milestone and none runs, yet some wait paused
     without being due to resume: only processing the bracket moves them."""
+    if bracket.is_being_processed:
+        return False
     trials = bracket.current_trials()
-    waiting = [t for t in trials if t.status == Trial.PAUSED and t not in bracket.trials_to_unpause]
-    return (bool(waiting) and not bracket.is_being_processed
+    return (any(t.status == Trial.PAUSED and t not in bracket.trials_to_unpause for t in trials)
             and not any(t.status == Trial.RUNNING for t in trials) and bracket.cur_iter_done())

@@ -46,7 +46,7 @@ def named_checkpoints(state: Path) -> dict[str, str | None]:
     """Trial id -> the folder name of the checkpoint the snapshot `state` would restore it from
     (None: none), for the trials it does not hold as ended. Empty while the file is being
     written."""
-    doc = _read(state)
+    doc = read_snapshot(state)
     return {json.loads(trial_json)["trial_id"]: None if latest is None else _name(latest.checkpoint.path)
             for _, trial_json, _, latest in _unfinished(doc or {"trial_data": []})}
 
@@ -58,7 +58,7 @@ def relink(run_dir: Path, out: Any) -> list[str]:
     state = newest_state(run_dir)
     if state is None:
         return []
-    doc = _read(state)
+    doc = read_snapshot(state)
     if doc is None:
         return []  # repair_state deals with a cut snapshot
     fixed = []
@@ -105,7 +105,7 @@ def relink(run_dir: Path, out: Any) -> list[str]:
     return fixed
 
 
-def _read(state: Path) -> dict[str, Any] | None:
+def read_snapshot(state: Path) -> dict[str, Any] | None:
     """Ray's snapshot as JSON (its trials still JSON strings), or None where it cannot be read
     (being written, or cut)."""
     try:

@@ -179,6 +179,7 @@ def repair_state(run_dir: Path, out: Any) -> bool:
     aside so that Ray takes an older one, else the resume is refused with the reason. True
     when the kept copy is used."""
     from hpo.errors import SpecError
+    from hpo.runner.relink import read_snapshot
 
     for empty in (*run_dir.glob("trial_*/error.pkl"), *run_dir.glob("trial_*/error.txt")):
         if empty.stat().st_size == 0:  # cut by the fault: Ray's results would fail unpickling it
@@ -187,9 +188,9 @@ def repair_state(run_dir: Path, out: Any) -> bool:
     if not states:
         return False
     newest, kept = states[-1], _rescue_dir(run_dir) / states[-1].name
-    kept_whole = kept.exists() and _whole(kept)
-    if _whole(newest):
-        if kept_whole and _step(kept) > _step(newest):
+    doc, kept_doc = read_snapshot(newest), read_snapshot(kept)  # None: missing or cut short
+    if doc is not None:
+        if kept_doc is not None and _step(kept_doc) > _step(doc):
             # the storage took no write of the last snapshots at all: the folder's is whole but
             # older, and knows nothing of the trials started since (their folders would be
             # set aside as forgotten)
@@ -198,10 +199,10 @@ def repair_state(run_dir: Path, out: Any) -> bool:
                   f"{kept.parent} (the storage stopped taking writes); resuming from the kept copy",
                   file=out, flush=True)
             return True
-        if _rescue_dir(run_dir).exists():  # a storage fault whose state was written whole: its
+        if kept.parent.exists():  # a storage fault whose state was written whole: its
             _unerror(newest, run_dir)  # trials errored only by failed writes go on
         return False
-    if kept_whole:
+    if kept_doc is not None:
         _restore_kept(kept, run_dir)
         print(f"hpo: {newest.name} was cut short (the storage stopped taking writes); restored "
               f"it from the copy kept at {kept.parent}", file=out, flush=True)
@@ -224,9 +225,9 @@ def _restore_kept(kept: Path, run_dir: Path) -> None:
     _unerror(run_dir / kept.name, run_dir)
 
 
-def _step(state: Path) -> int:
+def _step(doc: dict[str, Any]) -> int:
     """How far the Tuner that wrote this experiment state had got (its loop's iteration)."""
-    return int(json.loads(state.read_text()).get("runner_data", {}).get("_iteration", 0))
+    return int(doc.get("runner_data", {}).get("_iteration", 0))
 
 
 def _unerror(state: Path, run_dir: Path) -> None:
@@ -276,14 +277,6 @@ def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
               f"searcher proposes anew. Their folders are kept as forgotten_trial_<id>.",
               file=out, flush=True)
     return gone
-
-
-def _whole(path: Path) -> bool:
-    try:
-        json.loads(path.read_text())
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 # in a sweep of at least KEEP_ALL_FROM trials, a trial that writes at most KEEP_ALL_UP_TO
