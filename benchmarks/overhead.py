@@ -5,8 +5,10 @@ Per-trial overhead = (wall time of the whole command - summed trial training tim
 / N: everything that is not training (Python and Ray start-up, scheduling, reporting,
 checkpointing, result files), amortized over the sweep.
 
-The third row runs the same command against a warm local Ray started by `hpo up` beforehand
-(stopped with `hpo down` after), as a user running many short commands would.
+The third and fourth rows run the same command with a warm local Ray started by `hpo up` just
+before (stopped with `hpo down` after), as a user running many short commands would: by
+default the warm head runs the sweep itself with its idle workers (hpo.runner.served); with
+`--own-driver` the command joins that Ray from its own process, as a new Ray job.
 
     HPO_DATA_DIR=../shared/datasets python benchmarks/overhead.py [--trials 50]
 """
@@ -26,7 +28,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SIZE, BS, CONC = 2000, 100, 2
-WARM = "hpo run, joining a warm Ray (`hpo up`)"
+WARM = "hpo run with `hpo up` running (the warm head runs it)"
+OWN = "hpo run --own-driver with `hpo up` running (joins its Ray)"
 
 SPEC = """\
 name: overhead
@@ -115,7 +118,7 @@ def measure(n: int, conc: int = CONC) -> dict[str, dict[str, float]]:
         spec.write_text(SPEC.format(n=n, conc=conc, train_size=TRAIN_SIZE, bs=BS))
         env = {**os.environ, "HPO_HOME": tmp}  # the warm Ray of this benchmark only
         for label, extra in (("hpo run", []), ("hpo run --no-dashboard", ["--no-dashboard"]),
-                             (WARM, [])):
+                             (WARM, []), (OWN, ["--own-driver"])):
             if label == WARM:
                 subprocess.run([sys.executable, "-m", "hpo.cli", "up"], check=True, env=env,
                                stdout=subprocess.DEVNULL)
@@ -123,10 +126,12 @@ def measure(n: int, conc: int = CONC) -> dict[str, dict[str, float]]:
             try:
                 wall = timed([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", tmp,
                               "--name", "overhead", "--quiet", *extra], tmp, env)
-            finally:
-                if label == WARM:
-                    subprocess.run([sys.executable, "-m", "hpo.cli", "down"], env=env,
-                                   stdout=subprocess.DEVNULL)
+            except BaseException:
+                subprocess.run([sys.executable, "-m", "hpo.cli", "down"], env=env, stdout=subprocess.DEVNULL)
+                raise
+            if label == OWN:
+                subprocess.run([sys.executable, "-m", "hpo.cli", "down"], env=env,
+                               stdout=subprocess.DEVNULL)
             run_dir = sorted(Path(tmp).glob("overhead*"), key=lambda p: p.stat().st_mtime)[-1]
             t = pd.read_csv(run_dir / "trials.csv")
             out[label] = summarize(wall, t["time_s"].tolist(), n, conc, None)
@@ -165,7 +170,7 @@ def main() -> None:
     print(f"### Orchestration overhead: {args.trials} trials x 1 epoch ({TRAIN_SIZE} images, "
           f"batch {BS}), {CONC} concurrent\n")
     print(table(res))
-    for label in ("hpo run", "hpo run --no-dashboard", WARM):
+    for label in ("hpo run", "hpo run --no-dashboard", WARM, OWN):
         ph = res[label]["phases"]
         print(f"\n{label}, where the {res[label]['wall_s']:.1f} s went: "
               + "; ".join(f"{k} {v:.1f} s" for k, v in ph.items()))

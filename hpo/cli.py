@@ -1,6 +1,7 @@
 """`hpo` command line: a thin layer over importable functions.
 
     hpo run SPEC [--set k=v]... [--name NAME] [--storage DIR] [--address ADDR] [--no-dashboard]
+            [--own-driver]
     hpo resume RUN_DIR
     hpo submit SPEC --address http://HEAD:8265 --storage SHARED_DIR [--wait]
     hpo plan SPEC [--set k=v]...
@@ -36,11 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("default")
+    if args.command == "run" and not (args.address or args.own_driver):
+        rc = _served(sys.argv[1:] if argv is None else list(argv))
+        if rc is not None:
+            return rc
     try:
         return int(args.func(args) or 0)
     except SpecError as e:
         print(f"hpo: error: {e}", file=sys.stderr)
         return 2
+
+
+def _served(argv: list[str]) -> int | None:
+    """`hpo run` by the warm head of `hpo up`, when one runs and takes it (hpo.runner.served)."""
+    from hpo.runner import head, served
+
+    rec = None if served.IN_HEAD else head.running()
+    return served.try_served(argv, rec) if rec else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="folder for run results (default: the spec's storage, ./runs)")
     r.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     r.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
+    r.add_argument("--own-driver", action="store_true",
+                   help="with `hpo up` running: join its Ray from this process instead of having "
+                        "the warm head run the sweep (its own Ray job; slower to start)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--verbose", action="store_true", help="Ray's own progress table instead of hpo's line")
     r.add_argument("--reports", default="reports", help="folder for the HTML report (default: reports)")

@@ -103,9 +103,11 @@ def down(timeout_s: float = 60) -> dict[str, Any] | None:
 
 
 def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | None) -> None:
-    """The head process: start a local Ray, record where it is, hold it until SIGTERM."""
+    """The head process: start a local Ray, record where it is, keep idle workers for trials
+    and run the `hpo run` commands clients send it (hpo.runner.served), until SIGTERM."""
     import ray
 
+    from hpo.runner import served
     from hpo.runner.session import init_ray, tune_env
 
     tune_env()
@@ -115,6 +117,10 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     rec = {"pid": os.getpid(), "address": node.gcs_address, "dashboard_url": _dashboard_url(),
            "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id(),
            "auth_mode": os.environ.get("RAY_AUTH_MODE", "disabled")}  # set by ray.init turning tokens on
+    server = served.Server(served.socket_path(record.parent))
+    rec["socket"] = str(server.path)
+    workers = int(ray.cluster_resources().get("CPU", 0))
+    served.keep_workers(workers)
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=1))
     tmp.replace(record)  # atomic: a reader sees no record or a whole one
@@ -128,7 +134,9 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     while not stop:
-        time.sleep(0.5)
+        if server.serve_next(timeout=0.5):
+            served.keep_workers(workers)  # the run's trial actors took (and ended) some
+    server.close()
     ray.shutdown()
     record.unlink(missing_ok=True)
 

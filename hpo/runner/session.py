@@ -182,10 +182,13 @@ _SNAPSHOT_FAILED = _NoTraceback("Saving experiment state to storage")
 def check_cluster(exp: Experiment) -> None:
     import ray
 
+    from hpo.runner import served
+
     have = ray.cluster_resources()
     res = exp.spec.resources
     for key, need in (("CPU", res.cpu), ("GPU", res.gpu)):
         if need > have.get(key, 0):
-            ray.shutdown()
+            if not served.IN_HEAD:  # the head's Ray serves the next commands
+                ray.shutdown()
             raise SpecError(f"each trial asks for {need} {key}, but the Ray cluster has "
                             f"{have.get(key, 0)}.", field=f"resources.{key.lower()}")
