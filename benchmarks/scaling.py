@@ -1,7 +1,8 @@
 """Scaling: many short trials (a tiny MLP on a few hundred images), random search and ASHA, at
 100, 1,000 and 5,000 trials: wall time, per-trial overhead, peak memory of the driver and of the
 workers, the time to build the results tables and the HTML report, and the report's size.
-Every run joins one warm Ray (`hpo up`), so the sizes compare the sweep, not Ray's start.
+Every run joins one warm Ray (`hpo up`) from its own driver process (`--own-driver`, not the warm
+head: its memory would carry the earlier runs'), so the sizes compare the sweep, not Ray's start.
 
     HPO_DATA_DIR=../shared/datasets python benchmarks/scaling.py [--trials 100,1000,5000] [--asha 100,1000]
 """
@@ -59,7 +60,7 @@ def one(kind: str, n: int, tmp: str, env: dict[str, str]) -> dict[str, float]:
     name = f"s{n}_{'asha' if 'ASHA' in kind else 'rand'}"
     spec = Path(tmp) / f"{name}.yaml"
     spec.write_text(SPEC.format(n=n, scheduler=sched, epochs=epochs))
-    wall, whole_peak = hpo("run", str(spec), "--name", name, "--storage", tmp, "--quiet",
+    wall, whole_peak = hpo("run", str(spec), "--name", name, "--storage", tmp, "--quiet", "--own-driver",
                            "--reports", tmp, cwd=tmp, env=env)
     run = Path(tmp) / name
     info = json.loads((run / "run.json").read_text())

@@ -468,7 +468,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"hpo: {'started' if started else 'already running:'} a warm local Ray (process {rec['pid']}, "
           f"{rec['address']}, {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
           f"{', dashboard ' + rec['dashboard_url'] if rec.get('dashboard_url') else ''}). "
-          f"`hpo run` and `hpo resume` join it by themselves; `hpo down` stops it. "
+          f"It runs `hpo run` itself on workers it keeps started (`--own-driver`: join it instead), "
+          f"`hpo resume` joins it; `hpo down` stops it. "
           f"Token authentication is on: `ray get-auth-token` prints the token.")
     return 0
 

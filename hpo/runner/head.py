@@ -1,5 +1,6 @@
 """A warm local Ray kept between commands: `hpo up` starts it in a process of its own, `hpo run`
-and `hpo resume` join it by themselves (when no --address is given), `hpo down` stops it.
+hands it the sweep (hpo.runner.served) and `hpo resume` joins it by itself (when no --address is
+given), `hpo down` stops it.
 
 Every command that starts its own Ray pays Ray's start (~5 s, half of it the dashboard) and its
 shutdown at exit (~1.5 s); joining a running one pays neither. The head is an ordinary local Ray
@@ -120,7 +121,8 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     server = served.Server(served.socket_path(record.parent))
     rec["socket"] = str(server.path)
     workers = int(ray.cluster_resources().get("CPU", 0))
-    served.keep_workers(workers)
+    if served.keep_workers(workers):
+        served.wait_idle_workers(workers)  # `hpo up` returns with them ready for its first run
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=1))
     tmp.replace(record)  # atomic: a reader sees no record or a whole one

@@ -284,6 +284,60 @@ def _close(conn: socket.socket, fds: list[int], reply: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- idle workers (Ray internals)
 
+def wait_idle_workers(n: int, timeout_s: float = 20) -> int:
+    """Wait until `n` idle workers of this job have finished starting (Python, Ray, torch: their
+    CPU time stops growing), at most `timeout_s`; how many have. `hpo up` returns after this,
+    so its first `hpo run` finds them ready."""
+    import time
+
+    import psutil
+
+    deadline, ready, last = time.time() + timeout_s, 0, {}
+    while time.time() < deadline:
+        cpu = {}
+        try:
+            pids = _idle_worker_pids()
+        except Exception:  # noqa: BLE001  (a speed-up only)
+            return ready
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(pid).cpu_times()
+                cpu[pid] = t.user + t.system
+        # idle: under 1/6 of a core since the last look (starting: a whole one, importing torch)
+        ready = sum(1 for pid, c in cpu.items() if pid in last and c - last[pid] < 0.05)
+        if ready >= n:
+            break
+        last = cpu
+        time.sleep(0.3)
+    return ready
+
+
+def _idle_worker_pids() -> list[int]:
+    with _raylet() as (stub, job, _):
+        from ray.core.generated import common_pb2, node_manager_pb2
+
+        stats = stub.GetNodeStats(node_manager_pb2.GetNodeStatsRequest(), timeout=5)
+        return [c.pid for c in stats.core_workers_stats
+                if c.job_id == job and c.worker_type == common_pb2.WORKER
+                and set(c.actor_id) <= {0xFF} and c.num_executed_tasks == 0]  # no actor: a nil id
+
+
+@contextlib.contextmanager
+def _raylet() -> Iterator[tuple[Any, bytes, Any]]:
+    """(this node's raylet gRPC stub, this job's id, the driver's worker), over Ray's own channel
+    (with the token when authentication is on)."""
+    import ray
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import node_manager_pb2_grpc
+
+    w = ray._private.worker.global_worker
+    channel = init_grpc_channel(f"{w.node.node_ip_address}:{w.node.node_manager_port}")
+    try:
+        yield node_manager_pb2_grpc.NodeManagerServiceStub(channel), w.current_job_id.binary(), w
+    finally:
+        channel.close()
+
+
 def keep_workers(n: int) -> int:
     """Start workers until `n` idle ones of this job wait for trial actors; how many were asked
     for (0 when enough wait, or the raylet refused: trials then start their own, as usual).
@@ -292,31 +346,19 @@ def keep_workers(n: int) -> int:
     it is sent over Ray's own gRPC channel to this node's raylet (with the token when
     authentication is on). A worker takes an actor only when the job and the runtime env match
     exactly: the env is the one Tune gives its trial actors (`trial_runtime_env`)."""
-    import ray
-    from ray._private.grpc_utils import init_grpc_channel
-    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
+    from ray.core.generated import common_pb2, node_manager_pb2
     from ray.core.generated.runtime_environment_pb2 import RuntimeEnvInfo
 
     try:
-        w = ray._private.worker.global_worker
-        job = w.current_job_id.binary()
-        channel = init_grpc_channel(f"{w.node.node_ip_address}:{w.node.node_manager_port}")
-        try:
-            stub = node_manager_pb2_grpc.NodeManagerServiceStub(channel)
-            stats = stub.GetNodeStats(node_manager_pb2.GetNodeStatsRequest(), timeout=5)
-            idle = sum(1 for c in stats.core_workers_stats
-                       if c.job_id == job and c.worker_type == common_pb2.WORKER and not c.actor_id
-                       and c.num_executed_tasks == 0)
-            missing = max(0, n - idle)
-            if missing:
+        missing = max(0, n - len(_idle_worker_pids()))
+        if missing:
+            with _raylet() as (stub, job, w):
                 env = trial_runtime_env(w.core_worker.get_current_runtime_env())
                 stub.PrestartWorkers(node_manager_pb2.PrestartWorkersRequest(
                     language=common_pb2.Language.PYTHON, job_id=job,
                     runtime_env_info=RuntimeEnvInfo(serialized_runtime_env=env),
                     keep_alive_duration_secs=KEEP_IDLE_S, num_workers=missing), timeout=5)
-            return missing
-        finally:
-            channel.close()
+        return missing
     except Exception as e:  # noqa: BLE001  (a speed-up only)
         print(f"hpo: could not start idle workers ({type(e).__name__}: {e}); trials start their own",
               file=sys.stderr, flush=True)
