@@ -105,6 +105,16 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         assert json.loads((runs / "long" / "run.json").read_text())["state"] == "interrupted"
         out, _ = other.communicate(timeout=240)
         assert other.returncode == 0 and f"joined the warm Ray started by `hpo up` (process {pid}" in out, out[-3000:]
+        # a client killed outright: the head stops its run as for Ctrl-C, and keeps what it made
+        lost = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(long), "--storage", str(runs),
+                                 "--name", "lost"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: _running_trial_pid(runs / "lost"), 120, "a trial of the run whose client is killed")
+        lost.kill()
+        lost.communicate()
+        _wait_for(lambda: (runs / "lost" / "trials.csv").exists(), 120, "the lost client's run to end")
+        assert json.loads((runs / "lost" / "run.json").read_text())["state"] == "interrupted"
+        assert len(pd.read_csv(runs / "lost" / "trials.csv")) == 2
         # after it, the head serves again; a bad spec's error reaches the client's stderr
         r = cli("run", str(spec), "--storage", str(runs), "--name", "again", "--quiet", cwd=tmp_path)
         assert r.returncode == 0 and f"run by the warm head of `hpo up` (process {pid})" in r.stdout, \

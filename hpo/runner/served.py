@@ -240,8 +240,8 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        sys.stdout, sys.stderr = (io.TextIOWrapper(io.FileIO(i, "w", closefd=False), encoding="utf-8",
-                                                   errors="backslashreplace", line_buffering=True)
+        sys.stdout, sys.stderr = (_ToClient(io.FileIO(i, "w", closefd=False), encoding="utf-8",
+                                            errors="backslashreplace", line_buffering=True)
                                   for i in (1, 2))
         os.environ.clear()
         os.environ.update({k: v for k, v in req["env"].items() if not k.startswith("RAY_")})
@@ -269,6 +269,22 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
             file = getattr(sys.modules[name], "__file__", None) or ""
             if file and not str(Path(file).resolve()).startswith((*installed, own)):
                 del sys.modules[name]
+
+
+class _ToClient(io.TextIOWrapper):
+    """The client's stdout or stderr. A client that went away (its terminal closed, killed)
+    leaves a pipe or terminal that fails every write; its output is dropped instead of raising
+    into the run, which ends as interrupted with all its trials produced."""
+
+    def write(self, s: str) -> int:
+        try:
+            return super().write(s)
+        except OSError:
+            return len(s)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            super().flush()
 
 
 def _close(conn: socket.socket, fds: list[int], reply: dict[str, Any]) -> None:
