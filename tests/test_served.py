@@ -128,7 +128,19 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert "does not run this spec itself (it names your own code: tests.custom_trainable:fit)" in r.stderr
         assert "joined the warm Ray" in r.stdout
-        assert psutil.pid_exists(pid)
+        # `hpo down` while a served run trains: the run stops as on Ctrl-C and keeps its trials,
+        # then the head stops
+        last = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(long), "--storage", str(runs),
+                                 "--name", "last"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: _running_trial_pid(runs / "last"), 120, "a trial of the run stopped by `hpo down`")
+        down = cli("down", cwd=tmp_path)
+        assert down.returncode == 0 and f"stopped the warm Ray (process {pid})" in down.stdout
+        out, _ = last.communicate(timeout=60)
+        assert last.returncode == 130, out[-3000:]
+        assert json.loads((runs / "last" / "run.json").read_text())["state"] == "interrupted"
+        assert len(pd.read_csv(runs / "last" / "trials.csv")) == 2
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     finally:
         down = cli("down", cwd=tmp_path)
     assert down.returncode == 0 and not sock.exists()

@@ -85,6 +85,9 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+SIGTERM_SEEN = threading.Event()  # a run was asked to stop by SIGTERM (the warm head then stops too)
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While a run trains, SIGTERM does what Ctrl-C does: the first asks Tune to stop (its own
@@ -98,6 +101,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     seen = []
 
     def on_term(signum: int, frame: Any) -> None:
+        SIGTERM_SEEN.set()
         tune_stops = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
         if seen or not tune_stops:
             raise KeyboardInterrupt

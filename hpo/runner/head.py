@@ -109,6 +109,7 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     import ray
 
     from hpo.runner import served
+    from hpo.runner.folder import SIGTERM_SEEN
     from hpo.runner.session import init_ray, tune_env
 
     tune_env()
@@ -132,12 +133,15 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     def on_term(signum: int, frame: Any) -> None:
         nonlocal stop
         stop = True
+        server.interrupt()  # `hpo down` while a served command is outside its fit: as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     while not stop:
         if server.serve_next(timeout=0.5):
-            served.keep_workers(workers)  # the run's trial actors took (and ended) some
+            stop = stop or SIGTERM_SEEN.is_set()  # `hpo down` while the run trained: it ended first
+            if not stop:
+                served.keep_workers(workers)  # the run's trial actors took (and ended) some
     server.close()
     ray.shutdown()
     record.unlink(missing_ok=True)

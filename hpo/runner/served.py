@@ -104,7 +104,7 @@ class Server:
         IN_HEAD = True
         self._jobs: queue.Queue[tuple[socket.socket, bytes, list[int]]] = queue.Queue(maxsize=1)
         self._busy = threading.Lock()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # also taken in a signal handler (`interrupt`, main thread)
         self._running = False
         threading.Thread(target=self._accept, daemon=True, name="hpo-served-accept").start()
 
@@ -165,8 +165,8 @@ class Server:
         def watch() -> None:  # Ctrl-C at the client, or the client gone: SIGINT, as a terminal would
             with contextlib.suppress(OSError), conn.makefile("rb") as f:
                 for _ in f:
-                    self._interrupt()
-            self._interrupt()
+                    self.interrupt()
+            self.interrupt()
 
         if announce:
             print(f"hpo: run by the warm head of `hpo up` (process {os.getpid()}): its idle workers take "
@@ -192,7 +192,8 @@ class Server:
             rc = 1
         return rc
 
-    def _interrupt(self) -> None:
+    def interrupt(self) -> None:
+        """SIGINT to the command being served (a no-op between commands)."""
         with self._lock:
             if self._running:
                 signal.raise_signal(signal.SIGINT)
