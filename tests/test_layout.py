@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-CORE = ["hpo.runner", "hpo.experiment", "hpo.report", "hpo.packing", "hpo.plan", "hpo.results",
+CORE = ["hpo.runner", "hpo.runner.runs", "hpo.runner.served", "hpo.runner.head", "hpo.experiment", "hpo.report", "hpo.packing", "hpo.plan", "hpo.results",
         "hpo.confirm", "hpo.cli", "hpo.spec", "hpo.space"]
 
 

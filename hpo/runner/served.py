@@ -155,8 +155,8 @@ class Server:
             print(f"hpo: the warm head could not run the command: {type(e).__name__}: {e}",
                   file=sys.stderr, flush=True)
         finally:
+            self._busy.release()  # first: a client told the result may send its next command at once
             _close(conn, fds, reply)
-            self._busy.release()
         return True
 
     def _run(self, conn: socket.socket, argv: list[str], announce: bool) -> int:
