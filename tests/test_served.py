@@ -97,7 +97,7 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         other = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", str(runs),
                                   "--name", "busy", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
-        time.sleep(3)
+        _wait_for(lambda: (runs / "busy").exists(), 120, "the second command to start its run")
         client.send_signal(signal.SIGINT)  # Ctrl-C at the client stops the served run, as in a terminal
         out, _ = client.communicate(timeout=120)
         assert client.returncode == 130, out[-3000:]
