@@ -53,6 +53,13 @@ def test_the_head_declines_other_commands_and_specs_naming_user_code(tmp_path):
     assert valid and why == "it names your own code: tests.custom_trainable:fit"
 
 
+def test_a_head_without_a_socket_or_not_listening_leaves_the_command_to_itself(tmp_path):
+    assert served.try_served(["run", "spec.yaml"], {"pid": 1}) is None
+    gone = {"pid": 1, "socket": str(tmp_path / "ray_head.sock")}  # a head that died, its socket left
+    (tmp_path / "ray_head.sock").touch()
+    assert served.try_served(["run", "spec.yaml"], gone) is None
+
+
 def _wait_for(pred, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:

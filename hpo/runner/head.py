@@ -119,10 +119,15 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     rec = {"pid": os.getpid(), "address": node.gcs_address, "dashboard_url": _dashboard_url(),
            "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id(),
            "auth_mode": os.environ.get("RAY_AUTH_MODE", "disabled")}  # set by ray.init turning tokens on
-    server = served.Server(served.socket_path(record.parent))
-    rec["socket"] = str(server.path)
+    try:
+        server: served.Server | None = served.Server(served.socket_path(record.parent))
+        rec["socket"] = str(server.path)
+    except (OSError, AttributeError) as e:  # no Unix sockets with fd passing (Windows), a path too long
+        server = None
+        print(f"hpo: the warm head runs no commands itself ({type(e).__name__}: {e}); they join its Ray",
+              flush=True)
     workers = int(ray.cluster_resources().get("CPU", 0))
-    if served.keep_workers(workers):
+    if server and served.keep_workers(workers):
         served.wait_idle_workers(workers)  # `hpo up` returns with them ready for its first run
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=1))
@@ -133,16 +138,20 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     def on_term(signum: int, frame: Any) -> None:
         nonlocal stop
         stop = True
-        server.interrupt()  # `hpo down` while a served command is outside its fit: as Ctrl-C
+        if server:
+            server.interrupt()  # `hpo down` while a served command is outside its fit: as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     while not stop:
-        if server.serve_next(timeout=0.5):
+        if server is None:
+            time.sleep(0.5)
+        elif server.serve_next(timeout=0.5):
             stop = stop or SIGTERM_SEEN.is_set()  # `hpo down` while the run trained: it ended first
             if not stop:
                 served.keep_workers(workers)  # the run's trial actors took (and ended) some
-    server.close()
+    if server:
+        server.close()
     ray.shutdown()
     record.unlink(missing_ok=True)
 

@@ -55,7 +55,7 @@ def try_served(argv: list[str], rec: dict[str, Any], out: Any = sys.stderr) -> i
         s.connect(path)
         req = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode() + b"\n"
         socket.send_fds(s, [req], [0, 1, 2])
-    except OSError:
+    except (OSError, AttributeError):  # gone, refused, a closed stdin; no fd passing here
         s.close()
         return None
     previous = signal.getsignal(signal.SIGINT)
