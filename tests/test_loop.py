@@ -80,3 +80,16 @@ def test_a_users_conv_model_that_views_its_activations_trains_in_the_default_lay
     model.train({"lr": 0.05}, squares(100), Settings(max_epochs=1, metric="val_acc", model="viewnet:build"),
                 lambda m, s: reps.append(m))
     assert len(reps) == 1 and 0 <= reps[0]["val_acc"] <= 1
+
+
+def test_timing_an_epoch_leaves_the_callers_torch_threads_as_they_were():
+    from hpo.trainables import mlp
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        s = mlp.estimate_epoch_s({"hidden": [8], "batch_size": 16}, (1, 28, 28), 10,
+                                 {"train": 64, "val": 32, "test": 32}, threads=1)
+        assert s > 0 and torch.get_num_threads() == 2  # `hpo plan` from Python: its threads stay
+    finally:
+        torch.set_num_threads(before)

@@ -259,7 +259,16 @@ def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...],
     (`builtin`: a built-in model, in the layout its trial trains in)."""
     last = builtin and channels_last(shape, torch.device("cpu"))
     t = TASKS[task]
+    old = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        return _time_steps(cfg, build, shape, n_classes, sizes, t, last)
+    finally:
+        torch.set_num_threads(old)  # the caller's (`hpo plan` from Python, a notebook) comes back
+
+
+def _time_steps(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
+                sizes: dict[str, int], t: Any, last: bool) -> float:
     bs = min(cfg.batch_size, sizes["train"])
     model = build()
     x, y = t.random_batch(bs, shape, n_classes)
