@@ -35,12 +35,10 @@ def data():
 def one_thread():
     """Both sides on one torch thread, whatever an earlier test left: summation orders (and so
     the last bits) differ between thread counts."""
-    import torch
+    from hpo.trainables.loop import torch_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def members(train_packed, cfgs, data, epochs, **settings):

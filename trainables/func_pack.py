@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from hpo.contract import Settings
-from hpo.trainables.loop import count_params, device, materialize, to_tensors
+from hpo.trainables.loop import count_params, device, materialize, to_tensors, torch_threads
 from hpo.trainables.pack import PackedOptim, train_pack
 from hpo.trainables.tasks import EVAL_CHUNK
 
@@ -147,40 +147,37 @@ def probe(cfgs: list[Any], build: Build, shape: tuple[int, ...], n_classes: int,
     norm = inexact_layers(model)
     inexact = (f"{', '.join(norm[:3])}: packed batch statistics round differently, which batch norm "
                f"amplifies, so members would not reproduce their ordinary trials exactly") if norm else None
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    try:
-        bs = cfgs[0].batch_size
-        dev = device()  # where the trials will train, when the driver has it too
-        x = torch.randn(bs, *shape, device=dev)
-        y = torch.randint(0, max(n_classes, 1), (bs,), device=dev)
-        singles = []
-        for c in cfgs:
-            net = build(c).to(dev)
-            materialize(net, x[:1])
-            singles.append((net, make_optimizer([p for p in net.parameters() if p.requires_grad], c)))
+    with torch_threads(threads):
+        try:
+            bs = cfgs[0].batch_size
+            dev = device()  # where the trials will train, when the driver has it too
+            x = torch.randn(bs, *shape, device=dev)
+            y = torch.randint(0, max(n_classes, 1), (bs,), device=dev)
+            singles = []
+            for c in cfgs:
+                net = build(c).to(dev)
+                materialize(net, x[:1])
+                singles.append((net, make_optimizer([p for p in net.parameters() if p.requires_grad], c)))
 
-        def ordinary() -> None:
-            for net, opt in singles:
-                loss = nn.functional.cross_entropy(net(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            def ordinary() -> None:
+                for net, opt in singles:
+                    loss = nn.functional.cross_entropy(net(x), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
 
-        pack = FuncPack(cfgs, build, shape, dev)
-        xs, ys = x.expand(len(cfgs), *x.shape), y.expand(len(cfgs), -1)
+            pack = FuncPack(cfgs, build, shape, dev)
+            xs, ys = x.expand(len(cfgs), *x.shape), y.expand(len(cfgs), -1)
 
-        def packed() -> None:
-            out = pack.forward(xs, train=True)
-            nn.functional.cross_entropy(out.flatten(0, 1), ys.flatten()).backward()
-            pack.step()
+            def packed() -> None:
+                out = pack.forward(xs, train=True)
+                nn.functional.cross_entropy(out.flatten(0, 1), ys.flatten()).backward()
+                pack.step()
 
-        return None, inexact, _best_time(ordinary, repeats) / _best_time(packed, repeats)
-    except Exception as e:  # noqa: BLE001 - a model torch.func cannot vmap: say so, run unpacked
-        first = str(e).splitlines()[0][:200] if str(e) else ""
-        return f"torch.func cannot vmap this model ({type(e).__name__}: {first})", None, 0.0
-    finally:
-        torch.set_num_threads(old)
+            return None, inexact, _best_time(ordinary, repeats) / _best_time(packed, repeats)
+        except Exception as e:  # noqa: BLE001 - a model torch.func cannot vmap: say so, run unpacked
+            first = str(e).splitlines()[0][:200] if str(e) else ""
+            return f"torch.func cannot vmap this model ({type(e).__name__}: {first})", None, 0.0
 
 
 def _best_time(fn: Callable[[], None], repeats: int) -> float:

@@ -10,10 +10,11 @@ of a trial, however it ended, carries the test metrics of its best-val epoch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,32 +260,34 @@ def time_epoch(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...],
     (`builtin`: a built-in model, in the layout its trial trains in)."""
     last = builtin and channels_last(shape, torch.device("cpu"))
     t = TASKS[task]
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _time_steps(cfg, build, shape, n_classes, sizes, t, last)
-    finally:
-        torch.set_num_threads(old)  # the caller's (`hpo plan` from Python, a notebook) comes back
-
-
-def _time_steps(cfg: Any, build: Callable[[], nn.Module], shape: tuple[int, ...], n_classes: int,
-                sizes: dict[str, int], t: Any, last: bool) -> float:
     bs = min(cfg.batch_size, sizes["train"])
-    model = build()
-    x, y = t.random_batch(bs, shape, n_classes)
-    if last:  # channels-last, as a built-in model's trial trains on this CPU (`channels_last`)
-        fmt = torch.channels_last
-        model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
-    materialize(model, x[:1])
-    opt = make_optimizer(model.parameters(), cfg)
-    times = []
-    for _ in range(4):  # the first is warm-up
-        t0 = time.perf_counter()
-        loss = t.loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
+    with torch_threads(threads):  # the caller's (`hpo plan` from Python, a notebook) come back
+        model = build()
+        x, y = t.random_batch(bs, shape, n_classes)
+        if last:  # channels-last, as a built-in model's trial trains on this CPU (`channels_last`)
+            fmt = torch.channels_last
+            model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+        materialize(model, x[:1])
+        opt = make_optimizer(model.parameters(), cfg)
+        times = []
+        for _ in range(4):  # the first is warm-up
+            t0 = time.perf_counter()
+            loss = t.loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
     step = min(times[1:])
     steps = math.ceil(sizes["train"] / bs)
     return steps * step + step / 3 * (sizes["val"] + sizes["test"]) / bs  # eval: forward only
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch on `n` intra-op threads (at least 1) within; the previous count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
