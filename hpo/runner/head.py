@@ -126,7 +126,7 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
         server = None
         print(f"hpo: the warm head runs no commands itself ({type(e).__name__}: {e}); they join its Ray",
               flush=True)
-    workers = int(ray.cluster_resources().get("CPU", 0))
+    workers = int(rec["resources"].get("CPU", 0))
     if server and served.keep_workers(workers):
         served.wait_idle_workers(workers)  # `hpo up` returns with them ready for its first run
     tmp = record.with_suffix(".tmp")

@@ -310,33 +310,32 @@ def wait_idle_workers(n: int, timeout_s: float = 20) -> int:
     import psutil
 
     deadline, ready, last = time.time() + timeout_s, 0, {}
-    while time.time() < deadline:
-        cpu = {}
-        try:
-            pids = _idle_worker_pids()
-        except Exception:  # noqa: BLE001  (a speed-up only)
-            return ready
-        for pid in pids:
-            with contextlib.suppress(psutil.Error):
-                t = psutil.Process(pid).cpu_times()
-                cpu[pid] = t.user + t.system
-        # idle: under 1/6 of a core since the last look (starting: a whole one, importing torch)
-        ready = sum(1 for pid, c in cpu.items() if pid in last and c - last[pid] < 0.05)
-        if ready >= n:
-            break
-        last = cpu
-        time.sleep(0.3)
+    try:
+        with _raylet() as (stub, job, _):
+            while time.time() < deadline:
+                cpu = {}
+                for pid in _idle_worker_pids(stub, job):
+                    with contextlib.suppress(psutil.Error):
+                        t = psutil.Process(pid).cpu_times()
+                        cpu[pid] = t.user + t.system
+                # idle: under 1/6 of a core since the last look (starting: a whole one, importing torch)
+                ready = sum(1 for pid, c in cpu.items() if pid in last and c - last[pid] < 0.05)
+                if ready >= n:
+                    break
+                last = cpu
+                time.sleep(0.3)
+    except Exception:  # noqa: BLE001  (a speed-up only)
+        pass
     return ready
 
 
-def _idle_worker_pids() -> list[int]:
-    with _raylet() as (stub, job, _):
-        from ray.core.generated import common_pb2, node_manager_pb2
+def _idle_worker_pids(stub: Any, job: bytes) -> list[int]:
+    from ray.core.generated import common_pb2, node_manager_pb2
 
-        stats = stub.GetNodeStats(node_manager_pb2.GetNodeStatsRequest(), timeout=5)
-        return [c.pid for c in stats.core_workers_stats
-                if c.job_id == job and c.worker_type == common_pb2.WORKER
-                and set(c.actor_id) <= {0xFF} and c.num_executed_tasks == 0]  # no actor: a nil id
+    stats = stub.GetNodeStats(node_manager_pb2.GetNodeStatsRequest(), timeout=5)
+    return [c.pid for c in stats.core_workers_stats
+            if c.job_id == job and c.worker_type == common_pb2.WORKER
+            and set(c.actor_id) <= {0xFF} and c.num_executed_tasks == 0]  # no actor: a nil id
 
 
 @contextlib.contextmanager
@@ -367,9 +366,9 @@ def keep_workers(n: int) -> int:
     from ray.core.generated.runtime_environment_pb2 import RuntimeEnvInfo
 
     try:
-        missing = max(0, n - len(_idle_worker_pids()))
-        if missing:
-            with _raylet() as (stub, job, w):
+        with _raylet() as (stub, job, w):
+            missing = max(0, n - len(_idle_worker_pids(stub, job)))
+            if missing:
                 env = trial_runtime_env(w.core_worker.get_current_runtime_env())
                 stub.PrestartWorkers(node_manager_pb2.PrestartWorkersRequest(
                     language=common_pb2.Language.PYTHON, job_id=job,
