@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +90,14 @@ metric: val_acc
 params:
   lr: {grid: [0.1, 0.01]}
 """
+
+
+def wait_for(cond: Any, timeout: float, what: str, every: float = 0.2) -> Any:
+    """`cond()`'s first truthy value within `timeout` seconds, else an AssertionError naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

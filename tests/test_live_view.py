@@ -14,7 +14,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from tests.conftest import write_spec
+from tests.conftest import wait_for, write_spec
 from tests.test_report_browser import browser  # noqa: F401  (the headless Chromium fixture)
 
 SPEC = """\
@@ -35,15 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if cond():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(p: subprocess.Popen) -> None:

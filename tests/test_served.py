@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from hpo.runner import served
-from tests.conftest import write_spec
+from tests.conftest import wait_for, write_spec
 from tests.test_head import SPEC, cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,16 +60,6 @@ def test_a_head_without_a_socket_or_not_listening_leaves_the_command_to_itself(t
     assert served.try_served(["run", "spec.yaml"], gone) is None
 
 
-def _wait_for(pred, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _running_trial_pid(run_dir: Path) -> int | None:
     for f in run_dir.glob("trial_*/result.json"):
         lines = f.read_text().splitlines()
@@ -97,14 +87,14 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         client = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(long), "--storage", str(runs),
                                    "--name", "long"], cwd=tmp_path, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
-        trial_pid = _wait_for(lambda: _running_trial_pid(runs / "long"), 120, "a trial of the long run")
+        trial_pid = wait_for(lambda: _running_trial_pid(runs / "long"), 120, "a trial of the long run")
         assert psutil.Process(trial_pid).create_time() < t_cmd
         # another command meanwhile: the head is busy, so it joins the Ray from its own process
         # (its trials wait for the CPUs until the long run stops)
         other = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", str(runs),
                                   "--name", "busy", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
-        _wait_for(lambda: (runs / "busy").exists(), 120, "the second command to start its run")
+        wait_for(lambda: (runs / "busy").exists(), 120, "the second command to start its run")
         client.send_signal(signal.SIGINT)  # Ctrl-C at the client stops the served run, as in a terminal
         out, _ = client.communicate(timeout=120)
         assert client.returncode == 130, out[-3000:]
@@ -116,11 +106,11 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         lost = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(long), "--storage", str(runs),
                                  "--name", "lost"], cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-        _wait_for(lambda: _running_trial_pid(runs / "lost"), 120, "a trial of the run whose client is killed")
+        wait_for(lambda: _running_trial_pid(runs / "lost"), 120, "a trial of the run whose client is killed")
         lost.kill()
         lost.communicate()
         # no client hears that the head is done: the report is the command's last step
-        _wait_for(lambda: (runs / "lost" / "report.html").exists(), 180, "the lost client's run to end")
+        wait_for(lambda: (runs / "lost" / "report.html").exists(), 180, "the lost client's run to end")
         time.sleep(2)
         assert json.loads((runs / "lost" / "run.json").read_text())["state"] == "interrupted"
         assert len(pd.read_csv(runs / "lost" / "trials.csv")) == 2
@@ -142,7 +132,7 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         last = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(long), "--storage", str(runs),
                                  "--name", "last"], cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-        _wait_for(lambda: _running_trial_pid(runs / "last"), 120, "a trial of the run stopped by `hpo down`")
+        wait_for(lambda: _running_trial_pid(runs / "last"), 120, "a trial of the run stopped by `hpo down`")
         down = cli("down", cwd=tmp_path)
         assert down.returncode == 0 and f"stopped the warm Ray (process {pid})" in down.stdout
         out, _ = last.communicate(timeout=60)
