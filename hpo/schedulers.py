@@ -73,6 +73,10 @@ class SchedulerEntry:
     # A trial evaluates the test set (on its best-validation weights) at those epochs and when
     # it ends by itself, instead of at every improvement (hpo.contract.Settings.test_epochs)
     stop_epochs: Callable[[Any, int], set[int]] | None = None
+    # it reads ended trials back from Ray's controller (PBT copies an ended trial's checkpoint;
+    # HyperBand's brackets hold their trials until they fill): the driver then keeps every
+    # Trial (hpo.runner.lean.forgetting_ended), else it forgets a trial once it has ended
+    reads_ended_trials: bool = False
 
 
 def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
@@ -147,11 +151,12 @@ SCHEDULERS.add("fifo", SchedulerEntry(FifoOptions, _fifo, "nothing", stops_early
 SCHEDULERS.add("asha", SchedulerEntry(AshaOptions, _asha, "ASHA", in_packs="halving", resume_exact=True,
                                       stop_epochs=_asha_rungs))
 SCHEDULERS.add("hyperband", SchedulerEntry(HyperbandOptions, _hyperband, "HYPERBAND",
-                                           pauses_trials=True, check=_hyperband_check))
+                                           pauses_trials=True, check=_hyperband_check,
+                                           reads_ended_trials=True))
 SCHEDULERS.add("median", SchedulerEntry(MedianOptions, _median, "the median rule", resume_exact=True))
 # PBT explores by mutating the population itself; Ray refuses a search algorithm beside it
 SCHEDULERS.add("pbt", SchedulerEntry(PbtOptions, _pbt, "PBT", needs_checkpoints=True,
-                                     searchers=("random", "grid")))
+                                     searchers=("random", "grid"), reads_ended_trials=True))
 
 
 def display_name(name: str) -> str:

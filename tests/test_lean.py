@@ -1,8 +1,11 @@
-"""A finished trial's running statistics are dropped from the driver (hpo.runner.lean), on Ray's
-own Trial: if Ray renames what holds them, these fail."""
+"""A finished trial's running statistics are dropped from the driver, and the driver forgets the
+trial itself (hpo.runner.lean), on Ray's own Trial and controller: if Ray renames what holds
+them, these fail."""
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +14,10 @@ import cloudpickle
 import pytest
 from ray.tune.experiment import Trial
 
+from hpo.experiment import load_experiment
+from hpo.runner import lean
 from hpo.runner.lean import LeanTrials, drop_summary
-from hpo.runner.tuning import trial_name
+from hpo.runner.tuning import forgets_ended, trial_name
 from tests.conftest import MINIMAL, write_spec
 
 
@@ -89,3 +94,97 @@ def test_rays_end_of_run_dataframes_are_skipped_inside_the_fit_only(tmp_path):
     assert lean.trials[0].last_result["val_acc"] == 0.1 * 3
     full = ExperimentAnalysis(str(state), trials=[t])
     assert isinstance(full.trial_dataframes[t.trial_id], pd.DataFrame)
+
+
+SWEEP = """\
+name: forget_lean
+trainable: mlp
+dataset: {name: mnist_sample, train_size: 300, val_size: 200}
+metric: val_acc
+searcher: {name: random, seed: 0}
+budget: {max_epochs: 2, num_samples: 14, max_concurrent_trials: 2}
+execution: {pack: off}
+params:
+  lr: {loguniform: [1e-3, 0.5]}
+  hidden: [16]
+  batch_size: 50
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, ray_session, monkeypatch,
+                                                                      verbose):
+    """Without Ray's table (verbose 0) Ray's controller holds only the trials that have not
+    finished, the experiment snapshot lists only those, and the tables still have every trial
+    with every epoch; with Ray's table (which counts the trials held) every trial stays."""
+    from ray.tune.experiment import Trial
+
+    from hpo.runner import run
+
+    held: list[int] = []
+    ended = LeanTrials._ended
+
+    def counting(self: LeanTrials, trial: Trial) -> None:
+        ended(self, trial)
+        gc.collect()
+        held.append(sum(isinstance(o, Trial) and getattr(o, "storage", None) is not None
+                        and o.storage.experiment_dir_name == "forget_lean" for o in gc.get_objects()))
+
+    monkeypatch.setattr(LeanTrials, "_ended", counting)
+    exp = load_experiment(write_spec(tmp_path, SWEEP))
+    assert forgets_ended(exp, verbose) == (verbose == 0)
+    res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=verbose)
+    t, h = res.trials, res.history
+    assert res.state == "finished" and len(t) == 14 and (t["status"] == "completed").all()
+    assert len(h) == 28 and not h.duplicated(["trial_id", "epoch"]).any()
+    state = json.loads(sorted(res.run_dir.glob("experiment_state-*.json"))[-1].read_text())
+    assert len(held) == 14
+    if verbose:
+        assert held[-1] == 14 and len(state["trial_data"]) == 14
+    else:  # the two running, the one just ended, and the few the searcher has proposed ahead
+        assert max(held) <= 6, held
+        assert len(state["trial_data"]) <= 2
+
+
+def test_schedulers_that_read_ended_trials_back_keep_them(tmp_path):
+    """PBT copies ended trials' checkpoints and HyperBand's brackets hold their trials: with
+    them the driver forgets nothing; with ASHA (its rungs keep trial ids) it does."""
+    for name, forgets in (("pbt", False), ("hyperband", False), ("asha", True), ("median", True)):
+        extra = ", reduction_factor: 2" if name == "hyperband" else ""
+        spec = SWEEP.replace("budget:", f"scheduler: {{name: {name}{extra}}}\nbudget:").replace(
+            "max_epochs: 2", "max_epochs: 4")
+        exp = load_experiment(write_spec(tmp_path, spec, f"{name}.yaml"))
+        assert forgets_ended(exp, 0) is forgets, name
+
+
+class _Controller:
+    """The parts of Ray's TuneController that `forget_ended` touches."""
+
+
+def test_forget_ended_keeps_running_errored_and_unreleased_trials():
+    from ray.tune.execution.tune_controller import TuneController
+
+    assert "step" in TuneController.__dict__  # what forgetting_ended wraps
+    trials = {s: Trial("__fake", stub=True) for s in ("done", "busy", "running", "error")}
+    trials["done"].status = trials["busy"].status = "TERMINATED"
+    trials["running"].status, trials["error"].status = "RUNNING", "ERROR"
+    c = _Controller()
+    c._trials = list(trials.values())
+    c._stopped_trials = {trials["done"], trials["busy"]}
+    c._live_trials = {trials["running"]}
+    c._trial_to_actor = {trials["busy"]: object()}  # its actor not yet released
+    c._trials_to_cache = {trials["done"], trials["running"]}
+    c._trial_metadata = {t.trial_id: "{}" for t in trials.values()}
+    c._cached_trial_decisions, c._queued_trial_decisions = {trials["done"].trial_id: "STOP"}, {}
+    c._checkpoint_manager = type("M", (), {})()
+    c._checkpoint_manager._trial_num_checkpoints_since_last_sync = {trials["done"]: 1}
+    same = c._trials
+    assert lean.forget_ended(c) == 1
+    assert c._trials is same and [t.trial_id for t in c._trials] == [
+        trials[s].trial_id for s in ("busy", "running", "error")]
+    assert c._stopped_trials == {trials["busy"]} and c._trials_to_cache == {trials["running"]}
+    assert trials["done"].trial_id not in c._trial_metadata and len(c._trial_metadata) == 3
+    assert c._cached_trial_decisions == {} and c._checkpoint_manager._trial_num_checkpoints_since_last_sync == {}
+    assert lean.forget_ended(c) == 0
+

@@ -61,13 +61,25 @@ def _epochs(trial_dir) -> list[int]:
     return [json.loads(x)["epoch"] for x in (trial_dir / "result.json").read_text().splitlines() if x.strip()]
 
 
-def test_a_trial_whose_named_checkpoint_is_gone_resumes_from_the_next(tmp_path, ray_session, capsys):
+def _finished_run_keeping_its_trials(tmp_path, monkeypatch):
+    """A finished run whose last snapshot still lists its finished trials (the driver forgets
+    them otherwise: hpo.runner.lean), for `_as_if_killed` to turn one back into a running one."""
+    import hpo as api
+    from hpo.runner import tuning
+
+    with monkeypatch.context() as m:  # the resume forgets as any run does
+        m.setattr(tuning, "forgets_ended", lambda exp, verbose: False)
+        return api.run(write_spec(tmp_path, SPEC), storage=tmp_path / "runs")
+
+
+def test_a_trial_whose_named_checkpoint_is_gone_resumes_from_the_next(tmp_path, ray_session, capsys,
+                                                                       monkeypatch):
     """The snapshot names checkpoint_000001 (deleted; 000002 and 000003 on disk): the trial
     resumes from 000002 (epoch 3), trains epoch 4 only, ends completed, writes its next
     checkpoint after every one on disk, and Ray's rotation deletes the stale 000003."""
     import hpo as api
 
-    res = api.run(write_spec(tmp_path, SPEC), storage=tmp_path / "runs")
+    res = _finished_run_keeping_its_trials(tmp_path, monkeypatch)
     d = res.run_dir
     want = res.trials.set_index("trial_id")
     tid = want.index[0]
@@ -90,14 +102,14 @@ def test_a_trial_whose_named_checkpoint_is_gone_resumes_from_the_next(tmp_path, 
     assert _epochs(d / f"trial_{want.index[1]}") == [1, 2, 3, 4]
 
 
-def test_an_older_listed_checkpoint_that_is_gone_is_dropped(tmp_path, ray_session, caplog):
+def test_an_older_listed_checkpoint_that_is_gone_is_dropped(tmp_path, ray_session, caplog, monkeypatch):
     """The snapshot names checkpoint_000002 (on disk) and still lists checkpoint_000001, which
     Ray deleted after it: the resume drops 000001 from the trial's list, so Ray's rotation never
     tries to delete it again (it failed with a traceback, and the index of the checkpoint being
     registered was not advanced); the trial resumes from 000002 and ends completed."""
     import hpo as api
 
-    res = api.run(write_spec(tmp_path, SPEC), storage=tmp_path / "runs")
+    res = _finished_run_keeping_its_trials(tmp_path, monkeypatch)
     d = res.run_dir
     tid = res.trials["trial_id"].iloc[0]
     trial_dir = d / f"trial_{tid}"

@@ -1,10 +1,25 @@
-"""Less driver memory per trial in long sweeps (it still grows: Ray keeps every Trial).
+"""Driver memory flat in long sweeps: the driver forgets a trial once it has finished.
 
-Four things grew the driver by ~130 KB per trial; with them gone its peak grows ~39 KB per trial
-(benchmarks/scaling.py, BENCHMARKS.md):
+Four things grew the driver by ~130 KB per trial, then Ray's Trials themselves ~30 KB per trial
+more; with all of them gone it grows ~4-6 KB per trial (hpo's own event ids and the live
+mirror's Optuna journal; benchmarks/scaling.py, BENCHMARKS.md):
 
-- Ray Tune keeps every Trial in the driver for the whole run, and with each a running summary of
-  every number it ever reported (max, min, average, last, last-5 and last-10 averages, and the
+- Ray Tune's controller keeps every Trial for the whole run (config, last result, checkpoint
+  results, storage context, placement group factory), with the cached JSON of each for its
+  experiment snapshot, and so do its result-file writers (a config and a flag per trial) and
+  its snapshot's checkpoint counter. `forgetting_ended` has the controller drop a trial once it
+  has finished (TERMINATED, its actor released) from all of these (`forget_ended`), and
+  `JsonLog` / `CsvLog` drop it from the writers. Nothing needs it back: hpo's tables come from
+  the trial folders and events.jsonl, the searchers and ASHA / the median rule have seen its
+  results (ASHA keeps trial ids), and Ray's end-of-run result grid is not read. The experiment
+  snapshot then lists only the trials that have not finished (and errored ones); `hpo resume`
+  keeps a finished trial it does not list by its end in events.jsonl
+  (tuning.set_aside_forgotten), and a trial that finished after the last snapshot is continued
+  from its checkpoint, as Ray does without this. Not with a scheduler that reads ended trials
+  back (PBT, HyperBand: SchedulerEntry.reads_ended_trials), nor under Ray's own table (it
+  counts the trials the driver holds).
+- Ray keeps with each Trial (every one, where none is forgotten) a running summary of every
+  number it ever reported (max, min, average, last, last-5 and last-10 averages, and the
   windows behind them: ~1.7 KB per reported number, ~35 KB per hpo trial), which every experiment
   snapshot writes again as indented JSON (15 of a trial's 21 KB) and the driver keeps cached.
   Nothing reads the summary of a trial that has ended: schedulers and searchers get results as
@@ -37,6 +52,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 TRIM_EVERY = 50  # ended trials between two hand-backs of freed memory (< 0.1 ms each here)
 
@@ -92,6 +108,69 @@ def no_result_frames() -> Iterator[None]:
 
 def _no_frames(self: Any) -> dict[str, Any]:
     return {}
+
+
+@contextlib.contextmanager
+def forgetting_ended(on: bool = True) -> Iterator[None]:
+    """While inside (and `on`): after each step of Ray Tune's controller, the trials that have
+    finished are forgotten (`forget_ended`)."""
+    if not on:
+        yield
+        return
+    from ray.tune.execution.tune_controller import TuneController
+
+    step = TuneController.__dict__["step"]  # a rename fails the tests
+
+    @functools.wraps(step)
+    def lean_step(self: Any) -> None:
+        step(self)
+        if self._stopped_trials:  # the finished trials Ray holds (a set: free to ask)
+            forget_ended(self)
+
+    TuneController.step = lean_step
+    try:
+        yield
+    finally:
+        TuneController.step = step
+
+
+def forget_ended(controller: Any) -> int:
+    """Drop the trials that finished (TERMINATED, their actor released) from Ray Tune's
+    `controller`: its trial list and sets and the cached JSON of each for the experiment
+    snapshot. Returns how many. Errored trials stay (a resume may retry them)."""
+    gone = {t for t in controller._stopped_trials if t.status == "TERMINATED"
+            and t not in controller._trial_to_actor and t not in controller._live_trials}
+    if not gone:
+        return 0
+    controller._trials[:] = [t for t in controller._trials if t not in gone]  # the callbacks' list
+    controller._stopped_trials -= gone
+    controller._trials_to_cache -= gone
+    # checkpoints since the last snapshot, per trial (Ray forces one when a trial wrote too many)
+    written = controller._checkpoint_manager._trial_num_checkpoints_since_last_sync
+    for t in gone:
+        written.pop(t, None)
+        controller._trial_metadata.pop(t.trial_id, None)
+        controller._cached_trial_decisions.pop(t.trial_id, None)
+        controller._queued_trial_decisions.pop(t.trial_id, None)
+    return len(gone)
+
+
+class JsonLog(JsonLoggerCallback):
+    """Ray's `result.json` and `params.json` writer, which keeps no trial once it has ended
+    (Ray's keeps each trial's config for the whole run; a trial that runs again sets it anew)."""
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        super().log_trial_end(trial, failed)
+        self._trial_configs.pop(trial, None)
+
+
+class CsvLog(CSVLoggerCallback):
+    """Ray's `progress.csv` writer, which keeps no trial once it has ended (Ray's keeps whether
+    each trial's file had rows; a trial that runs again looks again)."""
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        super().log_trial_end(trial, failed)
+        self._trial_continue.pop(trial, None)
 
 
 class LeanTrials(Callback):

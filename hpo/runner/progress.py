@@ -57,11 +57,11 @@ class Progress(Callback):
         self.show(trials)
 
     def line(self, n_trials: int | None = None) -> str:
-        done = len(self.ended)
-        planned = max(self.planned, n_trials or 0)
+        done, running = len(self.ended), len(self.running)
+        # `n_trials`: the trials Ray holds (finished ones are forgotten: hpo.runner.lean)
+        planned = max(self.planned, n_trials or 0, done + running)
         extra = {s: sum(1 for v in self.ended.values() if v == s) for s in ("diverged", "error")}
         detail = ", ".join(f"{n} {s}" for s, n in extra.items() if n)
-        running = len(self.running)
         pending = max(0, planned - done - running)
         elapsed = time.time() - self.t0
         parts = [f"{done}/{planned} done" + (f" ({detail})" if detail else ""), f"{running} running",

@@ -112,7 +112,14 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             log_to_file=True,
         ),
     )
-    _fit_checked(tuner)
+    _fit_checked(tuner, forget=forgets_ended(exp, verbose))
+
+
+def forgets_ended(exp: Experiment, verbose: int) -> bool:
+    """Whether the driver forgets each trial once it has finished (hpo.runner.lean): unless the
+    scheduler reads ended trials back, or Ray's own table is shown (it counts the trials the
+    driver holds)."""
+    return not exp.scheduler.reads_ended_trials and int(verbose) == 0
 
 
 def trial_name(trial: Any) -> str:
@@ -122,15 +129,17 @@ def trial_name(trial: Any) -> str:
     return trial_dir_name(trial.trial_id)
 
 
-def _fit_checked(tuner: Any) -> None:
-    """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault."""
+def _fit_checked(tuner: Any, forget: bool) -> None:
+    """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
+    `forget`: the driver forgets each trial once it has finished (hpo.runner.lean)."""
     from hpo.runner.events import Events
-    from hpo.runner.lean import no_result_frames, release_frames
+    from hpo.runner.lean import forgetting_ended, no_result_frames, release_frames
 
     Events.active = None
     fault = None
     try:
-        with no_result_frames():  # Ray's end-of-run DataFrames of every trial: hpo reads none
+        # Ray's end-of-run DataFrames of every trial: hpo reads none
+        with no_result_frames(), forgetting_ended(forget):
             tuner.fit()
     except Exception:
         # Ray's own end (its result grid reads the error files it could not write) fails too
@@ -339,13 +348,11 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
     mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
     memory down (hpo.runner.lean)."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
     from hpo import trackers
-    from hpo.runner.lean import LeanTrials
+    from hpo.runner.lean import CsvLog, JsonLog, LeanTrials
 
     spec = exp.spec
-    out = [JsonLoggerCallback(), CSVLoggerCallback(), events, *trackers.callbacks(exp.tracking, run_dir)]
+    out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir)]
     if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
         from hpo.runner.mirror import OptunaMirror, journal_path
 
@@ -374,7 +381,9 @@ def restore_fit(exp: Experiment, data: ArrayDataset, run_dir: Path, storage: Sto
     repair_state(run_dir, sys.stdout)
     set_aside_forgotten(run_dir, sys.stdout)
     relink(run_dir, sys.stdout)
-    _fit_checked(tune.Tuner.restore(
+    tuner = tune.Tuner.restore(
         **storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
-        resume_unfinished=True, resume_errored=False, restart_errored=False))
+        resume_unfinished=True, resume_errored=False, restart_errored=False)
+    # Ray's table, or not, as the run was started
+    _fit_checked(tuner, forget=forgets_ended(exp, tuner._local_tuner.get_run_config().verbose))
     shutil.rmtree(_rescue_dir(run_dir), ignore_errors=True)  # resumed: no longer needed
