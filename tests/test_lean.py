@@ -139,6 +139,8 @@ def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, 
     assert res.state == "finished" and len(t) == 14 and (t["status"] == "completed").all()
     assert len(h) == 28 and not h.duplicated(["trial_id", "epoch"]).any()
     state = json.loads(sorted(res.run_dir.glob("experiment_state-*.json"))[-1].read_text())
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert 0 < info["driver_sweep_peak_rss_mb"] <= info["driver_peak_rss_mb"]  # before / after the tables
     assert len(held) == 14
     if verbose:
         assert held[-1] == 14 and len(state["trial_data"]) == 14

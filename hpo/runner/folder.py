@@ -142,6 +142,8 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
     except OSError as e:
         fault = storage_fault(e, run_dir)
     finally:
+        # the driver's peak through the sweep, before the tables (which hold every trial) are built
+        info["driver_sweep_peak_rss_mb"] = _peak_rss_mb()
         try:
             storage.download(run_dir)
             trials, history = collect.write_tables(run_dir)
@@ -158,7 +160,7 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
         if ended_by:
             info["ended_by"] = ended_by
         info.update(state=state, finished=time.time(), wall_time_s=prior + time.time() - t0,
-                    driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+                    driver_peak_rss_mb=_peak_rss_mb())
         try:
             write_json(run_dir / "run.json", info)
             storage.upload(run_dir)
@@ -176,3 +178,8 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
               f"checkpoint with `hpo resume {run_dir}`.", file=out, flush=True)
     best = results.best_trial(trials, exp.spec.metric, exp.mode)
     return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage, fault)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
