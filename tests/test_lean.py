@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cloudpickle
 import pytest
@@ -116,37 +117,50 @@ params:
 def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, ray_session, monkeypatch,
                                                                       verbose):
     """Without Ray's table (verbose 0) Ray's controller holds only the trials that have not
-    finished, the experiment snapshot lists only those, and the tables still have every trial
-    with every epoch; with Ray's table (which counts the trials held) every trial stays."""
+    finished, the experiment snapshot lists only those, finished trials' folders leave the
+    driver's staging folder, and the tables and Ray's own files in the run folder still have
+    every trial with every epoch; with Ray's table (which counts the trials held) every trial
+    stays."""
+    import ray
     from ray.tune.experiment import Trial
 
     from hpo.runner import run
 
     held: list[int] = []
     ended = LeanTrials._ended
+    name = f"forget_lean_{verbose}"
 
     def counting(self: LeanTrials, trial: Trial) -> None:
         ended(self, trial)
         gc.collect()
         held.append(sum(isinstance(o, Trial) and getattr(o, "storage", None) is not None
-                        and o.storage.experiment_dir_name == "forget_lean" for o in gc.get_objects()))
+                        and o.storage.experiment_dir_name == name for o in gc.get_objects()))
 
     monkeypatch.setattr(LeanTrials, "_ended", counting)
-    exp = load_experiment(write_spec(tmp_path, SWEEP))
+    exp = load_experiment(write_spec(tmp_path, SWEEP.replace("forget_lean", name)))
     assert forgets_ended(exp, verbose) == (verbose == 0)
     res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=verbose)
     t, h = res.trials, res.history
     assert res.state == "finished" and len(t) == 14 and (t["status"] == "completed").all()
     assert len(h) == 28 and not h.duplicated(["trial_id", "epoch"]).any()
+    for tid in t["trial_id"]:  # Ray's own files of every trial are in the run folder, whole
+        folder = res.run_dir / f"trial_{tid}"
+        assert [json.loads(x)["epoch"] for x in (folder / "result.json").read_text().splitlines()] == [1, 2]
+        assert json.loads((folder / "params.json").read_text())["lr"] > 0
+        assert len((folder / "progress.csv").read_text().splitlines()) == 3
     state = json.loads(sorted(res.run_dir.glob("experiment_state-*.json"))[-1].read_text())
     info = json.loads((res.run_dir / "run.json").read_text())
     assert 0 < info["driver_sweep_peak_rss_mb"] <= info["driver_peak_rss_mb"]  # before / after the tables
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    staged = list(session.glob(f"artifacts/*/{name}/driver_artifacts/trial_*"))
     assert len(held) == 14
     if verbose:
-        assert held[-1] == 14 and len(state["trial_data"]) == 14
+        assert held[-1] == 14 and len(state["trial_data"]) == 14 and len(staged) == 14
     else:  # the two running, the one just ended, and the few the searcher has proposed ahead
         assert max(held) <= 6, held
         assert len(state["trial_data"]) <= 2
+        # finished trials' folders left the driver's staging folder: Ray's syncs no longer copy them
+        assert len(staged) <= 3, staged
 
 
 def test_schedulers_that_read_ended_trials_back_keep_them(tmp_path):
@@ -182,11 +196,11 @@ def test_forget_ended_keeps_running_errored_and_unreleased_trials():
     c._checkpoint_manager = type("M", (), {})()
     c._checkpoint_manager._trial_num_checkpoints_since_last_sync = {trials["done"]: 1}
     same = c._trials
-    assert lean.forget_ended(c) == 1
+    assert lean.forget_ended(c) == [trials["done"]]
     assert c._trials is same and [t.trial_id for t in c._trials] == [
         trials[s].trial_id for s in ("busy", "running", "error")]
     assert c._stopped_trials == {trials["busy"]} and c._trials_to_cache == {trials["running"]}
     assert trials["done"].trial_id not in c._trial_metadata and len(c._trial_metadata) == 3
     assert c._cached_trial_decisions == {} and c._checkpoint_manager._trial_num_checkpoints_since_last_sync == {}
-    assert lean.forget_ended(c) == 0
+    assert lean.forget_ended(c) == []
 
