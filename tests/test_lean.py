@@ -137,6 +137,9 @@ def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, 
                         and o.storage.experiment_dir_name == name for o in gc.get_objects()))
 
     monkeypatch.setattr(LeanTrials, "_ended", counting)
+    # Ray's snapshot and sync after every step (else every ~10 s): a finished trial's staging
+    # folder goes once a sync has copied it, so a short sweep can show it on a slow machine
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
     exp = load_experiment(write_spec(tmp_path, SWEEP.replace("forget_lean", name)))
     assert forgets_ended(exp, verbose) == (verbose == 0)
     res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=verbose)
@@ -159,8 +162,9 @@ def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, 
     else:  # the two running, the one just ended, and the few the searcher has proposed ahead
         assert max(held) <= 6, held
         assert len(state["trial_data"]) <= 2
-        # finished trials' folders left the driver's staging folder: Ray's syncs no longer copy them
-        assert len(staged) <= 3, staged
+        # finished trials' folders left the driver's staging folder once copied: Ray's syncs no
+        # longer copy them again
+        assert len(staged) <= 4, staged
 
 
 def test_schedulers_that_read_ended_trials_back_keep_them(tmp_path):

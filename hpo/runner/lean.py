@@ -18,8 +18,8 @@ mirror's Optuna journal; benchmarks/scaling.py, BENCHMARKS.md):
   from its checkpoint, as Ray does without this. Not with a scheduler that reads ended trials
   back (PBT, HyperBand: SchedulerEntry.reads_ended_trials), nor under Ray's own table (it
   counts the trials the driver holds). A forgotten trial's folder in the driver's staging folder
-  (Ray's result files, which each of Ray's syncs copied again) is moved to the run folder once
-  (`unstage`).
+  (Ray's result files, which each of Ray's syncs copied again) is removed once a sync has copied
+  it to the run folder (`unstage`).
 - Ray keeps with each Trial (every one, where none is forgotten) a running summary of every
   number it ever reported (max, min, average, last, last-5 and last-10 averages, and the
   windows behind them: ~1.7 KB per reported number, ~35 KB per hpo trial), which every experiment
@@ -123,16 +123,24 @@ def forgetting_ended(on: bool = True) -> Iterator[None]:
     from ray.tune.execution.tune_controller import TuneController
 
     step = TuneController.__dict__["step"]  # a rename fails the tests
-    staged: list[Any] = []  # forgotten trials' storage contexts, their staging folders not yet moved
+    # forgotten trials' storage contexts, each batch with the syncs Ray started since (the one
+    # current when they were forgotten first)
+    staged: list[tuple[list[Any], list[Any]]] = []
 
     @functools.wraps(step)
     def lean_step(self: Any) -> None:
         step(self)
-        if self._stopped_trials:  # the finished trials Ray holds (a set: free to ask)
-            staged.extend(t.storage for t in forget_ended(self))
-        if staged and not syncing(self):
-            unstage(staged)
-            staged.clear()
+        current = self._storage.syncer._sync_process  # a new object per sync; None once waited for
+        if self._stopped_trials and (gone := forget_ended(self)):  # a set Ray keeps: free to ask
+            staged.append(([current], [t.storage for t in gone]))
+        for batch in list(staged):
+            syncs, storages = batch
+            if current is not None and current not in syncs:
+                syncs.append(current)
+            if any(not sync.is_running for sync in syncs[1:]):  # a sync started since has ended
+                staged.remove(batch)
+                if left := unstage(storages):  # not (yet) in the run folder: wait for another
+                    staged.append(([current], left))
 
     TuneController.step = lean_step
     try:
@@ -162,37 +170,43 @@ def forget_ended(controller: Any) -> list[Any]:
     return sorted(gone, key=lambda t: t.trial_id)
 
 
-def syncing(controller: Any) -> bool:
-    """Whether Ray's background copy of the driver's staging folder to the run folder is
-    running. Ray starts one only from the controller's step, so when it is not running after a
-    step, none starts before the next."""
-    process = controller._storage.syncer._sync_process
-    return bool(process is not None and process.is_running)
-
-
-def unstage(storages: list[Any]) -> None:
-    """Move finished trials' folders out of the driver's staging folder into the run folder.
+def unstage(storages: list[Any]) -> list[Any]:
+    """Remove finished trials' folders from the driver's staging folder once Ray has copied
+    them to the run folder; returns the storage contexts of those whose files are not all there
+    yet (a sync that failed).
 
     Ray writes a trial's `params.json`, `params.pkl`, `result.json` and `progress.csv` into a
     staging folder next to the driver, and every sync copies that whole folder, every trial's
     files, to the run folder again: O(trials) files listed and copied per sync, the driver's
-    peak memory growing with the sweep (~17 MB at 2,000 trials). A finished trial's files are
-    final: they are copied once, with Ray's own copy, and its staging folder is removed, so no
-    later sync sees it. Not while a sync runs (`syncing`), which would find files gone. A copy
-    that fails (a full disk) leaves the folder to Ray's next sync."""
+    peak memory growing with the sweep (~17 MB at 2,000 trials). A forgotten trial's files are
+    final. Ray starts each sync in the controller's step, after writing its experiment
+    snapshot: one started after a trial was forgotten copies the trial's final files with a
+    snapshot that no longer lists it, and later syncs need not see them. (Copying them at once
+    instead put the run folder ahead of the snapshot: a kill then had the resume replay the
+    trial's last epoch into a result file that already had it.)"""
     import shutil
 
-    from ray.train._internal.storage import _upload_to_fs_path
-
+    left = []
     for st in storages:
         local = Path(st.trial_driver_staging_path)
-        if not local.is_dir() or local.resolve() == Path(st.trial_fs_path).resolve():
+        if local.resolve() == Path(st.trial_fs_path).resolve():  # never the run folder itself
             continue
-        try:
-            _upload_to_fs_path(local_path=str(local), fs=st.storage_filesystem, fs_path=st.trial_fs_path)
-        except Exception:  # noqa: BLE001 - never fails the run: Ray's next sync copies it
+        if local.is_dir() and not _in_run_folder(local, st):
+            left.append(st)
             continue
         shutil.rmtree(local, ignore_errors=True)
+    return left
+
+
+def _in_run_folder(local: Path, st: Any) -> bool:
+    """Whether every file of the staging folder `local` is in the trial's run folder, same size."""
+    files = [f for f in local.rglob("*") if f.is_file()]
+    try:
+        infos = st.storage_filesystem.get_file_info(
+            [f"{st.trial_fs_path}/{f.relative_to(local).as_posix()}" for f in files])
+        return all(i.size == f.stat().st_size for i, f in zip(infos, files, strict=True))
+    except Exception:  # noqa: BLE001 - unreadable: keep the folder for Ray's next sync
+        return False
 
 
 class JsonLog(JsonLoggerCallback):
