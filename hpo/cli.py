@@ -250,6 +250,9 @@ def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
         print(f"  report:  not written (the storage stopped taking writes)\n"
               f"  resume:  hpo resume {res.run_dir}")
         return 4
+    if getattr(res, "unchanged", False) and (res.run_dir / REPORT_FILE).exists():
+        print(f"  report:  {res.run_dir / REPORT_FILE}  (as it was)")
+        return 0
     report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
     # the run folder's own copy goes to the bucket with the run (a local storage: a no-op)
     res.storage.upload(res.run_dir)

@@ -32,6 +32,11 @@ from typing import Any
 Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
 
 PACK_KEY = "_pack"  # the one key of a packed trial's Tune config: the list of its members
+# hpo's own key in a trial's Tune config (hpo.runner.record): {"plan": i} its place in the run's
+# plan, {"segment": s} the searcher run it belongs to, and for a trial that continues one cut by
+# a stop {"trial": its hpo id, "checkpoint": where to start from, "epoch": that checkpoint's}.
+# Never a parameter: the trainable and the tables drop it.
+RECORD_KEY = "_hpo"
 # in each report after a restore that passed over an unreadable checkpoint: which, and what it used
 CHECKPOINT_NOTE = "checkpoint_note"
 
@@ -103,6 +108,11 @@ PER_MEMBER = ("lr", "momentum", "nesterov", "weight_decay", "reg_type", "seed")
 def data_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's data order: the same for the same trial seed, new every epoch."""
     return seed * 100_003 + epoch
+
+
+def without_record(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Tune config without hpo's own key (RECORD_KEY)."""
+    return {k: v for k, v in config.items() if k != RECORD_KEY}
 
 
 def expand_cases(config: dict[str, Any], groups: list[str] | tuple[str, ...]) -> dict[str, Any]:

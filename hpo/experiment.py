@@ -273,8 +273,21 @@ def _warm_start(spec: Spec, params: dict[str, Param], searcher: SearcherEntry) -
     if diff:
         raise SpecError(f"run {run_dir} searched a different space: {', '.join(diff)}. A warm "
                         f"start needs the same searched parameters and distributions.", field=field)
+    out = prior_from(trials, spec, new)
+    if not out:
+        raise SpecError(f"run {run_dir} has no finished trial to start from.", field=field)
+    return out
+
+
+def prior_from(trials: Any, spec: Spec, new: dict[str, Any]) -> tuple[Any, ...]:
+    """(point, values) of each finished, eligible trial of a trials table: what a searcher
+    that learns is told of them (a warm start, or a resumed run's own trials)."""
+    from hpo import results
+
     goals = dict(spec.objectives) or {spec.metric: ""}
     out = []
+    if trials is None or not len(trials):
+        return ()
     for _, row in results.eligible(trials, spec.metric).iterrows():
         if row["status"] not in results.DONE:
             continue
@@ -289,8 +302,6 @@ def _warm_start(spec: Spec, params: dict[str, Param], searcher: SearcherEntry) -
         values = {m: float(row[results.objective_column(trials, m)]) for m in
                   {*goals, *spec.constraints}}
         out.append((point, values))
-    if not out:
-        raise SpecError(f"run {run_dir} has no finished trial to start from.", field=field)
     return tuple(out)
 
 

@@ -197,11 +197,15 @@ def plan(exp: Any) -> PackPlan | None:
     for ms in _groups(exp).values():
         size = _size(exp, _full(exp, ms[0]).batch_size)
         packs += [ms[i : i + size] for i in range(0, len(ms), size)]
-    halving = None
-    if exp.scheduler.in_packs == "halving":
-        o = exp.scheduler_options
-        halving = Halving(o.grace_period, o.reduction_factor)
-    return PackPlan(packs, halving)
+    return PackPlan(packs, halving(exp))
+
+
+def halving(exp: Any) -> Halving | None:
+    """Successive halving inside packs, where the scheduler asks for it (asha)."""
+    if exp.scheduler.in_packs != "halving":
+        return None
+    o = exp.scheduler_options
+    return Halving(o.grace_period, o.reduction_factor)
 
 
 def auto_size(batch_size: int, exp: Any) -> int:

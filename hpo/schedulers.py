@@ -17,7 +17,9 @@ from hpo.errors import SpecError
 from hpo.registry import Registry
 from hpo.space import Param, searched, thaw
 
-TIME_ATTR = "training_iteration"
+# hpo's own epoch count, not Ray's `training_iteration`: a trial that continues one cut by a stop
+# is a new Ray trial (its iterations start at 1) that reports the epochs it goes on from
+TIME_ATTR = "epoch"
 
 
 class _Options(BaseModel):
@@ -52,7 +54,7 @@ class PbtOptions(_Options):
 @dataclass(frozen=True)
 class SchedulerEntry:
     options: type[_Options]
-    build: Callable[..., Any]  # (options, params, max_epochs, seed) -> Ray scheduler or None
+    build: Callable[..., Any]  # (options, params, max_epochs, seed, metric, mode) -> Ray scheduler or None
     display: str  # who stopped a trial, in status details: "stopped by ASHA at epoch 3"
     stops_early: bool = True  # stops trials before max_epochs (early-stopping audit, plan)
     one_metric: bool = True  # compares trials by one metric (with objectives: the primary)
@@ -66,8 +68,9 @@ class SchedulerEntry:
     # how packed trials follow it: "none" (train to the end) | "halving" (successive halving
     # inside each pack at its rungs); None: packing is refused with this scheduler
     in_packs: str | None = None
-    # its decisions after `hpo resume` are those of an uninterrupted run (its state is saved
-    # with the run: hpo.runner.scheduler_state); else its rungs / history start empty
+    # its decisions after `hpo resume` are those of an uninterrupted run: it is rebuilt from the
+    # record's results (hpo.runner.replay); else (Hyperband, PBT) it starts empty on resume and
+    # judges continued trials only on what they report from then on
     resume_exact: bool = False
     # (options, max_epochs) -> the epochs after which it may stop a trial, or None: any epoch.
     # A trial evaluates the test set (on its best-validation weights) at those epochs and when
@@ -79,7 +82,8 @@ class SchedulerEntry:
     reads_ended_trials: bool = False
 
 
-def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
+    mode: str) -> Any:
     return None  # Ray's default FIFOScheduler
 
 
@@ -95,11 +99,13 @@ def _asha_rungs(o: AshaOptions, max_epochs: int) -> set[int]:
     return out
 
 
-def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler
+def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
+    mode: str) -> Any:
+    from hpo.runner.replay import ASHA  # Ray's, seeing trials by hpo's id, rebuilt on resume
 
-    return ASHAScheduler(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=min(o.grace_period, max_epochs),
-                         reduction_factor=o.reduction_factor, brackets=o.brackets)
+    return ASHA(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=max_epochs,
+                grace_period=min(o.grace_period, max_epochs), reduction_factor=o.reduction_factor,
+                brackets=o.brackets)
 
 
 def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
@@ -112,17 +118,20 @@ def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
                         f"reduction_factor, or scheduler asha.", field="scheduler.reduction_factor")
 
 
-def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
+    mode: str) -> Any:
     from hpo.runner.hyperband import HyperBand  # Ray's, without its deadlock on a failed trial
 
-    return HyperBand(time_attr=TIME_ATTR, max_t=max_epochs, reduction_factor=o.reduction_factor)
+    return HyperBand(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=max_epochs,
+                     reduction_factor=o.reduction_factor)
 
 
-def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
-    from ray.tune.schedulers import MedianStoppingRule
+def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
+    mode: str) -> Any:
+    from hpo.runner.replay import Median  # Ray's, seeing trials by hpo's id, rebuilt on resume
 
-    return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=o.grace_period,
-                              min_samples_required=o.min_samples_required)
+    return Median(time_attr=TIME_ATTR, metric=metric, mode=mode, grace_period=o.grace_period,
+                  min_samples_required=o.min_samples_required)
 
 
 def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
@@ -135,11 +144,12 @@ def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
     return out
 
 
-def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int) -> Any:
+def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
+    mode: str) -> Any:
     from ray.tune.schedulers import PopulationBasedTraining
 
     return PopulationBasedTraining(
-        time_attr=TIME_ATTR, perturbation_interval=o.perturbation_interval,
+        time_attr=TIME_ATTR, metric=metric, mode=mode, perturbation_interval=o.perturbation_interval,
         quantile_fraction=o.quantile_fraction, resample_probability=o.resample_probability,
         hyperparam_mutations=pbt_mutations(params), synch=False,
     )

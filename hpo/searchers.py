@@ -93,8 +93,12 @@ class Search:
 class SearcherEntry:
     options: type[_Options]
     check: Callable[[dict[str, Param], Any, dict[str, str]], None]  # (params, options, goals)
-    build: Callable[[Search], tuple[Any, dict[str, Any]]]  # -> (Ray search_alg, param_space)
+    # a searcher that learns: -> (Ray searcher, param space of the constants); None: `draw`
+    build: Callable[[Search], tuple[Any, dict[str, Any]]] | None
     model_based: bool = False  # learns from results: can be warm-started from earlier trials
+    # a searcher whose draws do not depend on results: every configuration, drawn up front
+    # into the run's plan (hpo.runner.record)
+    draw: Callable[[Search], list[dict[str, Any]]] | None = None
     points: bool = True  # takes points_to_evaluate
 
 
@@ -172,15 +176,24 @@ def _nevergrad_check(params: dict[str, Param], opts: NevergradOptions, goals: di
                         "installed: pip install nevergrad", field="searcher.name")
 
 
-def _basic(s: Search) -> Any:
-    from ray.tune.search import BasicVariantGenerator
+def draw(s: Search, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every configuration of a grid or random search, in order: the known points first (each
+    in place of one sample; grids inside expanded), then `num_samples` passes over the space
+    (every grid point per pass, distributions drawn anew), from one generator seeded with the
+    searcher's seed: Ray's variant generation, as its BasicVariantGenerator does it. `extra`:
+    constants added to every configuration."""
+    import numpy as np
+    from ray.tune.search.variant_generator import generate_variants
 
     seed = getattr(s.options, "seed", None)
-    # Ray ignores TuneConfig.max_concurrent_trials for a variant generator: it takes its own
-    gen = BasicVariantGenerator(random_state=s.seed if seed is None else seed,
-                                max_concurrent=s.max_concurrent or 0,
-                                points_to_evaluate=[dict(p) for p in s.points] or None)
-    return gen, to_param_space(s.params)
+    rng = np.random.default_rng(s.seed if seed is None else seed)
+    space = {**to_param_space(s.params), **(extra or {})}
+    out: list[dict[str, Any]] = []
+    points = [dict(p) for p in s.points]
+    for _ in range(max(s.num_samples, len(points))):
+        fixed = {**space, **points.pop(0)} if points else space
+        out.extend(cfg["config"] for _, cfg in generate_variants({"config": fixed}, random_state=rng))
+    return out
 
 
 def _optuna(s: Search) -> Any:
@@ -196,7 +209,7 @@ def _nevergrad(s: Search) -> Any:
 
 
 SEARCHERS: Registry[SearcherEntry] = Registry("searcher")
-SEARCHERS.add("grid", SearcherEntry(GridOptions, _grid_only, _basic, points=False))
-SEARCHERS.add("random", SearcherEntry(RandomOptions, _any, _basic))
+SEARCHERS.add("grid", SearcherEntry(GridOptions, _grid_only, None, points=False, draw=draw))
+SEARCHERS.add("random", SearcherEntry(RandomOptions, _any, None, draw=draw))
 SEARCHERS.add("optuna", SearcherEntry(OptunaOptions, _optuna_check, _optuna, model_based=True))
 SEARCHERS.add("nevergrad", SearcherEntry(NevergradOptions, _nevergrad_check, _nevergrad, model_based=True))

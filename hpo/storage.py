@@ -56,6 +56,15 @@ class Storage:
             return str(local_dir)
         return f"{urlsplit(self.uri).scheme}://{self.remote_path(local_dir)}"
 
+    def location(self, run_dir: Path, rel: str) -> str:
+        """Where the file or folder `rel` of a run folder is, for a trial to read it: a local
+        path, or the bucket's URI (with its options)."""
+        if not self.is_remote:
+            return str((Path(run_dir) / rel).resolve())
+        parts = urlsplit(self.uri)
+        return (f"{parts.scheme}://{self.remote_path(run_dir)}/{rel}"
+                + (f"?{parts.query}" if parts.query else ""))
+
     def restore_location(self, run_dir: Path) -> dict[str, Any]:
         """`path` (and `storage_filesystem`) for Ray's Tuner.restore / can_restore."""
         if not self.is_remote:

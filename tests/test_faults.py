@@ -378,8 +378,8 @@ def test_a_packed_run_killed_resumes_each_pack_from_its_checkpoint(tmp_path):
     r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path / "b")
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
-    (pack,) = list(run_dir.glob("trial_*/result.json"))
-    epochs = [json.loads(x)["epoch"] for x in pack.read_text().splitlines() if x.strip()]
+    (pack,) = list(run_dir.glob("trial_*/trial.jsonl"))
+    epochs = [json.loads(x)["epoch"] for x in pack.read_text().splitlines()[1:]]
     assert epochs.count(1) == 1, epochs  # resumed mid-way, not restarted
     cols = ["status", "epochs", "best_val_acc", "test_acc", "best_epoch"]
     want = pd.read_parquet(tmp_path / "a" / "runs" / "faulty" / "trials.parquet").set_index("param.lr")[cols]
@@ -431,7 +431,7 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
     """kill -9 mid-run, then every checkpoint of the unfinished trials cut short: `hpo resume`
     starts those trials again (their status_detail says which checkpoints could not be read),
     keeps the finished ones, and ends with every trial completed; never a traceback."""
-    from hpo.runner.relink import named_checkpoints, newest_state
+    from hpo.runner.record import read_trials
 
     proc, run_dir = _start(tmp_path, spec_text(epochs=6))
 
@@ -441,11 +441,10 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
                 and len(list(d.glob("checkpoint_*/state.pt"))) >= n]
 
     def named_unfinished() -> set[str]:
-        """The unfinished trials that Ray's snapshot would restore from a checkpoint on disk
-        (a trial that checkpointed after the snapshot restarts without reading one)."""
-        state, done = newest_state(run_dir), set(completes(run_dir))
-        return {t for t, name in (named_checkpoints(state) if state else {}).items()
-                if name and t not in done and (run_dir / f"trial_{t}" / name / "state.pt").exists()}
+        """The unfinished trials whose log names a checkpoint on disk (the resume starts them
+        from it)."""
+        return {t.trial_id for t in read_trials(run_dir).values()
+                if not t.done and (c := t.checkpoint(run_dir)) and (run_dir / c[0] / "state.pt").exists()}
 
     _wait_for(named_unfinished, proc)
     assert proc.poll() is None, "the run ended before the fault:\n" + proc.stdout.read()
@@ -467,7 +466,7 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
     assert noted.isdisjoint(done)
     for tid in noted:
         assert t.loc[tid, "status_detail"].endswith("the trial started again at epoch 1")
-        epochs = [json.loads(x)["epoch"] for x in (run_dir / f"trial_{tid}" / "result.json").read_text().splitlines() if x.strip()]
+        epochs = [json.loads(x)["epoch"] for x in (run_dir / f"trial_{tid}" / "trial.jsonl").read_text().splitlines()[1:]]
         assert epochs[-6:] == [1, 2, 3, 4, 5, 6]  # trained again from the start
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert not hist.duplicated(["trial_id", "epoch"]).any() and len(hist) == 24
@@ -556,44 +555,19 @@ def test_storage_errors_are_told_apart_and_a_cut_line_loses_only_itself(tmp_path
     assert trials.empty and history.empty
 
 
-def test_the_registry_says_resume_exact_for_exactly_the_schedulers_whose_state_is_saved(tmp_path):
+def test_the_registry_says_resume_exact_for_exactly_the_schedulers_rebuilt_from_the_record():
     """`hpo resume` tells the user a scheduler starts empty from the registry's resume_exact;
-    the schedulers whose state hpo saves are those of scheduler_state. They must agree."""
-    from hpo.runner.scheduler_state import persisted
+    the schedulers rebuilt from the record are those that see trials by hpo's id (replay).
+    They must agree."""
+    from hpo.runner.replay import Aliased
     from hpo.schedulers import SCHEDULERS
     from hpo.space import parse_param
 
     params = {"lr": parse_param("lr", {"loguniform": [1e-3, 1.0]})}
     for name in SCHEDULERS.names():
         entry = SCHEDULERS.get(name)
-        built = entry.build(entry.options(), params, 9, 0)
-        saved = built is None or persisted(built, tmp_path) is not built  # fifo: nothing to save
-        assert saved == entry.resume_exact, name
-
-
-def test_trials_cut_before_rays_snapshot_are_set_aside_on_resume(tmp_path):
-    """A trial that started after Ray's last snapshot and had not ended at the kill is unknown to
-    the restored Tuner: its folder is set aside (out of the tables), said on the terminal; trials
-    Ray knows, and ended ones (an earlier Tuner's, or one that finished after the snapshot), stay."""
-    import io
-
-    from hpo.runner.tuning import set_aside_forgotten
-
-    run = tmp_path / "run"
-    for t in ("known", "ended", "cut"):
-        (run / f"trial_{t}").mkdir(parents=True)
-        (run / f"trial_{t}" / "trial.jsonl").write_text(json.dumps({"config": {"lr": 0.1}}) + "\n")
-    trial_data = [[json.dumps({"trial_id": "known", "status": "RUNNING"}), json.dumps({})]]
-    (run / "experiment_state-2026-11-24_10-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
-    (run / "events.jsonl").write_text(json.dumps({"trial_id": "ended", "event": "complete"}) + "\n")
-    out = io.StringIO()
-    assert set_aside_forgotten(run, out) == ["cut"]
-    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [
-        "forgotten_trial_cut", "trial_ended", "trial_known"]
-    assert "1 trial(s) started after Ray's last snapshot" in out.getvalue()
-    from hpo.runner.collect import _trial_dirs
-
-    assert [p.name for p in _trial_dirs(run)] == ["trial_ended", "trial_known"]
+        built = entry.build(entry.options(), params, 9, 0, "val_acc", "max")
+        assert (built is None or isinstance(built, Aliased)) == entry.resume_exact, name
 
 
 def test_a_trial_log_starts_again_with_its_trial_and_goes_on_after_a_checkpoint(tmp_path):
@@ -611,7 +585,9 @@ def test_a_trial_log_starts_again_with_its_trial_and_goes_on_after_a_checkpoint(
     for epoch in (1, 2):
         ev.on_trial_result(0, [], trial, {"epoch": epoch, "val_acc": 0.5, "config": {"lr": 0.1}})
     d = tmp_path / "trial_t1"
-    assert trial_files(d) == ({"lr": 0.1}, [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.5}])
+    config, rows = trial_files(d)
+    assert all(r.pop("logged") > 0 for r in rows)  # when the driver logged it (the record's order)
+    assert (config, rows) == ({"lr": 0.1}, [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.5}])
     trial.checkpoint = "checkpoint_000001"  # restored from epoch 1's checkpoint: the log goes on
     ev.on_trial_start(0, [], trial)
     ev.on_trial_result(0, [], trial, {"epoch": 2, "val_acc": 0.6})

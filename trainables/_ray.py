@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, Settings, expand_cases
+from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RECORD_KEY, Settings, expand_cases, without_record
 from hpo.trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
@@ -55,6 +55,26 @@ def restore(ckpt: Any, load: Callable[[str], Any]) -> tuple[Any, str | None]:
                                      f"{_name(c)} instead")
         return state, note
     return None, f"checkpoint {'; '.join(bad)} could not be read: the trial started again at epoch 1"
+
+
+def start_checkpoint(config: dict[str, Any]) -> Any:
+    """The checkpoint a trial starts from: Tune's (a retry, PBT), else the one hpo's record
+    names for a trial continued after a stop (a local path, or a URI of the run's bucket), else
+    None."""
+    from ray import tune
+
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        return ckpt
+    where = (config.get(RECORD_KEY) or {}).get("checkpoint")
+    if not where:
+        return None
+    if "://" in where:
+        import pyarrow.fs as pafs
+
+        fs, path = pafs.FileSystem.from_uri(where)
+        return tune.Checkpoint(path, filesystem=fs)
+    return tune.Checkpoint(where)
 
 
 def _name(ckpt: Any) -> str:
@@ -105,12 +125,12 @@ def make_trainable(info: TrainableInfo) -> Any:
         every = settings.checkpoint_every
 
         def load(d: str) -> dict[str, Any]:
-            state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+            state = torch.load(os.path.join(d, STATE_FILE), weights_only=True)  # tensors, no code
             if os.path.exists(os.path.join(d, BEST_FILE)):
                 state["best_model"] = torch.load(os.path.join(d, BEST_FILE), weights_only=True)
             return state
 
-        state, note = restore(tune.get_checkpoint(), load)
+        state, note = restore(start_checkpoint(config), load)
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
             metrics = {**metrics, **_where(node_id, note)}
@@ -130,7 +150,7 @@ def make_trainable(info: TrainableInfo) -> Any:
 
         # a group of cases (params: {setup: {grid: [{optimizer: adam, lr: 0.001}, ...]}}) is
         # one key in Tune's config; the trainable sees its parameters merged in
-        info.train(expand_cases(config, settings.groups), data, settings, report, state)
+        info.train(expand_cases(without_record(config), settings.groups), data, settings, report, state)
 
     trainable.__name__ = info.name
     return trainable
@@ -157,9 +177,9 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
 
         def load(d: str) -> dict[str, Any] | None:  # a pack's last checkpoint may hold only weights
             p = os.path.join(d, STATE_FILE)
-            return torch.load(p, weights_only=False) if os.path.exists(p) else None
+            return torch.load(p, weights_only=True) if os.path.exists(p) else None  # tensors, no code
 
-        state, note = restore(tune.get_checkpoint(), load)
+        state, note = restore(start_checkpoint(config), load)
 
         def report(r: dict[str, Any], best_models: dict[int, Any] | None = None,
                    state_fn: Any = None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.contract import CHECKPOINT_NOTE, PACK_KEY
+from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RECORD_KEY
 from hpo.results import has_tables, read_run_info, read_spec
 from hpo.space import case_label
 from hpo.storage import TRIAL_LOG
@@ -25,7 +25,8 @@ from hpo.storage import TRIAL_LOG
 # Ray bookkeeping fields kept in the history table next to the metrics
 _RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
 _PACK_KEEP = ("node_id", "worker_peak_rss_mb", CHECKPOINT_NOTE)  # a pack's own, shared by its members
-_RAY_DROP = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "date", "trial_id",
+_RAY_DROP = {"config", "done", "logged", "checkpoint", "should_checkpoint",
+             "checkpoint_dir_name", "date", "trial_id",
              "time_this_iter_s", "time_since_restore", "iterations_since_restore",
              "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
 
@@ -177,7 +178,9 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
         if files is None:
             continue
         config, rows = files
-        trial_id = rows[0]["trial_id"] if rows else d.name.removeprefix("trial_")
+        # hpo's id (a trial continued after a stop reports under a new Ray id, into this log)
+        trial_id = d.name.removeprefix("trial_")
+        planned = (config.pop(RECORD_KEY, None) or {}).get("plan")
         if PACK_KEY in config:  # a vectorized pack: one trial per member
             members = config[PACK_KEY]
             for i, member in enumerate(members):
@@ -196,6 +199,8 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
         hist = _history_rows(trial_id, rows)
         history.extend(hist)
         trials.append(_trial_row(trial_id, d, config, hist, run.events.get(trial_id), run))
+        if planned is not None:  # its place in the run's plan (hpo.runner.record)
+            trials[-1]["trial_index"] = int(planned)
         for r in reversed(rows):  # list values (e.g. `surface` predictions) are artifacts
             for k, v in r.items():
                 if isinstance(v, list):
@@ -448,9 +453,10 @@ def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
     tid = str(best["trial_id"])
     if isinstance(best.get("pack"), str) and tid.startswith(f"{best['pack']}_m"):  # a pack member
         member = tid.rpartition("_m")[2]
-        ckpts = sorted((run_dir / trial_dir_name(best['pack'])).glob(f"checkpoint_*/best_model_m{member}.pt"))
+        ckpts = [c / f"best_model_m{member}.pt" for c in checkpoints(run_dir, best["pack"])]
     else:
-        ckpts = sorted((run_dir / trial_dir_name(tid)).glob("checkpoint_*/best_model.pt"))
+        ckpts = [c / "best_model.pt" for c in checkpoints(run_dir, tid)]
+    ckpts = [c for c in ckpts if c.is_file()]
     if not ckpts:
         return  # no checkpoints (checkpoint.every 0, a pack member, a user's own loop)
     out = run_dir / "best_model"
@@ -465,6 +471,15 @@ def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
             "dataset": {k: info.get("dataset", {}).get(k) for k in ("name", "example_shape", "n_classes",
                                                                     "normalize")}}
     _atomic(out / "model.json", lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
+
+
+def checkpoints(run_dir: Path, trial_id: str) -> list[Path]:
+    """The trial's checkpoint folders on disk, oldest first: those its log names (a trial
+    continued after a stop writes them in a folder of its own), else those in its folder."""
+    d = Path(run_dir) / trial_dir_name(trial_id)
+    named = [Path(run_dir) / r["checkpoint"] for r in read_jsonl(d / TRIAL_LOG) if r.get("checkpoint")]
+    found = list(dict.fromkeys(p for p in named if p.is_dir()))
+    return found or sorted(p for p in d.glob("checkpoint_*") if p.is_dir())
 
 
 def refresh(run_dir: str | Path) -> None:

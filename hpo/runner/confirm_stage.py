@@ -1,6 +1,7 @@
 """The confirmation stage (spec `confirm:`): after the search, the top-k configurations x new
 seeds run as a grid of their own in <run>/confirm/. What to confirm and how it is summarized is
-hpo.confirm (tables only); this module runs it, and continues an unfinished one on resume."""
+hpo.confirm (tables only); this module runs it, and continues an unfinished one on resume
+(from its own record, as any run)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from hpo import confirm, results
 from hpo.data import ArrayDataset
 from hpo.experiment import Experiment, check
-from hpo.runner import tuning
+from hpo.runner import record, tuning
 from hpo.runner.folder import RunResult, execute, run_info
 from hpo.spec import load_spec, spec_to_yaml
 from hpo.storage import Storage
@@ -22,12 +23,13 @@ def run_confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: i
     assert spec.confirm is not None
     if results.read_run_info(d).get("state") == "finished":
         return
-    if restore and tuning.can_restore(d, storage):
+    if restore and record.has_record(d) and (d / "spec.yaml").exists():
         cexp = check(load_spec(d / "spec.yaml"), local=False)
         info = results.read_run_info(d) or run_info(cexp, data)
+        work = tuning.resume_work(cexp, d, storage).work
 
         def fit() -> None:
-            tuning.restore_fit(cexp, data, d, storage)
+            tuning.fit(cexp, data, d, verbose, storage, work=work)
     else:
         pareto = len(exp.objectives) > 1 and spec.confirm.pick == "pareto"
         picks = confirm.pick(main.trials, spec.metric, exp.mode, spec.confirm.top_k, pareto=pareto)

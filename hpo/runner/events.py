@@ -12,8 +12,14 @@ every trial's files each time, in place. A driver killed during that copy left f
 that had finished long before cut to nothing (CI: two finished trials lost from the tables, one
 left with 0 epochs). Ray never writes, copies or restores ``trial.jsonl`` (its restore fetches
 only ``*.json`` / ``*.pkl``), so what it holds stays whole; the collector reads it (Ray's files
-only for runs from before it). A trial that starts again at its first epoch (a retry or a resume
-without a checkpoint) starts its log again; one restored from a checkpoint appends to it.
+only for runs from before it). A trial that starts again at its first epoch (a retry, or a
+trial continued without a checkpoint) starts its log again; one restored from a checkpoint
+appends to it. These logs, events.jsonl and plan.json are the run's record
+(hpo.runner.record): each result line says when it was logged and which checkpoint it wrote.
+
+A trial that continues one cut by a stop (`hpo resume`) is a new Ray trial whose config names
+the trial it continues (hpo.contract.RECORD_KEY): it is logged under that trial's id, in its
+log; its checkpoints go to a folder of its own, ``resumed_<id>_<Ray id>`` (`trial_name`).
 """
 
 from __future__ import annotations
@@ -31,9 +37,26 @@ from ray.tune import Callback, Stopper
 from ray.tune.stopper import CombinedStopper, TimeoutStopper
 from ray.tune.utils.util import SafeFallbackEncoder
 
+from hpo.contract import RECORD_KEY
 from hpo.errors import STORAGE_ERRNOS
 from hpo.runner.collect import read_jsonl, start_order, trial_dir_name, trial_events
+from hpo.runner.replay import hpo_id
 from hpo.storage import TRIAL_LOG
+
+
+def continued(trial: Any) -> dict[str, Any] | None:
+    """hpo's tag of a Ray trial that continues one cut by a stop, else None."""
+    tag = (getattr(trial, "config", None) or {}).get(RECORD_KEY) or {}
+    return tag if tag.get("trial") else None
+
+
+def trial_name(trial: Any) -> str:
+    """A Ray trial's name and folder: ``trial_<id>``, or for one that continues trial <id>
+    after a stop ``resumed_<id>_<its Ray id>`` (Ray takes no nested folder)."""
+    tag = continued(trial)
+    if tag:
+        return f"resumed_{tag['trial']}_{trial.trial_id}"
+    return trial_dir_name(trial.trial_id)
 
 
 class Events(Callback):
@@ -61,29 +84,40 @@ class Events(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # searchers name trials with random ids: the start order is the trial index
-        if trial.trial_id not in self.started:
-            self.started.add(trial.trial_id)
-            self._write({"trial_id": trial.trial_id, "event": "start"})
+        tid, tag = hpo_id(trial), continued(trial)
+        if tid not in self.started:
+            self.started.add(tid)
+            self._write({"trial_id": tid, "event": "start"})
         log = self._trial_log(trial)
         restored = getattr(trial, "checkpoint", None) is not None
+        if tag and not restored:
+            self._write({"trial_id": tid, "event": "resume", "ray_trial_id": trial.trial_id,
+                         "from": tag.get("checkpoint_rel"), "epoch": tag.get("epoch")})
+            if tag.get("checkpoint_rel") and log.exists():
+                return  # it goes on from its checkpoint: its log goes on
         if not restored or not log.exists():
             self._new_log(log, trial, restored)  # a trial that starts (again) at its first epoch
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
-        self._append(self._trial_log(trial), {k: v for k, v in result.items() if k != "config"})
+        row = {k: v for k, v in result.items() if k != "config"}
+        row["logged"] = time.time()
+        if result.get("checkpoint_dir_name"):  # where, relative to the run folder
+            row["checkpoint"] = f"{trial_name(trial)}/{result['checkpoint_dir_name']}"
+        self._append(self._trial_log(trial), row)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id not in self.completed:
-            self.completed.add(trial.trial_id)
-            self._write({"trial_id": trial.trial_id, "event": "complete"})
+        tid = hpo_id(trial)
+        if tid not in self.completed:
+            self.completed.add(tid)
+            self._write({"trial_id": tid, "event": "complete"})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = _last_line(trial)
         if storage_errno(error):  # not the trial's fault: every other trial would fail too
             self._storage(error or "")
             return
-        self._write({"trial_id": trial.trial_id, "event": "error", "error": error})
+        self._write({"trial_id": hpo_id(trial), "event": "error", "error": error})
         self.failed += 1
         if self.max_failed is not None and self.failed >= self.max_failed and not self.abort:
             self.abort = (f"{self.failed} trial(s) failed (failure.max_failed_trials = "
@@ -113,7 +147,7 @@ class Events(Callback):
             self._fault(e, log)
 
     def _trial_log(self, trial: Any) -> Path:
-        return self.run_dir / trial_dir_name(trial.trial_id) / TRIAL_LOG
+        return self.run_dir / trial_dir_name(hpo_id(trial)) / TRIAL_LOG
 
     def _write(self, line: dict[str, Any]) -> None:
         line["time"] = time.time()

@@ -37,6 +37,7 @@ class RunResult:
     state: str
     storage: Storage  # where the run folder lives (its bucket, for a URI storage)
     fault: str | None = None  # the storage stopped taking writes: what happened, in words
+    unchanged: bool = False  # a finished run given to `hpo resume`: nothing was written
 
 
 def claim_run_dir(storage: Storage | Path, name: str) -> Path:

@@ -95,7 +95,6 @@ def build(s: Search) -> tuple[Any, dict[str, Any]]:
     """Ray's OptunaSearch over the define-by-run space; constants go in the param space."""
     import optuna
     from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-    from ray.tune.search import ConcurrencyLimiter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = DefineByRun(s.params)
@@ -114,6 +113,4 @@ def build(s: Search) -> tuple[Any, dict[str, Any]]:
     for point in s.points:
         study.enqueue_trial(space.encode(point)[0])
     constants = {k: v for k, v in to_param_space(s.params).items() if k not in space.params}
-    if s.max_concurrent:
-        return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent), constants
-    return alg, constants
+    return alg, constants  # the cap on running trials: hpo.runner.plan_search

@@ -29,13 +29,17 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
     st = open_storage(str(storage or spec.storage))
     run_dir = claim_run_dir(st, name or spec.name)
     t0 = time.time()
+    # the spec first (whole or not at all): a kill from here on leaves a folder `hpo resume` takes
+    tmp = run_dir / "spec.yaml.tmp"
+    tmp.write_text(spec_to_yaml(spec))
+    tmp.replace(run_dir / "spec.yaml")
     try:
         data = session.start(exp, address, dashboard, out, run_dir.name)
     except BaseException:
         with contextlib.suppress(OSError):
+            (run_dir / "spec.yaml").unlink()
             run_dir.rmdir()  # claimed but never used: free the name
         raise
-    (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     info = run_info(exp, data)
     if st.is_remote:
         info["storage_uri"] = st.display(run_dir)
@@ -57,33 +61,84 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
 def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
            dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout,
            storage: Storage | None = None) -> RunResult:
-    """Continue an interrupted run in place: finished trials are kept and never rerun,
-    unfinished ones restart from their last checkpoint, the searcher's state is restored by Ray.
-    ASHA's and the median rule's state is saved with the run and restored; Hyperband's and
-    PBT's start empty (SchedulerEntry.resume_exact)."""
-    from hpo.runner import session, tuning
+    """Continue a run in place from hpo's own record of it (hpo.runner.record), never from Ray's
+    snapshot: finished trials are kept as they are and never rerun; unfinished ones continue
+    from their last checkpoint; plan items never started run; a searcher that learns is told
+    the finished trials; ASHA and the median rule are rebuilt from the recorded results. A
+    finished run is left as it is."""
+    from hpo.runner import record, session, tuning
 
     run_dir = Path(run_dir).resolve()
     st = storage or Storage(run_dir.parent)
-    session.tune_env()
-    if not tuning.can_restore(run_dir, st):
-        raise SpecError("no Ray experiment state here (tuner.pkl); nothing to resume.",
-                        file=str(run_dir))
+    info = results.read_run_info(run_dir)
+    if not record.has_record(run_dir):  # stopped while it started: nothing ran yet
+        print(f"hpo: resuming {run_dir}: nothing of it was recorded yet (stopped while starting); "
+              f"it starts now, in place", file=out, flush=True)
+        return _start_in_place(exp, run_dir, info, st, address, dashboard, verbose, out)
+    found = tuning.resume_work(exp, run_dir, st)
+    work = found.work
+    confirming = bool(exp.spec.confirm) and results.read_run_info(
+        run_dir / "confirm").get("state") != "finished"
+    if not work.n and info.get("state") == "finished" and not found.ended and not confirming:
+        trials, history = results.load_tables(run_dir) if results.has_tables(run_dir) else (None, None)
+        if trials is None:
+            from hpo.runner.collect import write_tables
+
+            trials, history = write_tables(run_dir)
+        print(f"hpo: {run_dir} is finished ({len(trials)} trial(s)); nothing to resume, nothing "
+              f"changed. `hpo resume {run_dir} --more N` adds N samples.", file=out, flush=True)
+        return RunResult(run_dir, trials, history, results.best_trial(trials, exp.spec.metric, exp.mode),
+                         float(info.get("wall_time_s") or 0.0), "finished", st, unchanged=True)
     t0 = time.time()
-    data = session.start(exp, address, dashboard, out, run_dir.name)
-    info = results.read_run_info(run_dir) or run_info(exp, data)
+    info = info or {}
     info.setdefault("resumed", []).append(t0)
     sched = exp.scheduler
-    rungs = ("" if sched.resume_exact else f"; Ray does not save {sched.display}'s state, so it "
-             f"starts empty and judges restored trials only on what they report from now on")
-    print(f"hpo: resuming {run_dir} (finished trials are kept; unfinished ones restart from "
-          f"their last checkpoint{rungs})", file=out, flush=True)
-    res = execute(exp, run_dir, info, t0, out, lambda: tuning.restore_fit(exp, data, run_dir, st), st)
+    rungs = ("" if sched.resume_exact or not work.n else f"; {sched.display} is not rebuilt from the "
+             f"record: it starts empty and judges continued trials only on what they report from now on")
+    parts = [f"{found.kept} finished trial(s) kept", f"{found.continued} continue from their last checkpoint"]
+    if found.restarted:
+        parts.append(f"{found.restarted} start again (no checkpoint)")
+    if found.ended:
+        parts.append(f"{found.ended} had nothing left to train and are ended")
+    fresh = len(work.configs) - found.continued - found.restarted
+    if fresh:
+        parts.append(f"{fresh} not started yet")
+    if work.samples:
+        parts.append(f"{work.samples} more sample(s) from the searcher, told the finished trials")
+    print(f"hpo: resuming {run_dir}: {'; '.join(parts)}{rungs}", file=out, flush=True)
+    if not work.n and not confirming:  # trained to the end already: tables and state now
+        return execute(exp, run_dir, info or run_info_fallback(exp, run_dir), t0, out, lambda: None, st)
+    data = session.start(exp, address, dashboard, out, run_dir.name)
+    info = info or run_info(exp, data)
+    res = execute(exp, run_dir, info, t0, out,
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, work=work), st)
     if exp.spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm
 
         run_confirm(exp, data, res, verbose, out, restore=True, storage=st)
     return res
+
+
+def _start_in_place(exp: Experiment, run_dir: Path, info: dict[str, Any], st: Storage,
+                    address: str | None, dashboard: bool, verbose: int, out: Any) -> RunResult:
+    from hpo.runner import session, tuning
+
+    t0 = time.time()
+    data = session.start(exp, address, dashboard, out, run_dir.name)
+    info = info or run_info(exp, data)
+    res = execute(exp, run_dir, info, t0, out, lambda: tuning.fit(exp, data, run_dir, verbose, st), st)
+    if exp.spec.confirm and res.state == "finished":
+        from hpo.runner.confirm_stage import run_confirm
+
+        run_confirm(exp, data, res, verbose, out, restore=False, storage=st)
+    return res
+
+
+def run_info_fallback(exp: Experiment, run_dir: Path) -> dict[str, Any]:
+    """run.json of a run killed before it wrote one (what the spec says of it)."""
+    return {"name": exp.spec.name, "started": time.time(), "metric": exp.spec.metric,
+            "mode": exp.mode, "metrics": exp.metrics, "searched": exp.searched_names,
+            "n_trials_planned": exp.n_trials, "trainable": exp.spec.trainable}
 
 
 def extension_overrides(run_dir: str | Path, more: int) -> list[str]:

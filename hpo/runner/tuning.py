@@ -3,22 +3,22 @@ Tuner of a new run and the one place a Tuner is restored. Ray is imported here."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import shutil
-import sys
+import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpo import packing
-from hpo.contract import PACK_KEY, EarlyStop, Settings
+from hpo.contract import PACK_KEY, RECORD_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
-from hpo.errors import StorageFault
+from hpo.errors import SpecError, StorageFault
 from hpo.experiment import Experiment
 from hpo.refs import search_path
+from hpo.runner import record
 from hpo.searchers import Search
 from hpo.space import groups
 from hpo.storage import Storage
@@ -74,28 +74,74 @@ def trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None
     )
 
 
+@dataclass
+class Work:
+    """What one Tuner runs: fixed configurations (each tagged with hpo's key: its plan index,
+    and for a trial continued after a stop the checkpoint it starts from), then `samples` from
+    a searcher that learns (segment `segment` of the plan), which is told `prior` first. On
+    resume, `replay` rebuilds the scheduler from the record (hpo.runner.replay)."""
+
+    configs: list[dict[str, Any]] = field(default_factory=list)
+    samples: int = 0
+    segment: int | None = None
+    prior: tuple[Any, ...] = ()
+    replay: list[Any] = field(default_factory=list)
+    points: bool = True  # the spec's points_to_evaluate go to the searcher that learns
+    reseed: int = 0  # added to the searcher's seed (a resume: hpo.runner.tuning._search_args)
+
+    @property
+    def n(self) -> int:
+        return len(self.configs) + self.samples
+
+    @property
+    def packed(self) -> bool:
+        return any(PACK_KEY in c for c in self.configs)
+
+
+def plan_work(exp: Experiment, run_dir: Path, pack: packing.PackPlan | None) -> Work:
+    """A new run's (or an extension's) work, added to the run's plan before any trial starts:
+    every configuration of a grid or random search (or every pack), drawn now; else the
+    number of samples a searcher that learns draws."""
+    spec = exp.spec
+    if pack is not None:
+        configs: list[dict[str, Any]] | None = [{PACK_KEY: p} for p in pack.packs]
+    elif exp.searcher.draw is not None:
+        configs = exp.searcher.draw(_search_args(exp, spec.budget.max_concurrent_trials),
+                                    None if "seed" in exp.params else {"seed": spec.seed})
+    else:
+        configs = None
+    seg = record.add_segment(run_dir, configs, spec.budget.num_samples)
+    if configs is None:
+        return Work(samples=seg.n, segment=seg.index, prior=exp.prior)
+    return Work([{**c, RECORD_KEY: {"plan": seg.first + j}} for j, c in enumerate(configs)])
+
+
 def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storage: Storage,
-        progress: bool = False, mirror: bool | None = None) -> None:
-    """A new Tuner for the run folder `run_dir`, fitted to the end. `verbose`: Ray's own
-    progress table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
+        progress: bool = False, mirror: bool | None = None, work: Work | None = None) -> None:
+    """A new Tuner for the run folder `run_dir`, fitted to the end: a new run's work (drawn
+    into its plan here), or `work` (what a resume has left). `verbose`: Ray's own progress
+    table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
     from ray import tune
 
-    from hpo.runner.events import Events
+    from hpo.runner.events import Events, trial_name
 
     spec = exp.spec
-    pack = pack_plan(exp)
-    search_alg, param_space, scheduler = _search(exp, pack)
-    if scheduler is not None:
-        from hpo.runner.scheduler_state import persisted
-
-        scheduler = persisted(scheduler, run_dir)
+    if work is None:
+        pack = pack_plan(exp)
+        work = plan_work(exp, run_dir, pack)
+    else:
+        pack = packing.PackPlan([], packing.halving(exp)) if work.packed else None
+    if not work.n:
+        return
+    search_alg, param_space = _search(exp, work)
+    scheduler = None if work.packed else _scheduler(exp, work)
     events = Events(run_dir, spec.failure.max_failed_trials)
     tuner = tune.Tuner(
         trainable(exp, data, pack),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=exp.mode, search_alg=search_alg, scheduler=scheduler,
-            num_samples=spec.budget.num_samples,  # concurrency: set on the searcher
+            # metric and mode: the scheduler and the searcher have their own
+            search_alg=search_alg, scheduler=scheduler, num_samples=work.n,
             reuse_actors=True,  # one worker process trains many trials: no re-import per trial
             # a module's function, pickled by name: a lambda is pickled whole, 1.4 KB of hex in
             # every trial's snapshot, twice
@@ -122,13 +168,6 @@ def forgets_ended(exp: Experiment, verbose: int) -> bool:
     return not exp.scheduler.reads_ended_trials and int(verbose) == 0
 
 
-def trial_name(trial: Any) -> str:
-    """A trial's name and folder: ``trial_<id>``."""
-    from hpo.runner.collect import trial_dir_name
-
-    return trial_dir_name(trial.trial_id)
-
-
 def _fit_checked(tuner: Any, forget: bool) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
     `forget`: the driver forgets each trial once it has finished (hpo.runner.lean)."""
@@ -136,7 +175,6 @@ def _fit_checked(tuner: Any, forget: bool) -> None:
     from hpo.runner.lean import forgetting_ended, no_result_frames, release_frames
 
     Events.active = None
-    fault = None
     try:
         # Ray's end-of-run DataFrames of every trial: hpo reads none
         with no_result_frames(), forgetting_ended(forget):
@@ -149,143 +187,7 @@ def _fit_checked(tuner: Any, forget: bool) -> None:
         release_frames()  # the finished fit's Trials are freed before the tables are built
     fault = Events.active.storage_fault if Events.active is not None else None
     if fault:
-        where = rescue_state(Events.active.run_dir)
-        raise StorageFault(fault + (f" (Ray's experiment state is kept at {where} for the resume)"
-                                    if where else ""))
-
-
-def _rescue_dir(run_dir: Path) -> Path:
-    from hpo.runner.head import home
-
-    return home() / "rescue" / hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
-
-
-def rescue_state(run_dir: Path) -> Path | None:
-    """Ray writes its experiment state next to the driver, then copies it to the storage; a
-    storage that fills up cuts that copy short. Keep the driver's whole copy off the storage
-    (under $HPO_HOME) for `hpo resume`."""
-    import ray
-
-    try:
-        session = Path(ray._private.worker._global_node.get_session_dir_path())
-    except AttributeError:
-        return None
-    states = sorted(session.glob(f"artifacts/*/{run_dir.name}/driver_artifacts/experiment_state-*.json"))
-    if not states:
-        return None
-    dest = _rescue_dir(run_dir)
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for f in states[-1].parent.iterdir():  # the experiment state and the searcher's
-        if f.is_file():
-            shutil.copy2(f, dest / f.name)
-    return dest
-
-
-def repair_state(run_dir: Path, out: Any) -> bool:
-    """Before a resume: Ray's newest experiment state in the run folder must be whole. One cut
-    short (a storage that filled up) is replaced by the copy `rescue_state` kept, else set
-    aside so that Ray takes an older one, else the resume is refused with the reason. True
-    when the kept copy is used."""
-    from hpo.errors import SpecError
-    from hpo.runner.relink import read_snapshot
-
-    for empty in (*run_dir.glob("trial_*/error.pkl"), *run_dir.glob("trial_*/error.txt")):
-        if empty.stat().st_size == 0:  # cut by the fault: Ray's results would fail unpickling it
-            empty.unlink()
-    states = sorted(run_dir.glob("experiment_state-*.json"))
-    if not states:
-        return False
-    newest, kept = states[-1], _rescue_dir(run_dir) / states[-1].name
-    doc, kept_doc = read_snapshot(newest), read_snapshot(kept)  # None: missing or cut short
-    if doc is not None:
-        if kept_doc is not None and _step(kept_doc) > _step(doc):
-            # the storage took no write of the last snapshots at all: the folder's is whole but
-            # older, and knows nothing of the trials started since (their folders would be
-            # set aside as forgotten)
-            _restore_kept(kept, run_dir)
-            print(f"hpo: {newest.name} in the run folder is older than the copy kept at "
-                  f"{kept.parent} (the storage stopped taking writes); resuming from the kept copy",
-                  file=out, flush=True)
-            return True
-        if kept.parent.exists():  # a storage fault whose state was written whole: its
-            _unerror(newest, run_dir)  # trials errored only by failed writes go on
-        return False
-    if kept_doc is not None:
-        _restore_kept(kept, run_dir)
-        print(f"hpo: {newest.name} was cut short (the storage stopped taking writes); restored "
-              f"it from the copy kept at {kept.parent}", file=out, flush=True)
-        return True
-    newest.rename(newest.with_name(newest.name + ".cut"))
-    if len(states) > 1:
-        print(f"hpo: {newest.name} was cut short and no whole copy was kept; resuming from the "
-              f"older {states[-2].name} (trials since then restart from their checkpoints)",
-              file=out, flush=True)
-        return False
-    raise SpecError(f"Ray's experiment state {newest.name} was cut short (set aside as .cut) and "
-                    f"there is no other; this run cannot be resumed. Its finished trials are "
-                    f"intact: `hpo report {run_dir}`; `hpo run SPEC --from {run_dir}` warm-starts "
-                    f"a new run from them.", file=str(run_dir))
-
-
-def _restore_kept(kept: Path, run_dir: Path) -> None:
-    for f in kept.parent.iterdir():
-        shutil.copy2(f, run_dir / f.name)
-    _unerror(run_dir / kept.name, run_dir)
-
-
-def _step(doc: dict[str, Any]) -> int:
-    """How far the Tuner that wrote this experiment state had got (its loop's iteration)."""
-    return int(doc.get("runner_data", {}).get("_iteration", 0))
-
-
-def _unerror(state: Path, run_dir: Path) -> None:
-    """In Ray's experiment state, the trials that the storage fault errored (hpo logged no
-    error of theirs) become unfinished again: the resume continues them from their checkpoints."""
-    from hpo.runner.collect import trial_events
-
-    events = trial_events(run_dir)
-    d = json.loads(state.read_text())
-    for i, (trial, meta) in enumerate(_state_trials(d)):
-        if trial.get("status") == "ERROR" and (events.get(trial["trial_id"]) or {}).get("event") != "error":
-            trial["status"] = "PENDING"
-            meta.update(num_failures=max(0, int(meta.get("num_failures", 1)) - 1),
-                        error_filename=None, pickled_error_filename=None)
-            d["trial_data"][i] = [json.dumps(trial), json.dumps(meta)]
-    state.write_text(json.dumps(d))
-
-
-def _state_trials(doc: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """The trials of Ray's experiment state: (trial, its run metadata), each stored there as a
-    JSON string."""
-    return [(json.loads(trial), json.loads(meta)) for trial, meta in doc["trial_data"]]
-
-
-def set_aside_forgotten(run_dir: Path, out: Any) -> list[str]:
-    """Before a resume: trials that started after Ray's last experiment snapshot and had not
-    ended when the driver was killed are unknown to the restored Tuner and its searcher, which
-    never continue them (a searcher proposes anew); their folders would read as unfinished
-    trials. They are moved to `forgotten_trial_<id>` (kept, not read into the tables). Trials
-    with an end in events.jsonl stay: they finished (or belong to an earlier Tuner of a run
-    extended with --more). Returns the ids set aside."""
-    from hpo.runner.collect import trial_events
-    from hpo.runner.relink import newest_state
-
-    state = newest_state(run_dir)
-    if state is None:  # a bucket's run: Ray's state is not in the local folder
-        return []
-    known = {trial["trial_id"] for trial, _ in _state_trials(json.loads(state.read_text()))}
-    ended = trial_events(run_dir)
-    folders = {d.name.removeprefix("trial_"): d for d in sorted(run_dir.glob("trial_*")) if d.is_dir()}
-    gone = [t for t in folders if t not in known and t not in ended]
-    for t in gone:
-        folders[t].rename(folders[t].with_name(f"forgotten_{folders[t].name}"))
-    if gone:
-        print(f"hpo: {len(gone)} trial(s) started after Ray's last snapshot of the run and were cut "
-              f"by the stop ({', '.join(gone)}); the resumed run does not know them, and its "
-              f"searcher proposes anew. Their folders are kept as forgotten_trial_<id>.",
-              file=out, flush=True)
-    return gone
+        raise StorageFault(fault)
 
 
 # in a sweep of at least KEEP_ALL_FROM trials, a trial that writes at most KEEP_ALL_UP_TO
@@ -316,9 +218,29 @@ def keep_checkpoints(exp: Experiment) -> int | None:
     return max(2, spec.checkpoint.keep)
 
 
-def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[str, Any], Any]:
-    """(search algorithm with the concurrency cap, param space, scheduler) of a new run."""
-    from ray import tune
+def _search_args(exp: Experiment, max_concurrent: int | None, samples: int | None = None,
+                 prior: tuple[Any, ...] = (), points: bool = True, reseed: int = 0) -> Search:
+    """What the registry's searcher is built from. `reseed`: added to the searcher's seed (a
+    resumed searcher that learns must not draw its first run's random start-up points again)."""
+    spec = exp.spec
+    options, seed = exp.searcher_options, spec.seed
+    if reseed:
+        own = getattr(options, "seed", None)
+        seed = (seed if own is None else own) + reseed
+        if own is not None:
+            options = options.model_copy(update={"seed": seed})
+    return Search(
+        exp.params, options, seed, max_concurrent, spec.metric, exp.mode,
+        objectives=exp.objectives, constraints=exp.constraints,
+        points=tuple(spec.points_to_evaluate) if points else (), prior=prior,
+        num_samples=spec.budget.num_samples if samples is None else samples,
+        directions={**exp.metrics, **exp.trainable.attributes})
+
+
+def _search(exp: Experiment, work: Work) -> tuple[Any, dict[str, Any]]:
+    """(the searcher with the cap on running trials, the param space) of `work`: its fixed
+    configurations first, then the searcher that learns."""
+    from hpo.runner.plan_search import PlanSearcher
 
     spec = exp.spec
     max_concurrent = spec.budget.max_concurrent_trials
@@ -327,20 +249,26 @@ def _search(exp: Experiment, pack: packing.PackPlan | None) -> tuple[Any, dict[s
               f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
               f"deadlock); resources per trial still bound how many run at once.", flush=True)
         max_concurrent = None
-    if pack is not None:  # every configuration known up front; stopping happens inside packs
-        from ray.tune.search import BasicVariantGenerator
+    inner, param_space = None, {}
+    if work.samples:
+        assert exp.searcher.build is not None  # (a searcher that draws up front has no samples)
+        inner, param_space = exp.searcher.build(_search_args(
+            exp, max_concurrent, work.samples, work.prior, work.points, work.reseed))
+        if "seed" not in exp.params:
+            param_space["seed"] = spec.seed
+    return PlanSearcher(work.configs, inner, work.segment, max_concurrent), param_space
 
-        return (BasicVariantGenerator(max_concurrent=max_concurrent or 0),
-                {PACK_KEY: tune.grid_search(pack.packs)}, None)
-    search_alg, param_space = exp.searcher.build(Search(
-        exp.params, exp.searcher_options, spec.seed, max_concurrent, spec.metric, exp.mode,
-        objectives=exp.objectives, constraints=exp.constraints,
-        points=tuple(spec.points_to_evaluate), prior=exp.prior, num_samples=spec.budget.num_samples,
-        directions={**exp.metrics, **exp.trainable.attributes}))
-    if "seed" not in exp.params:
-        param_space["seed"] = spec.seed
-    scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs, spec.seed)
-    return search_alg, param_space, scheduler
+
+def _scheduler(exp: Experiment, work: Work) -> Any:
+    """The scheduler of `work`, rebuilt from the record's results on resume."""
+    spec = exp.spec
+    scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
+                                    spec.seed, spec.metric, exp.mode)
+    if scheduler is not None and work.replay and exp.scheduler.resume_exact:
+        from hpo.runner.replay import replay
+
+        replay(scheduler, work.replay)
+    return scheduler
 
 
 def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, progress: bool,
@@ -365,25 +293,103 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
     return [*out, LeanTrials()]
 
 
-def can_restore(run_dir: Path, storage: Storage) -> bool:
-    from ray import tune
+@dataclass
+class Resumption:
+    """What `hpo resume` found in the record: the work left, and what it keeps and ends."""
 
-    return bool(tune.Tuner.can_restore(**storage.restore_location(run_dir)))
+    work: Work
+    kept: int  # finished trials (complete or errored), kept as they are
+    continued: int  # unfinished trials that go on from their last checkpoint
+    restarted: int  # unfinished trials without a checkpoint: they start again at epoch 1
+    ended: int  # unfinished trials that had nothing left to train (the scheduler or their end)
 
 
-def restore_fit(exp: Experiment, data: ArrayDataset, run_dir: Path, storage: Storage) -> None:
-    """Continue the Tuner saved in `run_dir`: finished trials are kept, unfinished ones restart
-    from their last checkpoint, errored ones stay errored."""
-    from ray import tune
+def resume_work(exp: Experiment, run_dir: Path, storage: Storage) -> Resumption:
+    """What a resume has left, from hpo's record alone (hpo.runner.record): finished trials
+    are kept; an unfinished one continues from the newest checkpoint its log names (or starts
+    again without one), unless the rebuilt scheduler stops it or it had trained to its end,
+    in which case it is ended as such; plan items never started run; a searcher that learns is
+    told the run's finished trials and draws the samples left."""
+    from hpo.experiment import prior_from
+    from hpo.runner.collect import write_tables
+    from hpo.space import searched
 
-    from hpo.runner.relink import relink
+    spec = exp.spec
+    plan = record.read_plan(run_dir)
+    if not plan:  # a run from before hpo kept a plan: drawn again as the run drew it
+        pack = packing.plan(exp) if spec.execution.pack != "off" and not packing.why_not(exp) else None
+        plan_work(exp, run_dir, pack)
+        plan = record.read_plan(run_dir)
+    trials = record.read_trials(run_dir)
+    left = record.left(plan, trials)
+    learning = [s for s in plan if not s.planned]
+    stray = [] if learning else left.unplanned
+    if stray:
+        raise SpecError(f"{len(stray)} trial(s) of this run ({', '.join(t.trial_id for t in stray[:3])}) "
+                        f"are not in its plan (a run started by an older hpo with another plan); "
+                        f"resuming could run configurations twice. Its results are kept: "
+                        f"`hpo report {run_dir}`.", file=str(run_dir))
+    starts: dict[str, tuple[str, int] | None] = {}
+    for t, _, _ in left.continued:
+        starts[t.trial_id] = t.checkpoint(run_dir)
+    # trials that had trained to their end, or that the rebuilt scheduler stops, are ended
+    over = {t.trial_id for t, _, _ in left.continued if _trained_out(t, spec.budget.max_epochs, starts)}
+    packed = any(PACK_KEY in c for s in plan for c in (s.configs or ()))
+    steps: list[Any] = []
+    if not packed and exp.scheduler.resume_exact and spec.scheduler.name != "fifo":
+        steps = record.steps([*left.done, *(t for t, _, _ in left.continued)],
+                             {tid: (s[1] if s else 0) for tid, s in starts.items()})
+        over |= _replayed_stops(exp, steps) & set(starts)
+    if over:
+        ends = Path(run_dir) / "events.jsonl"
+        with open(ends, "a") as f:
+            for tid in sorted(over):
+                f.write(json.dumps({"trial_id": tid, "event": "complete", "time": time.time(),
+                                    "note": "ended on resume (nothing left to train)"}) + "\n")
+    configs = []
+    order = sorted(left.continued, key=lambda x: (x[1] if x[1] is not None else 1 << 30, x[0].started))
+    for t, i, seg in order:
+        if t.trial_id in over:
+            continue
+        start = starts[t.trial_id]
+        tag: dict[str, Any] = {"trial": t.trial_id}
+        tag.update({"plan": i} if i is not None else {"segment": seg})
+        if start is not None:
+            tag.update(checkpoint=storage.location(run_dir, start[0]), checkpoint_rel=start[0],
+                       epoch=start[1])
+        configs.append({**t.config, RECORD_KEY: tag})
+    configs += [{**c, RECORD_KEY: {"plan": i}} for i, c in left.fresh]
+    samples = sum(left.samples.values())
+    prior: tuple[Any, ...] = ()
+    if samples:
+        done, _ = write_tables(run_dir)  # the record's finished trials, as the searcher is told them
+        prior = (*exp.prior, *prior_from(done, spec, searched(exp.params)))
+    segment = learning[-1].index if learning else None
+    # the spec's known points go to the searcher only if none of its trials has started
+    work = Work(configs, samples, segment, prior, steps,
+                points=not any(t.tag.get("segment", segment) == segment for t in left.unplanned),
+                # a new seed per state of the record: the start-up draws are not repeated
+                reseed=100_003 * len(trials) if samples else 0)
+    n_cont = sum(1 for t, _, _ in left.continued if t.trial_id not in over)
+    n_restart = sum(1 for t, _, _ in left.continued if t.trial_id not in over and starts[t.trial_id] is None)
+    return Resumption(work, len(left.done), n_cont - n_restart, n_restart, len(over))
 
-    repair_state(run_dir, sys.stdout)
-    set_aside_forgotten(run_dir, sys.stdout)
-    relink(run_dir, sys.stdout)
-    tuner = tune.Tuner.restore(
-        **storage.restore_location(run_dir), trainable=trainable(exp, data, pack_plan(exp)),
-        resume_unfinished=True, resume_errored=False, restart_errored=False)
-    # Ray's table, or not, as the run was started
-    _fit_checked(tuner, forget=forgets_ended(exp, tuner._local_tuner.get_run_config().verbose))
-    shutil.rmtree(_rescue_dir(run_dir), ignore_errors=True)  # resumed: no longer needed
+
+def _trained_out(t: record.TrialRecord, max_epochs: int, starts: dict[str, Any]) -> bool:
+    """Whether an unfinished trial had trained to its end before the stop: its checkpoint is
+    that of its last epoch, or of the epoch it stopped itself (early stopping, divergence)."""
+    start = starts.get(t.trial_id)
+    if start is None or not t.rows:
+        return False
+    last = t.rows[-1]
+    ended = int(last.get("epoch", 0)) >= max_epochs or bool(last.get("early_stopped") or last.get("diverged"))
+    return ended and start[1] >= int(last.get("epoch", 0))
+
+
+def _replayed_stops(exp: Experiment, steps: list[Any]) -> set[str]:
+    from hpo.runner.replay import replay
+
+    spec = exp.spec
+    scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
+                                    spec.seed, spec.metric, exp.mode)
+    return replay(scheduler, steps) if scheduler is not None else set()
