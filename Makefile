@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SHARED := $(abspath ../shared/datasets)
 export HPO_DATA_DIR ?= $(if $(wildcard $(SHARED)/MNIST/raw),$(SHARED),)
 
-.PHONY: demo test test-fast bench bench-gpu lint lock clean
+.PHONY: demo test test-fast test-kill bench bench-gpu lint lock clean
 
 # requirements.lock: the exact versions CI tested; every install is constrained to them.
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -30,6 +30,10 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
+
+# the long kill-anywhere test: 8 random kill moments and both chosen ones per sweep (CI: a sample)
+test-kill: $(VENV)/.installed
+	HPO_KILL_POINTS=8 $(PY) -m pytest -q -s tests/test_kill_anywhere.py
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

@@ -34,7 +34,8 @@ Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
 PACK_KEY = "_pack"  # the one key of a packed trial's Tune config: the list of its members
 # hpo's own key in a trial's Tune config (hpo.runner.record): {"plan": i} its place in the run's
 # plan, {"segment": s} the searcher run it belongs to, and for a trial that continues one cut by
-# a stop {"trial": its hpo id, "checkpoint": where to start from, "epoch": that checkpoint's}.
+# a stop {"trial": its hpo id, "checkpoint_rel": the checkpoint it starts from, relative to the
+# run folder (Settings.run_root), "epoch": that checkpoint's}.
 # Never a parameter: the trainable and the tables drop it.
 RECORD_KEY = "_hpo"
 # in each report after a restore that passed over an unreadable checkpoint: which, and what it used
@@ -74,6 +75,9 @@ class Settings:
     # and the last: the test set is evaluated on the best-validation weights there and when the
     # trial ends by itself (early stop, divergence). None: at every validation improvement.
     test_epochs: frozenset[int] | None = None
+    # the run folder, where a trial continued after a stop finds the checkpoint it starts from
+    # (RECORD_KEY's `checkpoint_rel`): a local path, or a bucket URI with its options
+    run_root: str | None = None
 
     @property
     def sign(self) -> float:

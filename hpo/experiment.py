@@ -379,7 +379,7 @@ def _validate(model: type[BaseModel], values: dict[str, Any], where: str | None)
 def _check_sizes(params: dict[str, Param], trainable: TrainableInfo, dataset: DatasetInfo,
                  spec: Spec) -> None:
     n_full = min(dataset.n_train, spec.dataset.train_size or dataset.n_train)
-    val = spec.dataset.val_size or dataset.default_val_size
+    val = dataset.val_size(spec.dataset.val_size)
     if val >= dataset.n_train:
         raise SpecError(f"val_size {val} leaves no training data ({dataset.n_train} examples).",
                         field="dataset.val_size")

@@ -51,7 +51,7 @@ def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
     info, data = _data(exp)
     timer = exp.trainable.estimate_epoch_s()
     if time_it and timer is not None:
-        val = spec.dataset.val_size or info.default_val_size
+        val = info.val_size(spec.dataset.val_size)
         n_train = min(info.n_train - val, spec.dataset.train_size or info.n_train)
         sizes = {"train": n_train, "val": val, "test": info.n_test}
         times = [timer(cfg, info.input_shape, info.n_classes, sizes, max(1, int(spec.resources.cpu)))

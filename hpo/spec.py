@@ -240,6 +240,32 @@ def parse_yaml(text: str, file: str | None = None) -> Any:
         raise SpecError(f"invalid YAML: {e}", file=file) from None
 
 
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; a larger file is not one
+
+
+def read_text(p: Path) -> str:
+    """A spec file's text: UTF-8 (a BOM allowed), at most MAX_SPEC_BYTES, no NUL bytes; else a
+    SpecError saying what and where (the byte offset), never a decoding traceback."""
+    try:
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"is {size:,} bytes; a spec is a YAML file of at most "
+                            f"{MAX_SPEC_BYTES:,} bytes (is this the right file?).", file=str(p))
+        data = p.read_bytes()
+    except OSError as e:
+        raise SpecError(f"cannot be read: {e.strerror}.", file=str(p)) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise SpecError(f"is a binary file (a NUL byte at byte {nul}), not a YAML spec.", file=str(p))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise SpecError(f"is not UTF-8 text: byte 0x{data[e.start]:02x} at byte {e.start} (line "
+                        f"{line}) cannot be decoded; save the spec as UTF-8 (e.g. `iconv -f "
+                        f"latin1 -t utf-8`).", file=str(p)) from None
+
+
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
@@ -247,7 +273,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
                         "(`hpo studies` lists them).", file=str(p))
     if p.is_dir():
         raise SpecError("is a directory; give the path of a YAML spec file.", file=str(p))
-    raw = parse_yaml(p.read_text(encoding="utf-8"), file=str(p))
+    raw = parse_yaml(read_text(p), file=str(p))
     if not isinstance(raw, dict):
         raise SpecError(
             f"the top level must be a mapping of fields (name:, trainable:, ...), "

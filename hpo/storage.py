@@ -56,13 +56,15 @@ class Storage:
             return str(local_dir)
         return f"{urlsplit(self.uri).scheme}://{self.remote_path(local_dir)}"
 
-    def location(self, run_dir: Path, rel: str) -> str:
-        """Where the file or folder `rel` of a run folder is, for a trial to read it: a local
-        path, or the bucket's URI (with its options)."""
+    def run_root(self, run_dir: Path) -> str:
+        """Where a trial reads the run folder's files from: its local path, or its URI in the
+        bucket with the storage's options and credentials (handed to trials in memory, through
+        hpo.contract.Settings, never written to the run folder)."""
         if not self.is_remote:
-            return str((Path(run_dir) / rel).resolve())
+            return str(Path(run_dir).resolve())
         parts = urlsplit(self.uri)
-        return (f"{parts.scheme}://{self.remote_path(run_dir)}/{rel}"
+        rel = Path(run_dir).resolve().relative_to(self.root.resolve()).as_posix()
+        return (f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/{rel}"
                 + (f"?{parts.query}" if parts.query else ""))
 
     def restore_location(self, run_dir: Path) -> dict[str, Any]:
@@ -132,6 +134,22 @@ class Storage:
             with fs.open_input_stream(info.path) as f_in, open(dst, "wb") as f_out:
                 while chunk := f_in.read(1 << 20):
                     f_out.write(chunk)
+
+    def upload_files(self, run_dir: Path, rels: list[str]) -> None:
+        """Copy these files of the local run folder to the URI (the run's record as it grows:
+        a kill of the driver leaves it in the bucket, where a resume from any machine finds it)."""
+        if not self.is_remote:
+            return
+        import pyarrow.fs as pafs
+
+        fs, _ = self._fs()
+        dst, local = self.remote_path(run_dir), pafs.LocalFileSystem()
+        for rel in rels:
+            if (Path(run_dir) / rel).is_file():
+                parent = f"{dst}/{rel}".rpartition("/")[0]
+                fs.create_dir(parent, recursive=True)
+                pafs.copy_files(str(Path(run_dir) / rel), f"{dst}/{rel}", source_filesystem=local,
+                                destination_filesystem=fs)
 
     def upload(self, run_dir: Path) -> None:
         """Copy the driver's own files (every regular file outside trial folders, and each

@@ -6,7 +6,9 @@ Tune's own logger callbacks (one entry per tracker: its options, its package, it
       wandb: {project: hpo, mode: offline}                                  # WandbLoggerCallback
       tensorboard: {}                                                       # TBXLoggerCallback
 
-A missing package is a SpecError with its install command, before Ray starts. TensorBoard
+A missing package is a SpecError with its install command, before Ray starts, and so is a
+tracking server that does not accept a connection within REACH_TIMEOUT_S (an unreachable MLflow
+server used to stall every trial for minutes). TensorBoard
 files are written with tensorboardX (Ray's TBXLoggerCallback), which does not import torch
 into the driver.
 """
@@ -52,6 +54,38 @@ class TrackerEntry:
     package: str  # import name
     install: str  # what to pip install
     build: Callable[[Any, Path], Any]  # (options, run_dir) -> Ray callback
+    # (options) -> why its server cannot be reached, or None; checked before Ray starts
+    reach: Callable[[Any], str | None] | None = None
+
+
+REACH_TIMEOUT_S = 3.0
+
+
+def reachable(uri: str | None) -> str | None:
+    """None when an http(s) tracking URI's host accepts a connection within REACH_TIMEOUT_S
+    (or the URI is not a server: a folder, file:, databricks, ...); else why not, in words."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=REACH_TIMEOUT_S):
+            return None
+    except TimeoutError:
+        return f"no answer from {parts.hostname}:{port} within {REACH_TIMEOUT_S:g} s"
+    except OSError as e:
+        return f"{parts.hostname}:{port}: {e.strerror or e}"
+
+
+def _mlflow_reach(o: MlflowOptions) -> str | None:
+    import os
+
+    uri = o.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    why = reachable(uri)
+    return None if why is None else f"cannot reach the MLflow server at {uri} ({why})"
 
 
 def _mlflow(o: MlflowOptions, run_dir: Path) -> Any:
@@ -80,7 +114,8 @@ def _tensorboard(o: TensorboardOptions, run_dir: Path) -> Any:
 
 
 TRACKERS: Registry[TrackerEntry] = Registry("tracker")
-TRACKERS.add("mlflow", TrackerEntry(MlflowOptions, "mlflow", "pip install 'hpo[mlflow]'", _mlflow))
+TRACKERS.add("mlflow", TrackerEntry(MlflowOptions, "mlflow", "pip install 'hpo[mlflow]'", _mlflow,
+                                    reach=_mlflow_reach))
 TRACKERS.add("wandb", TrackerEntry(WandbOptions, "wandb", "pip install 'hpo[wandb]'", _wandb))
 TRACKERS.add("tensorboard", TrackerEntry(TensorboardOptions, "tensorboardX",
                                          "pip install 'hpo[tensorboard]'", _tensorboard))
@@ -103,6 +138,11 @@ def check(tracking: dict[str, Any]) -> dict[str, BaseModel]:
         if importlib.util.find_spec(entry.package) is None:
             raise SpecError(f"logging to {name} needs the `{entry.package}` package: {entry.install}.",
                             field=f"tracking.{name}")
+        # a server that does not answer would stall every trial: refused before Ray starts
+        why = entry.reach(opts) if entry.reach is not None else None
+        if why:
+            raise SpecError(f"{why}. Start it, fix the URI, or remove tracking.{name} to run "
+                            f"without it.", field=f"tracking.{name}")
         out[name] = opts
     return out
 

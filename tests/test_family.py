@@ -100,3 +100,14 @@ def test_corrupt_labels_are_refused(tmp_path):
     write_idx_family(tmp_path, "KMNIST/raw", k=12)  # labels up to 11 in a 10-class dataset
     with pytest.raises(SpecError, match=r"labels must be in \[0, 10\)"):
         load_dataset("kmnist", tmp_path, val_size=10)
+
+
+def test_a_small_folder_gets_a_tenth_for_validation_and_too_large_a_split_is_one_line(tmp_path):
+    """300 training images: no val_size gives 30 (10%), not the full dataset's 5,000 (which used
+    to end `hpo run` in a traceback); a val_size of 300 or more is refused by name."""
+    write_idx_family(tmp_path, "KMNIST/raw")
+    ds = load_dataset("kmnist", tmp_path)
+    assert ds.sizes == {"train": 270, "val": 30, "test": 60}
+    with pytest.raises(SpecError, match=r"dataset\.val_size: val_size 300 leaves no training data: "
+                                        r"KMNIST in .* has 300 training images; give at most 299"):
+        load_dataset("kmnist", tmp_path, val_size=300)

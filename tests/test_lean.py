@@ -17,8 +17,9 @@ from ray.tune.experiment import Trial
 
 from hpo.experiment import load_experiment
 from hpo.runner import lean
+from hpo.runner.events import trial_name
 from hpo.runner.lean import LeanTrials, drop_summary
-from hpo.runner.tuning import forgets_ended, trial_name
+from hpo.runner.tuning import forgets_ended
 from tests.conftest import MINIMAL, write_spec
 
 

@@ -132,10 +132,9 @@ def test_a_scheduler_rebuilt_from_the_record_decides_as_the_uninterrupted_one(tm
     assert {**{k: whole[k] for k in ids[:6]}, **rest} == whole
 
 
-def test_a_bucket_location_keeps_its_options(tmp_path):
+def test_a_trial_finds_the_run_folder_in_its_bucket_with_its_options(tmp_path):
     local = Storage(tmp_path)
-    assert local.location(tmp_path / "run", "trial_a/checkpoint_000001") == str(
-        tmp_path / "run" / "trial_a" / "checkpoint_000001")
-    remote = Storage(tmp_path, "s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http")
-    assert remote.location(tmp_path / "run", "trial_a/checkpoint_000001") == (
-        "s3://bucket/runs/run/trial_a/checkpoint_000001?endpoint_override=127.0.0.1:9000&scheme=http")
+    assert local.run_root(tmp_path / "run") == str(tmp_path / "run")
+    remote = Storage(tmp_path, "s3://k:s@bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http")
+    assert remote.run_root(tmp_path / "run") == (
+        "s3://k:s@bucket/runs/run?endpoint_override=127.0.0.1:9000&scheme=http")

@@ -100,10 +100,19 @@ def test_resume_refuses_a_changed_spec(tmp_path):
     assert "-  max_epochs: 6" in out and "+  max_epochs: 7" in out and "Traceback" not in out
 
 
-def test_resume_of_a_folder_without_ray_state(tmp_path):
+def test_a_run_stopped_before_its_first_trial_starts_in_place(tmp_path):
+    """A folder that holds its spec and nothing else (a kill while the run started): `hpo
+    resume` runs it there, and then says it is finished and changes nothing."""
     run_dir = tmp_path / "x"
     run_dir.mkdir()
-    write_spec(run_dir, SPEC)
-    r = hpo("resume", str(run_dir), "--no-dashboard", cwd=tmp_path)
-    out, _ = r.communicate(timeout=120)
-    assert r.returncode == 2 and "nothing to resume" in out, out
+    write_spec(run_dir, SPEC.replace("max_epochs: 6", "max_epochs: 1").replace(
+        "[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]", "[0.1, 0.01]"))
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0 and "nothing of it was recorded yet" in out, out[-3000:]
+    assert len(pd.read_parquet(run_dir / "trials.parquet")) == 2
+    stamp = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0 and "is finished (2 trial(s)); nothing to resume" in out, out[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == stamp

@@ -51,6 +51,22 @@ def test_missing_package_says_how_to_install(tmp_path, monkeypatch):
         load_experiment(write_spec(tmp_path, SPEC.format(tracking="{wandb: {mode: offline}}")))
 
 
+def test_an_mlflow_server_that_does_not_answer_is_refused_before_ray(tmp_path):
+    """Nothing listening at the tracking URI: one line naming it, at once (it used to stall
+    every trial for minutes)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    with pytest.raises(SpecError, match=rf"tracking\.mlflow: cannot reach the MLflow server at "
+                                        rf"http://127\.0\.0\.1:{port} \(.*refused.*\)\. Start it"):
+        load_experiment(write_spec(tmp_path, SPEC.format(
+            tracking=f'{{mlflow: {{tracking_uri: "http://127.0.0.1:{port}"}}}}')))
+    assert time.time() - t0 < 10
+
+
 def tb_tags(path: Path) -> set[str]:
     """Scalar tags in a TensorBoard event file (TFRecord framing, tensorboardX's protobufs)."""
     from tensorboardX.proto import event_pb2

@@ -57,24 +57,24 @@ def restore(ckpt: Any, load: Callable[[str], Any]) -> tuple[Any, str | None]:
     return None, f"checkpoint {'; '.join(bad)} could not be read: the trial started again at epoch 1"
 
 
-def start_checkpoint(config: dict[str, Any]) -> Any:
+def start_checkpoint(config: dict[str, Any], settings: Settings) -> Any:
     """The checkpoint a trial starts from: Tune's (a retry, PBT), else the one hpo's record
-    names for a trial continued after a stop (a local path, or a URI of the run's bucket), else
+    names for a trial continued after a stop (in the run folder: local, or in its bucket), else
     None."""
     from ray import tune
 
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         return ckpt
-    where = (config.get(RECORD_KEY) or {}).get("checkpoint")
-    if not where:
+    rel = (config.get(RECORD_KEY) or {}).get("checkpoint_rel")
+    if not rel or not settings.run_root:
         return None
-    if "://" in where:
+    if "://" in settings.run_root:
         import pyarrow.fs as pafs
 
-        fs, path = pafs.FileSystem.from_uri(where)
-        return tune.Checkpoint(path, filesystem=fs)
-    return tune.Checkpoint(where)
+        fs, path = pafs.FileSystem.from_uri(settings.run_root)
+        return tune.Checkpoint(f"{path.rstrip('/')}/{rel}", filesystem=fs)
+    return tune.Checkpoint(os.path.join(settings.run_root, rel))
 
 
 def _name(ckpt: Any) -> str:
@@ -130,7 +130,7 @@ def make_trainable(info: TrainableInfo) -> Any:
                 state["best_model"] = torch.load(os.path.join(d, BEST_FILE), weights_only=True)
             return state
 
-        state, note = restore(start_checkpoint(config), load)
+        state, note = restore(start_checkpoint(config, settings), load)
 
         def report(metrics: dict[str, Any], state_fn: Any) -> None:
             metrics = {**metrics, **_where(node_id, note)}
@@ -179,7 +179,7 @@ def make_pack_trainable(info: TrainableInfo) -> Any:
             p = os.path.join(d, STATE_FILE)
             return torch.load(p, weights_only=True) if os.path.exists(p) else None  # tensors, no code
 
-        state, note = restore(start_checkpoint(config), load)
+        state, note = restore(start_checkpoint(config, settings), load)
 
         def report(r: dict[str, Any], best_models: dict[int, Any] | None = None,
                    state_fn: Any = None) -> None:

@@ -34,6 +34,19 @@ class DatasetInfo:
     present: Callable[[Path], bool] | None = None
     fallback: str | None = None
 
+    def val_size(self, given: int | None = None) -> int:
+        """The validation split: the spec's, else the entry's default, else (0: a folder of any
+        size) 10% of the training images, at most DEFAULT_VAL."""
+        return given or self.default_val_size or default_val(self.n_train)
+
+
+DEFAULT_VAL = 5_000
+
+
+def default_val(n_train: int) -> int:
+    """10% of the training examples, at least 1, at most DEFAULT_VAL."""
+    return min(DEFAULT_VAL, max(1, n_train // 10))
+
 
 def _mnist(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:
     from hpo.data.mnist import load_mnist
@@ -88,7 +101,9 @@ for _name, _shape, _n_train, _n_test, _k in (
         ("fashion_mnist", (1, 28, 28), 60_000, 10_000, 10), ("kmnist", (1, 28, 28), 60_000, 10_000, 10),
         ("emnist", (1, 28, 28), 112_800, 18_800, 47), ("cifar100", (3, 32, 32), 50_000, 10_000, 100),
         ("svhn", (3, 32, 32), 73_257, 26_032, 10)):
-    DATASETS.add(_name, DatasetInfo("classification", _shape, _n_train, _n_test, _k, 5_000, _family(_name)))
+    # default val_size 0: 10% of the folder's training images, at most 5,000 (a small folder is
+    # not refused for the full dataset's 5,000)
+    DATASETS.add(_name, DatasetInfo("classification", _shape, _n_train, _n_test, _k, 0, _family(_name)))
 
 USER_KINDS = ("npz", "csv")  # plus any `module:function`
 
@@ -157,7 +172,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, val_size: int | 
 
     info = DATASETS.get(name)
     ds = check_dataset(info.load(Path(data_dir) if data_dir else default_data_dir(),
-                                 val_size or info.default_val_size, strict))
+                                 val_size or info.default_val_size, strict))  # 0: the loader's default
     if train_size is not None and train_size < len(ds.y_train):
         ds = replace(ds, x_train=ds.x_train[:train_size], y_train=ds.y_train[:train_size])
     return ds

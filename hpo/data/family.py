@@ -183,6 +183,16 @@ def load_family(name: str, data_dir: Path, val_size: int) -> ArrayDataset:
         if len(y) and (y.min() < 0 or y.max() >= fam.n_classes):
             raise SpecError(f"{fam.path(data_dir, split + '_y')}: labels must be in [0, {fam.n_classes}), "
                             f"got {y.min()}..{y.max()}.", field="dataset")
+    n = len(a["train_y"])
+    if not val_size:  # not given: 10% of what the folder holds, at most 5,000
+        from hpo.data import default_val
+
+        val_size = default_val(n)
+    elif not 0 < val_size < n:
+        raise SpecError(f"val_size {val_size} leaves no training data: {fam.title} in "
+                        f"{(Path(data_dir) / fam.folder).resolve()} has {n:,} training images; give "
+                        f"at most {n - 1:,}, or leave val_size out (10% of the training images, at "
+                        f"most 5,000).", field="dataset.val_size")
     x_tr, y_tr, x_val, y_val = split_train_val(a["train_x"], a["train_y"].astype(np.int64), val_size)
     return ArrayDataset(name=name, x_train=x_tr, y_train=y_tr, x_val=x_val, y_val=y_val,
                         x_test=a["test_x"], y_test=a["test_y"].astype(np.int64), n_classes=fam.n_classes,

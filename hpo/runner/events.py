@@ -59,14 +59,20 @@ def trial_name(trial: Any) -> str:
     return trial_dir_name(trial.trial_id)
 
 
+PUBLISH_EVERY_S = 10.0  # a bucket's run: at most this often per trial, its log goes to the bucket
+
+
 class Events(Callback):
     active: Events | None = None  # this driver's (one experiment at a time), for the runner
     # class defaults too: an Events pickled (tuner.pkl) before these existed restores without them
     storage_fault: str | None = None
     stop_now = False
+    storage: Any = None
+    _published: dict[str, float] = {}  # noqa: RUF012 - replaced per instance
 
-    def __init__(self, run_dir: Path, max_failed: int | None) -> None:
+    def __init__(self, run_dir: Path, max_failed: int | None, storage: Any = None) -> None:
         self.run_dir = run_dir
+        self.storage = storage  # a bucket's: the record goes there as it grows (`_publish`)
         self.max_failed = max_failed
         self.failed = 0
         self.abort: str | None = None
@@ -74,6 +80,7 @@ class Events(Callback):
         self.stop_now = False  # ... through the stopper (where Tune's graceful stop is not set)
         self.completed: set[str] = set()
         self.started: set[str] = set()
+        self._published: dict[str, float] = {}
 
     def setup(self, **info: Any) -> None:
         # On resume Ray may restore a trial that finished after its last experiment snapshot;
@@ -93,10 +100,10 @@ class Events(Callback):
         if tag and not restored:
             self._write({"trial_id": tid, "event": "resume", "ray_trial_id": trial.trial_id,
                          "from": tag.get("checkpoint_rel"), "epoch": tag.get("epoch")})
-            if tag.get("checkpoint_rel") and log.exists():
-                return  # it goes on from its checkpoint: its log goes on
-        if not restored or not log.exists():
-            self._new_log(log, trial, restored)  # a trial that starts (again) at its first epoch
+        if not (tag and not restored and tag.get("checkpoint_rel") and log.exists()):
+            if not restored or not log.exists():
+                self._new_log(log, trial, restored)  # a trial that starts (again) at its first epoch
+        self._publish(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
@@ -105,12 +112,15 @@ class Events(Callback):
         if result.get("checkpoint_dir_name"):  # where, relative to the run folder
             row["checkpoint"] = f"{trial_name(trial)}/{result['checkpoint_dir_name']}"
         self._append(self._trial_log(trial), row)
+        if row.get("checkpoint") and time.time() - self._published.get(hpo_id(trial), 0.0) > PUBLISH_EVERY_S:
+            self._publish(trial)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = hpo_id(trial)
         if tid not in self.completed:
             self.completed.add(tid)
             self._write({"trial_id": tid, "event": "complete"})
+        self._publish(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = _last_line(trial)
@@ -118,6 +128,7 @@ class Events(Callback):
             self._storage(error or "")
             return
         self._write({"trial_id": hpo_id(trial), "event": "error", "error": error})
+        self._publish(trial)
         self.failed += 1
         if self.max_failed is not None and self.failed >= self.max_failed and not self.abort:
             self.abort = (f"{self.failed} trial(s) failed (failure.max_failed_trials = "
@@ -129,6 +140,19 @@ class Events(Callback):
         if not time_budget_s:
             return AbortStopper(self)
         return CombinedStopper(AbortStopper(self), BudgetStopper(self, time_budget_s))
+
+    def _publish(self, trial: Any) -> None:
+        """A bucket's run: the record's files this trial changed go to the bucket now (its
+        start, end, and every PUBLISH_EVERY_S its checkpoints), not only at the run's end."""
+        if self.storage is None or not self.storage.is_remote:
+            return
+        head = [] if self._published else ["spec.yaml", "run.json"]  # once: what the run is
+        self._published[hpo_id(trial)] = time.time()
+        log = f"{trial_dir_name(hpo_id(trial))}/{TRIAL_LOG}"
+        try:
+            self.storage.upload_files(self.run_dir, [*head, "plan.json", "events.jsonl", log])
+        except OSError as e:  # the run goes on; the bucket gets the record at the end
+            self._fault(e, self.run_dir / log) if e.errno in STORAGE_ERRNOS else None
 
     def _new_log(self, log: Path, trial: Any, restored: bool) -> None:
         """The trial's log: its configuration, then (a trial of a run from before hpo kept this

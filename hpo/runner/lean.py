@@ -11,11 +11,9 @@ mirror's Optuna journal; benchmarks/scaling.py, BENCHMARKS.md):
   has finished (TERMINATED, its actor released) from all of these (`forget_ended`), and
   `JsonLog` / `CsvLog` drop it from the writers. Nothing needs it back: hpo's tables come from
   the trial folders and events.jsonl, the searchers and ASHA / the median rule have seen its
-  results (ASHA keeps trial ids), and Ray's end-of-run result grid is not read. The experiment
-  snapshot then lists only the trials that have not finished (and errored ones); `hpo resume`
-  keeps a finished trial it does not list by its end in events.jsonl
-  (tuning.set_aside_forgotten), and a trial that finished after the last snapshot is continued
-  from its checkpoint, as Ray does without this. Not with a scheduler that reads ended trials
+  results (ASHA keeps trial ids), and Ray's end-of-run result grid is not read. Ray's experiment
+  snapshot then lists only the trials that have not finished; nothing reads it (`hpo resume`
+  reads hpo's own record, hpo.runner.record). Not with a scheduler that reads ended trials
   back (PBT, HyperBand: SchedulerEntry.reads_ended_trials), nor under Ray's own table (it
   counts the trials the driver holds). A forgotten trial's folder in the driver's staging folder
   (Ray's result files, which each of Ray's syncs copied again) is removed once a sync has copied

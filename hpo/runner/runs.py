@@ -50,7 +50,7 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
     print(f"hpo: live view: hpo dashboard {st.root}  (optuna-dashboard on http://127.0.0.1:8080; "
           f"this run is study `{run_dir.name}`)", file=out, flush=True)
     res = execute(exp, run_dir, info, t0, out,
-                  lambda: tuning.fit(exp, data, run_dir, verbose, st, progress), st)
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, progress, out=out), st)
     if spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm
 
@@ -111,7 +111,7 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     data = session.start(exp, address, dashboard, out, run_dir.name)
     info = info or run_info(exp, data)
     res = execute(exp, run_dir, info, t0, out,
-                  lambda: tuning.fit(exp, data, run_dir, verbose, st, work=work), st)
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, work=work, out=out), st)
     if exp.spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm
 
@@ -126,7 +126,8 @@ def _start_in_place(exp: Experiment, run_dir: Path, info: dict[str, Any], st: St
     t0 = time.time()
     data = session.start(exp, address, dashboard, out, run_dir.name)
     info = info or run_info(exp, data)
-    res = execute(exp, run_dir, info, t0, out, lambda: tuning.fit(exp, data, run_dir, verbose, st), st)
+    res = execute(exp, run_dir, info, t0, out,
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, out=out), st)
     if exp.spec.confirm and res.state == "finished":
         from hpo.runner.confirm_stage import run_confirm
 
@@ -188,4 +189,4 @@ def extend(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
           + (f" and guide the searcher ({len(exp.prior)} finished)" if exp.prior else ""),
           file=out, flush=True)
     return execute(exp, run_dir, info, t0, out,
-                   lambda: tuning.fit(exp, data, run_dir, verbose, st, progress=False), st)
+                   lambda: tuning.fit(exp, data, run_dir, verbose, st, progress=False, out=out), st)

@@ -3,11 +3,14 @@ Tuner of a new run and the one place a Tuner is restored. Ray is imported here."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from hpo.space import groups
 from hpo.storage import Storage
 
 
-def settings(exp: Experiment, pack: packing.PackPlan | None = None) -> Settings:
+def settings(exp: Experiment, pack: packing.PackPlan | None = None, run_root: str | None = None) -> Settings:
     """Everything a trial needs from the spec, read from it in this one place."""
     spec = exp.spec
     es = spec.early_stopping
@@ -35,7 +38,7 @@ def settings(exp: Experiment, pack: packing.PackPlan | None = None) -> Settings:
         groups=tuple(groups(exp.params)),
         data_key=uuid.uuid4().hex,  # lets a reused worker keep its converted tensors
         halving=pack.halving if pack is not None else None, model=spec.model,
-        search_path=tuple(search_path()), test_epochs=test_epochs(exp))
+        search_path=tuple(search_path()), test_epochs=test_epochs(exp), run_root=run_root)
 
 
 def test_epochs(exp: Experiment) -> frozenset[int] | None:
@@ -48,20 +51,23 @@ def test_epochs(exp: Experiment) -> frozenset[int] | None:
     return frozenset(stops(exp.scheduler_options, spec.budget.max_epochs) | {spec.budget.max_epochs})
 
 
-def pack_plan(exp: Experiment) -> packing.PackPlan | None:
+def pack_plan(exp: Experiment, out: Any = None) -> packing.PackPlan | None:
+    out = out or sys.stdout
     if exp.spec.execution.pack == "off":
         return None
     reason = packing.why_not(exp)
     if reason:
-        print(f"hpo: trials run unpacked (execution.pack: {exp.spec.execution.pack}): {reason}.", flush=True)
+        print(f"hpo: trials run unpacked (execution.pack: {exp.spec.execution.pack}): {reason}.",
+              file=out, flush=True)
         return None
     plan = packing.plan(exp)
     if plan is not None:
-        print(f"hpo: {plan.describe()}", flush=True)
+        print(f"hpo: {plan.describe()}", file=out, flush=True)
     return plan
 
 
-def trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None = None) -> Any:
+def trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None = None,
+              run_root: str | None = None) -> Any:
     """The Tune trainable: data through the object store once, resources per trial."""
     from ray import tune
 
@@ -69,7 +75,7 @@ def trainable(exp: Experiment, data: ArrayDataset, pack: packing.PackPlan | None
 
     fn = make_trainable(exp.trainable) if pack is None else make_pack_trainable(exp.trainable)
     return tune.with_resources(
-        tune.with_parameters(fn, data=data, settings=settings(exp, pack)),
+        tune.with_parameters(fn, data=data, settings=settings(exp, pack, run_root)),
         {"cpu": exp.spec.resources.cpu, "gpu": exp.spec.resources.gpu},
     )
 
@@ -117,27 +123,29 @@ def plan_work(exp: Experiment, run_dir: Path, pack: packing.PackPlan | None) -> 
 
 
 def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storage: Storage,
-        progress: bool = False, mirror: bool | None = None, work: Work | None = None) -> None:
+        progress: bool = False, mirror: bool | None = None, work: Work | None = None,
+        out: Any = None) -> None:
     """A new Tuner for the run folder `run_dir`, fitted to the end: a new run's work (drawn
     into its plan here), or `work` (what a resume has left). `verbose`: Ray's own progress
-    table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress)."""
+    table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress); `out`:
+    where hpo's own lines go (the caller's: a quiet API run hands a buffer)."""
     from ray import tune
 
     from hpo.runner.events import Events, trial_name
 
     spec = exp.spec
     if work is None:
-        pack = pack_plan(exp)
+        pack = pack_plan(exp, out)
         work = plan_work(exp, run_dir, pack)
     else:
         pack = packing.PackPlan([], packing.halving(exp)) if work.packed else None
     if not work.n:
         return
-    search_alg, param_space = _search(exp, work)
+    search_alg, param_space = _search(exp, work, out or sys.stdout)
     scheduler = None if work.packed else _scheduler(exp, work)
-    events = Events(run_dir, spec.failure.max_failed_trials)
+    events = Events(run_dir, spec.failure.max_failed_trials, storage)
     tuner = tune.Tuner(
-        trainable(exp, data, pack),
+        trainable(exp, data, pack, storage.run_root(run_dir)),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             # metric and mode: the scheduler and the searcher have their own
@@ -158,7 +166,22 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             log_to_file=True,
         ),
     )
-    _fit_checked(tuner, forget=forgets_ended(exp, verbose))
+    _fit_checked(tuner, forget=forgets_ended(exp, verbose), quiet=int(verbose) == 0)
+
+
+@contextlib.contextmanager
+def _env(**values: str | None) -> Iterator[None]:
+    """These environment variables set while inside (None: left as they are), then restored."""
+    old = {k: os.environ.get(k) for k, v in values.items() if v is not None}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def forgets_ended(exp: Experiment, verbose: int) -> bool:
@@ -168,16 +191,18 @@ def forgets_ended(exp: Experiment, verbose: int) -> bool:
     return not exp.scheduler.reads_ended_trials and int(verbose) == 0
 
 
-def _fit_checked(tuner: Any, forget: bool) -> None:
+def _fit_checked(tuner: Any, forget: bool, quiet: bool = False) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
-    `forget`: the driver forgets each trial once it has finished (hpo.runner.lean)."""
+    `forget`: the driver forgets each trial once it has finished (hpo.runner.lean); `quiet`:
+    Ray prints nothing (its new console output prints a configuration box even at verbose 0;
+    Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at 0)."""
     from hpo.runner.events import Events
     from hpo.runner.lean import forgetting_ended, no_result_frames, release_frames
 
     Events.active = None
     try:
         # Ray's end-of-run DataFrames of every trial: hpo reads none
-        with no_result_frames(), forgetting_ended(forget):
+        with no_result_frames(), forgetting_ended(forget), _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None):
             tuner.fit()
     except Exception:
         # Ray's own end (its result grid reads the error files it could not write) fails too
@@ -237,7 +262,7 @@ def _search_args(exp: Experiment, max_concurrent: int | None, samples: int | Non
         directions={**exp.metrics, **exp.trainable.attributes})
 
 
-def _search(exp: Experiment, work: Work) -> tuple[Any, dict[str, Any]]:
+def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any]]:
     """(the searcher with the cap on running trials, the param space) of `work`: its fixed
     configurations first, then the searcher that learns."""
     from hpo.runner.plan_search import PlanSearcher
@@ -247,7 +272,7 @@ def _search(exp: Experiment, work: Work) -> tuple[Any, dict[str, Any]]:
     if exp.scheduler.pauses_trials and max_concurrent:
         print(f"hpo: note: budget.max_concurrent_trials is not applied with scheduler "
               f"`{spec.scheduler.name}` (it pauses trials until a bracket fills; a cap would "
-              f"deadlock); resources per trial still bound how many run at once.", flush=True)
+              f"deadlock); resources per trial still bound how many run at once.", file=out, flush=True)
         max_concurrent = None
     inner, param_space = None, {}
     if work.samples:
@@ -355,8 +380,7 @@ def resume_work(exp: Experiment, run_dir: Path, storage: Storage) -> Resumption:
         tag: dict[str, Any] = {"trial": t.trial_id}
         tag.update({"plan": i} if i is not None else {"segment": seg})
         if start is not None:
-            tag.update(checkpoint=storage.location(run_dir, start[0]), checkpoint_rel=start[0],
-                       epoch=start[1])
+            tag.update(checkpoint_rel=start[0], epoch=start[1])
         configs.append({**t.config, RECORD_KEY: tag})
     configs += [{**c, RECORD_KEY: {"plan": i}} for i, c in left.fresh]
     samples = sum(left.samples.values())
