@@ -324,16 +324,19 @@ def _check_metric(spec: Spec, metrics: dict[str, str]) -> str:
 def _check_params(params: dict[str, Param], trainable: TrainableInfo, spec: Spec) -> None:
     model = trainable.config_model
     fields = list(model.model_fields)
+    # a model that takes a plain dict takes any name (its forward pass checks them)
+    open_ = model.model_config.get("extra") == "allow"
     group_names = groups(params)
+    unknown = []
     for name in params:
         if name in group_names:
-            _check_group(name, params, fields, spec)
-        elif name not in fields:
-            raise SpecError(
-                f"trainable `{spec.trainable}` has no parameter `{name}`.{did_you_mean(name, fields)} "
-                f"Allowed: {', '.join(fields)}.",
-                field=f"params.{name}",
-            )
+            _check_group(name, params, fields, spec, open_)
+        elif name not in fields and not open_:
+            unknown.append(name)
+    if unknown:  # every misspelt name at once
+        what = "; ".join(f"`{n}`.{did_you_mean(n, fields)}" for n in unknown)
+        raise SpecError(f"trainable `{spec.trainable}` has no parameter {what} Allowed: "
+                        f"{', '.join(fields)}.", field=f"params.{unknown[0]}")
     base = {k: thaw(p.value) for k, p in params.items() if not isinstance(p, Distribution)}
     _validate(model, base, None)
     for name, p in searched(params).items():
@@ -344,7 +347,8 @@ def _check_params(params: dict[str, Param], trainable: TrainableInfo, spec: Spec
                 _validate(model, {**base, name: thaw(v)}, f"{name}.{p.kind}")
 
 
-def _check_group(name: str, params: dict[str, Param], fields: list[str], spec: Spec) -> None:
+def _check_group(name: str, params: dict[str, Param], fields: list[str], spec: Spec,
+                 open_: bool = False) -> None:
     if name in fields:
         raise SpecError(f"`{name}` is a parameter of trainable `{spec.trainable}`, so it cannot "
                         f"name a group of cases; call the group something else (e.g. `setup`).",
@@ -353,7 +357,7 @@ def _check_group(name: str, params: dict[str, Param], fields: list[str], spec: S
     assert isinstance(p, Distribution)
     for i, case in enumerate(p.values):
         for k in case:
-            if k not in fields:
+            if k not in fields and not open_:
                 raise SpecError(
                     f"case {i + 1}: trainable `{spec.trainable}` has no parameter `{k}`."
                     f"{did_you_mean(k, fields)} Allowed: {', '.join(fields)}.",

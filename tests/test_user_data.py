@@ -50,6 +50,27 @@ def data_fn():
 
 def not_a_dict():
     return [1, 2]
+
+
+class Residual(nn.Module):
+    def __init__(self, d, width):
+        super().__init__()
+        self.inp, self.hid, self.out = nn.Linear(d, width), nn.Linear(width, width), None
+
+    def forward(self, x):
+        h = self.inp(x.flatten(1)).relu()
+        return h + self.hid(h).relu()
+
+
+def dict_build(config: dict, input_shape, n_classes):  # as Ray Tune, Optuna and W&B hand it
+    width = config.get("width", 8)
+    return nn.Sequential(Residual(input_shape[-1], width), nn.Linear(width, n_classes))
+
+
+def plain_build(config, input_shape, n_outputs):  # unannotated: a plain dict too
+    assert isinstance(config, dict) and "lr" not in config  # hpo's training parameters stay out
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], config["width"]), nn.ReLU(),
+                         nn.Linear(config["width"], n_outputs))
 '''
 
 
@@ -175,6 +196,32 @@ def test_data_larger_than_memory_is_refused(project, monkeypatch):
     monkeypatch.setattr("hpo.environment.total_memory_bytes", lambda: 1000)
     with pytest.raises(SpecError, match=r"more than half of this machine's"):
         hpo.validate(spec(project))
+
+
+@pytest.mark.parametrize("ref", ["dict_build", "plain_build"])
+def test_a_model_function_taking_a_plain_dict_gets_the_trial_parameters(project, ref):
+    from hpo.trainables.model import _build
+
+    np.savez(project / "d.npz", **arrays())
+    exp = hpo.validate(spec(project, **{"user_models:build": f"user_models:{ref}",
+                                        "width: {grid: [8, 16]}": "width: {grid: [8, 16]}\n  depth: 3\n  lr: 0.1"}))
+    assert exp.searched_names == ["width"]
+    _, model = _build(f"user_models:{ref}", {"width": 16, "depth": 3, "lr": 0.1}, (4,), 3)
+    assert model[-1].in_features == 16
+
+
+def test_a_dict_model_reading_a_parameter_the_spec_lacks_says_which(project):
+    np.savez(project / "d.npz", **arrays())
+    with pytest.raises(SpecError, match=r"model: `user_models:plain_build` reads parameter 'width', "
+                                        r"which the spec does not give; add it under params: \(given: depth\)"):
+        hpo.validate(spec(project, **{"user_models:build": "user_models:plain_build",
+                                      "width: {grid: [8, 16]}": "depth: {grid: [1, 2]}"}))
+
+
+def test_every_misspelt_parameter_at_once(project):
+    np.savez(project / "d.npz", **arrays())
+    with pytest.raises(SpecError, match=r"no parameter `widht`\. Did you mean `width`\?; `depht`"):
+        hpo.validate(spec(project, **{"width: {grid: [8, 16]}": "widht: {grid: [8, 16]}\n  depht: 2"}))
 
 
 @pytest.mark.parametrize("replace,match", [

@@ -8,8 +8,14 @@
 
     def build(p: NetParams, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module: ...
 
-`build` is called with its hyperparameters (an instance of the pydantic model annotated on its
-first argument; none when unannotated), the dataset's input shape (e.g. (1, 28, 28), or (d,)
+    def build(config, input_shape, n_outputs): ...     # or: config: dict / Mapping
+
+`build` is called with its hyperparameters: a plain dict of the trial's parameters (the spec's
+searched and constant values that are not hpo's training parameters) when its first argument is
+unannotated or annotated dict / Mapping, as Ray Tune, Optuna and W&B hand them (any name is
+taken; the forward pass before Ray checks them, and a KeyError there names the parameter the
+spec lacks); or an instance of the pydantic model annotated on it (declared types and ranges,
+checked by name). Then the dataset's input shape (e.g. (1, 28, 28), or (d,)
 for a table) and the number of classes (1 output for regression). A trial's parameters are the
 model's plus hpo's training ones (lr, optimizer, momentum, nesterov, weight_decay, reg_type,
 batch_size, seed: hpo.trainables.config.OptimConfig); a spec is checked against both before Ray
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -49,6 +56,16 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AnyParams(BaseModel):
+    """The hyperparameters of a model that takes a plain dict: whatever the spec gives."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def takes_dict(params_model: type[BaseModel]) -> bool:
+    return params_model is AnyParams
+
+
 @cache
 def resolve(ref: str) -> tuple[Any, type[BaseModel], type[BaseModel]]:
     """(build, its hyperparameter model, the trial's Config model) for `module:function`."""
@@ -68,7 +85,8 @@ def resolve(ref: str) -> tuple[Any, type[BaseModel], type[BaseModel]]:
                         f"(training parameters: {', '.join(OptimConfig.model_fields)}); rename them.",
                         field=FIELD)
     config = type(f"{params.__name__}Config", (params, OptimConfig),
-                  {"model_config": ConfigDict(extra="forbid"), "__module__": __name__})
+                  {"model_config": ConfigDict(extra="allow" if takes_dict(params) else "forbid"),
+                   "__module__": __name__})
     return build, params, config
 
 
@@ -86,11 +104,13 @@ def _params_model(build: Any, ref: str) -> type[BaseModel]:
     except Exception as e:  # noqa: BLE001 - a user's annotation that does not resolve
         raise SpecError(f"`{ref}`: cannot resolve its type annotations ({e}).", field=FIELD) from None
     ann = hints.get(first)
-    if ann is None:
-        return NoParams
+    origin = typing.get_origin(ann) or ann
+    if ann is None or ann is Any or (isinstance(origin, type) and issubclass(origin, (dict, Mapping))):
+        return AnyParams  # a plain dict of the trial's parameters
     if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-        raise SpecError(f"`{ref}`: the first argument `{first}` is annotated {ann!r}; annotate it with "
-                        f"a pydantic BaseModel of the model's hyperparameters, or leave it unannotated.",
+        raise SpecError(f"`{ref}`: the first argument `{first}` is annotated {ann!r}; leave it "
+                        f"unannotated or annotate it dict (a plain dict of the trial's parameters), "
+                        f"or a pydantic BaseModel of the model's hyperparameters (types and ranges).",
                         field=FIELD)
     return ann
 
@@ -109,7 +129,10 @@ def input_shape(data: ArrayDataset) -> tuple[int, ...]:
 def _build(ref: str, config: dict[str, Any], shape: tuple[int, ...], n_outputs: int) -> Any:
     build, params_model, config_model = resolve(ref)
     cfg = config_model.model_validate(config)
-    params = params_model.model_validate({k: getattr(cfg, k) for k in params_model.model_fields})
+    if takes_dict(params_model):
+        params: Any = {k: v for k, v in cfg.model_dump().items() if k not in OptimConfig.model_fields}
+    else:
+        params = params_model.model_validate({k: getattr(cfg, k) for k in params_model.model_fields})
     return cfg, build(params, shape, n_outputs)
 
 
@@ -127,6 +150,10 @@ def check_forward(ref: str, config: dict[str, Any], shape: tuple[int, ...], n_cl
             out = model(torch.randn(2, *shape))
     except SpecError:
         raise
+    except KeyError as e:  # a dict-taking build reading a parameter the spec does not give
+        given = sorted(k for k in config if k not in OptimConfig.model_fields)
+        raise SpecError(f"`{ref}` reads parameter {e.args[0]!r}, which the spec does not give; add "
+                        f"it under params: (given: {', '.join(given) or 'none'}).", field=FIELD) from None
     except Exception as e:  # noqa: BLE001 - any failure of the user's code, said in one line
         raise SpecError(f"`{ref}` failed on a batch of shape {(2, *shape)}: {type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}", field=FIELD) from None
