@@ -362,6 +362,7 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     best trial's best-validation weights (best_model/)."""
     run_dir = Path(run_dir)
     trials, history, artifacts = collect(run_dir)
+    trials, history = _keep_missing(run_dir, trials, history)
     info = read_run_info(run_dir)
     trials = mark_goals(trials, info.get("objectives") or {}, info.get("constraints") or {})
     trials = mark_collapsed(trials, history, (info.get("dataset") or {}).get("n_classes"))
@@ -373,6 +374,35 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         (run_dir / "artifacts").mkdir(exist_ok=True)
         for key, values in artifacts.items():
             _atomic(run_dir / "artifacts" / f"{key}.json", lambda p, v=values: p.write_text(json.dumps(v)))
+    return trials, history
+
+
+def _keep_missing(run_dir: Path, trials: pd.DataFrame,
+                  history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Never fewer trials than the tables had: trials the readable tables hold whose folders
+    are gone (deleted, not copied) keep their rows as the tables had them, and it is said."""
+    import sys
+
+    from hpo.results import broken_tables
+
+    if not has_tables(run_dir) or broken_tables(run_dir):
+        return trials, history
+    old_t, old_h = pd.read_parquet(run_dir / "trials.parquet"), pd.read_parquet(run_dir / "history.parquet")
+    have = set(trials["trial_id"]) if len(trials) else set()
+    gone = [t for t in old_t["trial_id"] if t not in have]
+    if not gone:
+        return trials, history
+    print(f"hpo: {len(gone)} trial(s) of the tables have no trial folder in {run_dir} any more "
+          f"({', '.join(map(str, gone[:5]))}{', ...' if len(gone) > 5 else ''}): their rows are kept "
+          f"as the tables had them. Copy their trial_<id> folders back (e.g. from the run's bucket "
+          f"or a backup) and run `hpo report {run_dir}` to rebuild them.", file=sys.stderr)
+    keep_t = old_t[old_t["trial_id"].isin(gone)]
+    keep_h = old_h[old_h["trial_id"].isin(gone)] if "trial_id" in old_h else old_h.iloc[0:0]
+    trials = pd.concat([trials, keep_t], ignore_index=True) if len(trials) else keep_t.reset_index(drop=True)
+    history = (pd.concat([history, keep_h], ignore_index=True) if len(history)
+               else keep_h.reset_index(drop=True))
+    if "trial_index" in trials:
+        trials = trials.sort_values("trial_index", kind="stable").reset_index(drop=True)
     return trials, history
 
 
