@@ -100,12 +100,20 @@ def test_options_registries_cover_their_builders():
         if name == "grid":
             continue
         entry.check(params, entry.options(), {"val_acc": "max"})
-        alg, space = entry.build(Search(params, entry.options(), 0, 2, "val_acc", "max"))
-        assert space["batch_size"] == 64
-        assert ("lr" in space) == (name == "random")  # model-based searchers sample it themselves
+        search = Search(params, entry.options(), 0, 2, "val_acc", "max", num_samples=3)
+        # a searcher whose draws do not depend on results draws them up front (the run's plan);
+        # one that learns is built (exactly one of the two)
+        assert (entry.draw is None) != (entry.build is None), name
+        if entry.draw is not None:
+            configs = entry.draw(search)
+            assert len(configs) == 3 and all(c["batch_size"] == 64 for c in configs)
+            assert configs == entry.draw(search)  # seeded: the same draws again
+            continue
+        alg, space = entry.build(search)
+        assert space["batch_size"] == 64 and "lr" not in space  # it samples lr itself
     for name in SCHEDULERS:
         entry = SCHEDULERS.get(name)
-        sched = entry.build(entry.options(), params, 5, 0)
+        sched = entry.build(entry.options(), params, 5, 0, "val_acc", "max")
         assert (sched is None) == (name == "fifo")
 
 

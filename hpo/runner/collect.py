@@ -389,7 +389,10 @@ def _keep_missing(run_dir: Path, trials: pd.DataFrame,
         return trials, history
     old_t, old_h = pd.read_parquet(run_dir / "trials.parquet"), pd.read_parquet(run_dir / "history.parquet")
     have = set(trials["trial_id"]) if len(trials) else set()
-    gone = [t for t in old_t["trial_id"] if t not in have]
+    # (a trial whose place another now holds was run again: a resume of a lost trial)
+    taken = set(trials["trial_index"]) if len(trials) and "trial_index" in trials else set()
+    gone = [t for t, i in zip(old_t["trial_id"], old_t.get("trial_index", [None] * len(old_t)), strict=True)
+            if t not in have and i not in taken]
     if not gone:
         return trials, history
     print(f"hpo: {len(gone)} trial(s) of the tables have no trial folder in {run_dir} any more "
