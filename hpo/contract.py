@@ -24,6 +24,7 @@ This module imports neither torch nor Ray, and nothing of hpo beyond the standar
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,21 @@ class Packing:
 
 # config fields a pack holds as per-member tensors (every other field is equal within a pack)
 PER_MEMBER = ("lr", "momentum", "nesterov", "weight_decay", "reg_type", "seed")
+
+
+def rungs(grace_period: int, reduction_factor: float, max_epochs: int, brackets: int = 1) -> list[int]:
+    """ASHA's rung milestones, as Ray's AsyncHyperBandScheduler places them (grace_period x
+    reduction_factor^(k + bracket), up to and including max_epochs), each as the epoch at which
+    a trial reporting once per epoch meets it. The one home of this arithmetic: the scheduler's
+    test epochs (hpo.schedulers) and the successive halving inside packs (which halves only
+    below max_epochs: every member ends there) both use it."""
+    g, out = max(1, min(grace_period, max_epochs)), set()
+    for s in range(brackets):
+        k = 0
+        while (t := g * reduction_factor ** (k + s)) <= max_epochs:
+            out.add(math.ceil(t))
+            k += 1
+    return sorted(out)
 
 
 def data_seed(seed: int, epoch: int) -> int:

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hpo.contract import rungs
 from hpo.errors import SpecError
 from hpo.registry import Registry
 from hpo.space import Param, searched, thaw
@@ -88,15 +88,8 @@ def _fifo(o: FifoOptions, params: dict[str, Param], max_epochs: int, seed: int, 
 
 
 def _asha_rungs(o: AshaOptions, max_epochs: int) -> set[int]:
-    """ASHA's rung milestones (grace_period x reduction_factor^(k + bracket)), as the epoch at
-    which a trial reporting once per epoch meets each."""
-    g, out = min(o.grace_period, max_epochs), set()
-    for s in range(o.brackets):
-        k = 0
-        while (t := g * o.reduction_factor ** (k + s)) <= max_epochs:
-            out.add(math.ceil(t))
-            k += 1
-    return out
+    """ASHA's rung milestones (hpo.contract.rungs)."""
+    return set(rungs(o.grace_period, o.reduction_factor, max_epochs, o.brackets))
 
 
 def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,

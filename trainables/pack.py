@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hpo.contract import Settings, data_seed
+from hpo.contract import Settings, data_seed, rungs
 from hpo.trainables import mlp
 from hpo.trainables.epochs import EpochBook
 from hpo.trainables.loop import Tensors, device, is_oom, oom_error, to_tensors
@@ -258,12 +258,10 @@ def evaluate(model: PackedOptim, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
     return loss / n, correct.double() / n
 
 
-def sha_rungs(grace: int, rf: int, max_epochs: int) -> list[int]:
-    rungs, r = [], max(1, grace)
-    while r < max_epochs:
-        rungs.append(r)
-        r *= rf
-    return rungs
+def sha_rungs(grace: int, rf: float, max_epochs: int) -> list[int]:
+    """Where a pack halves its members: ASHA's rungs (hpo.contract.rungs) below max_epochs (at
+    max_epochs every member ends anyway)."""
+    return [r for r in rungs(grace, rf, max_epochs) if r < max_epochs]
 
 
 def run_pack(configs: list[dict[str, Any]], data: Any, settings: Settings,
