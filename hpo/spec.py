@@ -88,6 +88,8 @@ class DatasetSpec(_Strict):
     label: str | None = Field(None, description="`csv`: the label / target column")
     task: Literal["classification", "regression"] | None = Field(
         None, description="user data: default classification for integer labels, else regression")
+    n_classes: int | None = Field(None, ge=2, description="user data, classification: the classes "
+                                  "(default: the largest training label + 1); labels in [0, n_classes)")
 
 
 class Bound(_Strict):

@@ -248,3 +248,32 @@ def test_cli_error_is_one_line_exit_2(project):
     r = subprocess.run([sys.executable, "-m", "hpo.cli", "validate", str(path)], capture_output=True,
                        text=True, cwd=project, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "must be (2, 3)" in r.stderr
+
+
+def test_a_stray_test_label_is_refused_and_classes_can_be_declared(project):
+    """Three classes in training, one label 7 in the test split: refused (it used to train an
+    8-class model silently); declared classes take it; a class training lacks is named."""
+    a = arrays(k=3)
+    a["y_test"] = a["y_test"].copy()
+    a["y_test"][4] = 7
+    np.savez(project / "d.npz", **a)
+    with pytest.raises(SpecError, match=r"y_test has label\(s\) 7 in 1 row\(s\), outside the 3 classes "
+                                        r"\(the training labels: 0\.\.2\)"):
+        hpo.validate(spec(project))
+    with pytest.warns(UserWarning, match=r"class\(es\) 3, 4, 5, 6, 7 of 8 never appear in the training labels"):
+        exp = hpo.validate(spec(project, dataset="{name: npz, path: d.npz, n_classes: 8}"))
+    assert exp.dataset.n_classes == 8
+
+
+def test_a_csv_class_name_only_in_the_test_rows_is_refused_by_name(project):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200),
+                       "kind": rng.choice(["cat", "dog"], 200)})
+    perm = np.random.default_rng(0).permutation(200)
+    df.loc[perm[0], "kind"] = "emu"  # a test row (the first 20% of the seeded permutation)
+    df.to_csv(project / "t.csv", index=False)
+    with pytest.raises(SpecError, match=r"y_test has label\(s\) 'emu' in 1 row\(s\), outside the 2 classes "
+                                        r"\(the training labels: 'cat', 'dog'\)"):
+        hpo.validate(spec(project, dataset="{name: csv, path: t.csv, label: kind, task: classification}"))

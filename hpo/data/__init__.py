@@ -122,15 +122,15 @@ def _load_user(ds: Any) -> ArrayDataset:
 
     from hpo.data import arrays
 
-    key = json.dumps([ds.name, ds.path, ds.label, ds.task, ds.val_size,
+    key = json.dumps([ds.name, ds.path, ds.label, ds.task, ds.val_size, ds.n_classes,
                       Path(ds.path).stat().st_mtime if ds.path and Path(ds.path).exists() else None])
     if key not in _USER_CACHE:
         if ds.name == "npz":
-            data = arrays.load_npz(ds.path, ds.val_size, ds.task)
+            data = arrays.load_npz(ds.path, ds.val_size, ds.task, ds.n_classes)
         elif ds.name == "csv":
-            data = arrays.load_csv(ds.path, ds.label, ds.val_size, ds.task)
+            data = arrays.load_csv(ds.path, ds.label, ds.val_size, ds.task, n_classes=ds.n_classes)
         else:
-            data = arrays.load_function(ds.name, ds.val_size, ds.task)
+            data = arrays.load_function(ds.name, ds.val_size, ds.task, ds.n_classes)
         _USER_CACHE.clear()
         _USER_CACHE[key] = data
     return _USER_CACHE[key]
@@ -143,7 +143,7 @@ def dataset_info(ds: Any) -> DatasetInfo:
         from hpo.errors import SpecError
 
         info = DATASETS.get(ds.name, field="dataset.name")
-        for field in ("path", "label", "task"):
+        for field in ("path", "label", "task", "n_classes"):
             if getattr(ds, field) is not None:
                 raise SpecError(f"`{field}` is for user data (npz, csv, a module:function), not for "
                                 f"`{ds.name}`.", field=f"dataset.{field}")

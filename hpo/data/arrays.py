@@ -86,8 +86,36 @@ def infer_task(arrays: dict[str, np.ndarray], task: str | None) -> str:
     return "classification" if np.issubdtype(arrays["y_train"].dtype, np.integer) else "regression"
 
 
+def _check_classes(a: dict[str, np.ndarray], k: int, where: str, declared: bool,
+                   names: list[str] | None) -> None:
+    """Every validation and test label is one of the k classes (else refused: which split,
+    which labels, how many rows); a class no training label has is named (a warning)."""
+    import warnings
+
+    def say(labels: Any) -> str:
+        return ", ".join(repr(names[int(v)]) if names else str(int(v)) for v in list(labels)[:8])
+
+    for key in ("y_val", "y_test"):
+        if key not in a:
+            continue
+        y = a[key]
+        out = y >= k
+        if out.any():
+            whence = (f"dataset.n_classes: {k}" if declared else
+                      f"the training labels: {say(range(k)) if names else f'0..{k - 1}'}")
+            raise SpecError(f"{where}: {key} has label(s) {say(np.unique(y[out]))} in {int(out.sum())} "
+                            f"row(s), outside the {k} classes ({whence}); fix those rows"
+                            + ("" if declared else ", or declare dataset.n_classes if the training "
+                               "set lacks a class on purpose") + ".", field="dataset")
+    absent = sorted(set(range(k)) - {int(v) for v in np.unique(a["y_train"])})
+    if absent:
+        warnings.warn(f"{where}: class(es) {say(absent)} of {k} never appear in the training labels; "
+                      f"the model cannot learn them.", stacklevel=3)
+
+
 def to_dataset(arrays: dict[str, Any], where: str, name: str, val_size: int | None,
-               task: str | None = None, n_classes: int | None = None) -> ArrayDataset:
+               task: str | None = None, n_classes: int | None = None,
+               names: list[str] | None = None) -> ArrayDataset:
     """An ArrayDataset from checked arrays; labels as int64 (classification) or float32."""
     a = check_arrays(arrays, where, task)
     task = infer_task(a, task)
@@ -101,10 +129,12 @@ def to_dataset(arrays: dict[str, Any], where: str, name: str, val_size: int | No
                 a[k] = y.astype(np.int64).reshape(-1)
         ys = [a[k] for k in ("y_train", "y_val", "y_test") if k in a]
         lo, hi = min(int(y.min()) for y in ys), max(int(y.max()) for y in ys)
-        k = n_classes or hi + 1
-        if lo < 0 or hi >= k:
+        # the classes: declared, else those of the training labels (never a stray test label's)
+        k = n_classes or int(a["y_train"].max()) + 1
+        if lo < 0 or (n_classes and hi >= k):
             raise SpecError(f"{where}: labels must be in [0, {k}) for {k} classes, got {lo}..{hi}.",
                             field="dataset")
+        _check_classes(a, k, where, declared=bool(n_classes), names=names)
     else:
         for key in ("y_train", "y_val", "y_test"):
             if key in a:
@@ -155,18 +185,19 @@ def _file(path: str | None, kind: str) -> Path:
     return p
 
 
-def load_npz(path: str | None, val_size: int | None, task: str | None) -> ArrayDataset:
+def load_npz(path: str | None, val_size: int | None, task: str | None,
+             n_classes: int | None = None) -> ArrayDataset:
     p = _file(path, "npz")
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (ValueError, OSError) as e:
         raise SpecError(f"{p}: not a readable .npz file of arrays ({e}).", field="dataset.path") from None
-    return to_dataset(arrays, str(p), p.stem, val_size, task)
+    return to_dataset(arrays, str(p), p.stem, val_size, task, n_classes)
 
 
 def load_csv(path: str | None, label: str | None, val_size: int | None, task: str | None,
-             test_fraction: float = 0.2) -> ArrayDataset:
+             test_fraction: float = 0.2, n_classes: int | None = None) -> ArrayDataset:
     """Feature columns + a label column; the last `test_fraction` of rows (seeded shuffle) is the
     test set, the validation split is made from the rest."""
     import pandas as pd
@@ -190,8 +221,17 @@ def load_csv(path: str | None, label: str | None, val_size: int | None, task: st
         raise SpecError(f"{p}: feature columns must be numeric; not numeric: {', '.join(map(str, bad))}.",
                         field="dataset.path")
     y_raw = df[label]
+    names = None
     if task == "classification" and not pd.api.types.is_numeric_dtype(y_raw):
-        y = pd.Categorical(y_raw).codes.astype(np.int64)  # class names become 0..k-1
+        # class names become 0..k-1, the training rows' names first: a name only in the test
+        # rows is then outside the classes (refused by name)
+        perm0 = np.random.default_rng(0).permutation(len(y_raw))
+        n_test0 = max(1, int(round(len(y_raw) * test_fraction)))
+        seen = list(dict.fromkeys(y_raw.to_numpy()[perm0[n_test0:]]))
+        names = [str(v) for v in sorted(seen, key=str)]
+        rest = sorted({str(v) for v in y_raw} - set(names))
+        names += rest
+        y = pd.Categorical(y_raw.astype(str), categories=names).codes.astype(np.int64)
     elif not pd.api.types.is_numeric_dtype(y_raw):
         raise SpecError(f"{p}: label column `{label}` is not numeric; set dataset.task: "
                         f"classification to use its values as class names.", field="dataset.label")
@@ -207,7 +247,7 @@ def load_csv(path: str | None, label: str | None, val_size: int | None, task: st
     test, train = perm[:n_test], perm[n_test:]
     arrays = {"x_train": x[train].astype(np.float32), "y_train": np.asarray(y)[train],
               "x_test": x[test].astype(np.float32), "y_test": np.asarray(y)[test]}
-    ds = to_dataset(arrays, str(p), p.stem, val_size, task)
+    ds = to_dataset(arrays, str(p), p.stem, val_size, task, n_classes, names)
     return _standardized(ds)
 
 
@@ -225,7 +265,8 @@ def _standardized(ds: ArrayDataset) -> ArrayDataset:
     return replace(ds, x_train=z(ds.x_train), x_val=z(ds.x_val), x_test=z(ds.x_test), mean=0.0, std=1.0)
 
 
-def load_function(ref: str, val_size: int | None, task: str | None) -> ArrayDataset:
+def load_function(ref: str, val_size: int | None, task: str | None,
+                  n_classes: int | None = None) -> ArrayDataset:
     fn = import_ref(ref, "dataset.name", "a dataset function returns a dict of arrays")
     try:
         inspect.signature(fn).bind()
@@ -236,4 +277,4 @@ def load_function(ref: str, val_size: int | None, task: str | None) -> ArrayData
     if not isinstance(arrays, dict):
         raise SpecError(f"`{ref}` returned {type(arrays).__name__}; it must return a dict with "
                         f"{', '.join(REQUIRED)} (and optionally x_val, y_val).", field="dataset.name")
-    return to_dataset(arrays, f"dataset function {ref}", ref.rpartition(":")[2], val_size, task)
+    return to_dataset(arrays, f"dataset function {ref}", ref.rpartition(":")[2], val_size, task, n_classes)
