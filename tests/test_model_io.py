@@ -58,8 +58,49 @@ def test_best_model_reproduces_its_test_accuracy(tmp_path, ray_session, trainabl
     r = subprocess.run([sys.executable, "-m", "hpo.cli", "best", str(res.run_dir), "--export", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "model.json", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "model.json", "model.pt", "model.pt2",
+                                                     "model.pt2.shape"]
     check_accuracy(hpo.load_model(out), trainable, float(best["test_acc"]))
+    import torch  # and with torch alone, from the exported program
+
+    from hpo.trainables.loop import to_tensors
+
+    program = torch.export.load(out / "model.pt2").module()
+    layout = json.loads((out / "model.pt2.shape").read_text())  # said in its README.txt too
+    t = to_tensors(load_dataset("mnist_sample", val_size=300, train_size=1000), tuple(layout))
+    with torch.no_grad():
+        acc = (program(t.x_test).argmax(1) == t.y_test).double().mean().item()
+    assert acc == pytest.approx(float(best["test_acc"]), abs=1e-9)
+
+
+USER_NET = """
+from torch import nn
+
+
+def build(config, input_shape, n_outputs):
+    w = config["width"]
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, w), nn.ReLU(), nn.Linear(w, n_outputs))
+"""
+
+
+def test_an_export_of_a_users_model_loads_where_its_code_is_not(tmp_path, ray_session):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "user_net_io.py").write_text(USER_NET)
+    spec = write_spec(proj, SPEC.format(trainable="mlp", extra="  width: 16\n").replace(
+        "trainable: mlp", "model: user_net_io:build"))
+    res = run(load_experiment(spec), storage=tmp_path / "runs", dashboard=False, verbose=0)
+    out = tmp_path / "export"
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "best", str(res.run_dir), "--export", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "torch.export.load('model.pt2')" in (out / "README.txt").read_text()
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    code = (f"import hpo, torch; m = hpo.load_model({str(out)!r}).eval(); "
+            f"print(tuple(m(torch.zeros(3, 1, 28, 28)).shape))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=elsewhere)
+    assert r.returncode == 0 and r.stdout.strip() == "(3, 10)", r.stderr[-2000:]
 
 
 def test_runs_at_a_glance(tmp_path, ray_session):
