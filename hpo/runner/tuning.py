@@ -161,7 +161,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(exp)),
             failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
-            callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror),
+            callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror, quiet=int(verbose) == 0),
             stop=events.stopper(spec.budget.time_budget_s),
             log_to_file=True,
         ),
@@ -297,12 +297,12 @@ def _scheduler(exp: Experiment, work: Work) -> Any:
 
 
 def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, progress: bool,
-               mirror: bool | None) -> list[Any]:
+               mirror: bool | None, quiet: bool = False) -> list[Any]:
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
     mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
     memory down (hpo.runner.lean)."""
     from hpo import trackers
-    from hpo.runner.lean import CsvLog, JsonLog, LeanTrials
+    from hpo.runner.lean import CsvLog, JsonLog, LeanTrials, Silent
 
     spec = exp.spec
     out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir)]
@@ -315,7 +315,10 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
         from hpo.runner.progress import Progress
 
         out.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
+    if quiet:  # Ray's own per-trial printer, which keeps every trial: one that prints nothing
+        out.append(Silent())
     return [*out, LeanTrials()]
+
 
 
 @dataclass
