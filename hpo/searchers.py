@@ -116,20 +116,23 @@ def _grid_only(params: dict[str, Param], opts: Any, goals: dict[str, str]) -> No
                 "a case here samples parameters of its own (a distribution inside a case); the "
                 "grid searcher only enumerates fixed values. Give fixed values in every case, "
                 "or use searcher random / optuna.", field=f"params.{name}.grid")
-    if not searched(params):
-        raise SpecError("no parameter is searched: give at least one `{grid: [...]}`.",
-                        field="params")
+    # nothing searched: a single configuration (a baseline), said when the run starts
 
 
 def _any(params: dict[str, Param], opts: Any, goals: dict[str, str]) -> None:
+    pass  # nothing searched: a single configuration (a baseline), said when the run starts
+
+
+def _learns(params: dict[str, Param]) -> None:
     if not searched(params):
-        raise SpecError("no parameter is searched: give at least one distribution.",
+        raise SpecError("no parameter is searched, so a searcher that learns has nothing to "
+                        "choose; for a single configuration (a baseline) use searcher grid.",
                         field="params")
 
 
 def _sampled(params: dict[str, Param], who: str) -> None:
     """Model-based searchers sample every value: no grids."""
-    _any(params, None, {})
+    _learns(params)
     for name, p in searched(params).items():
         if p.enumerated:
             raise SpecError(

@@ -46,7 +46,7 @@ def test_lr_reg_is_the_4x4_study():
     (["scheduler.name=asha", "scheduler.reduction_factor=1"], r"scheduler\.reduction_factor: Input should be greater than 1"),
     (["scheduler.name=pbt", "checkpoint.every=0"], r"scheduler `pbt` moves weights between trials through checkpoints"),
     (["resources.cpu=512"], r"resources\.cpu: 512.0 CPUs per trial, but this machine has"),
-    (["params.lr=0.1"], r"params: no parameter is searched"),
+    (["params.lr=0.1", "searcher.name=optuna"], r"params: no parameter is searched, so a searcher that learns"),
     (["dataset.val_size=10000"], r"val_size 10000 leaves no training data"),
     # groups of cases (several parameters set together)
     (["params.setup={grid: [{optimizer: sgd}, {optimizer: adamw}]}"],
@@ -87,6 +87,17 @@ def test_bad_experiments_fail_before_ray(tmp_path, overrides, match):
     with pytest.raises(SpecError, match=match) as e:
         load_experiment(write_spec(tmp_path, MINIMAL), overrides)
     assert str(tmp_path) in str(e.value)  # every message names the file
+
+
+def test_a_single_configuration_is_a_baseline_run(tmp_path):
+    """Nothing searched (every parameter a constant): one configuration, allowed for grid and
+    random (a baseline), with its one trial in the plan."""
+    from hpo.searchers import Search
+
+    exp = load_experiment(write_spec(tmp_path, MINIMAL), ["params.lr=0.1"])
+    assert exp.n_trials == 1 and exp.searched_names == []
+    configs = exp.searcher.draw(Search(exp.params, exp.searcher_options, 0, None, "val_acc", "max"))
+    assert len(configs) == 1 and configs[0]["lr"] == 0.1
 
 
 def test_options_registries_cover_their_builders():

@@ -47,6 +47,9 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
     print(f"hpo: {spec.name}: {exp.n_trials} trial(s) of `{spec.trainable}` on {data.name} "
           f"({s['train']} train / {s['val']} val / {s['test']} test"
           f"{', EMBEDDED SAMPLE' if data.is_sample else ''}) -> {st.display(run_dir)}", file=out, flush=True)
+    if not exp.searched_names:
+        print(f"hpo: nothing is searched: a single configuration ({exp.n_trials} trial(s)), a "
+              f"baseline", file=out, flush=True)
     print(f"hpo: live view: hpo dashboard {st.root}  (optuna-dashboard on http://127.0.0.1:8080; "
           f"this run is study `{run_dir.name}`)", file=out, flush=True)
     res = execute(exp, run_dir, info, t0, out,
