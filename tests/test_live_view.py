@@ -108,3 +108,20 @@ def test_a_broken_mirror_never_fails_the_run(tmp_path, capsys):
     m.on_trial_result(0, [], t, t.last_result)
     m.on_trial_complete(0, [], t)
     assert m.broken and capsys.readouterr().out.count("the live dashboard mirror") == 1
+
+
+def test_the_mirror_names_its_metric(tmp_path):
+    """Optuna's dashboard and figures say val_acc, not "Objective 0"."""
+    import optuna
+
+    from hpo.runner.mirror import OptunaMirror, open_journal
+
+    (tmp_path / "runs").mkdir()
+    m = OptunaMirror(tmp_path / "runs" / "optuna.journal", tmp_path / "runs" / "r", "val_acc", "max", 2, {})
+    t = NS(trial_id="a", config={"lr": 0.1}, last_result={"epoch": 1, "val_acc": 0.5})
+    m.on_trial_start(0, [], t)
+    m.on_trial_result(0, [], t, t.last_result)
+    m.on_trial_complete(0, [], t)
+    assert not m.broken
+    study = optuna.load_study(study_name="r", storage=open_journal(tmp_path / "runs" / "optuna.journal"))
+    assert study.metric_names == ["val_acc"]
