@@ -114,9 +114,14 @@ class OptunaMirror(Callback):
                 self._study_id = self._storage.create_new_study([direction], self.study_name)
                 self._storage.set_study_user_attr(self._study_id, "hpo_run_dir", str(self.run_dir))
                 self._storage.set_study_user_attr(self._study_id, "metric", self.metric)
-                # the dashboard and Optuna's figures say val_acc, not "Objective 0"
-                optuna.load_study(study_name=self.study_name, storage=self._storage).set_metric_names(
-                    [self.metric])
+                # the dashboard and Optuna's figures say val_acc, not "Objective 0" (Optuna
+                # marks set_metric_names experimental; it is the documented way)
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.load_study(study_name=self.study_name, storage=self._storage).set_metric_names(
+                        [self.metric])
             better = max if self.mode == "max" else min
             for t in self._storage.get_all_trials(self._study_id, deepcopy=False):  # after a resume
                 key = t.user_attrs.get("hpo_trial_id")
