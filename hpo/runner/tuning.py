@@ -166,6 +166,7 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
             log_to_file=True,
         ),
     )
+    work.configs.clear()  # handed to the searcher, which lets each go once its trial is made
     _fit_checked(tuner, forget=forgets_ended(exp, verbose), quiet=int(verbose) == 0)
 
 
