@@ -139,9 +139,9 @@ def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
 
 def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
     mode: str) -> Any:
-    from ray.tune.schedulers import PopulationBasedTraining
+    from hpo.runner.replay import PBT  # Ray's, taking hpo's plan searcher
 
-    return PopulationBasedTraining(
+    return PBT(
         time_attr=TIME_ATTR, metric=metric, mode=mode, perturbation_interval=o.perturbation_interval,
         quantile_fraction=o.quantile_fraction, resample_probability=o.resample_probability,
         hyperparam_mutations=pbt_mutations(params), synch=False,

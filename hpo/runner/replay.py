@@ -19,7 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule, TrialScheduler
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 
 from hpo.contract import RECORD_KEY
 from hpo.runner.record import Step
@@ -100,3 +105,26 @@ def replay(scheduler: Any, steps: Iterable[Step]) -> set[str]:
         elif s.kind == "complete":
             scheduler.on_trial_complete(ctl, t, s.result or {})
     return stopped
+
+
+class _WithoutSearcher:
+    """Tune's controller as PBT's trial check sees it: no search algorithm."""
+
+    search_alg = None
+
+    def __init__(self, controller: Any) -> None:
+        self._controller = controller
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._controller, name)
+
+
+class PBT(PopulationBasedTraining):
+    """Ray's PopulationBasedTraining fed by hpo's plan searcher (hpo.runner.plan_search). Ray's
+    refuses any searcher Tune wraps (SearchGenerator): a searcher would propose configurations
+    PBT then mutates. hpo's only hands out the configurations drawn up front, as Ray's own
+    variant generator does, so the check is passed a controller without one. Not rebuilt on
+    resume (its population's state holds Ray's Trials)."""
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(_WithoutSearcher(tune_controller), trial)
