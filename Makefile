@@ -25,11 +25,16 @@ lock: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/hpo run search_spaces/lr_reg.yaml
 
+# Then the packed-vs-ordinary tests again under a second CPU kernel family (tests/equivalence.py):
+# avx2 where torch picked avx512, else default.
+CAPABILITY = $(PY) -c "import torch; print('avx2' if torch.backends.cpu.get_cpu_capability() == 'AVX512' else 'default')"
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -ra --durations=25
+	ATEN_CPU_CAPABILITY=$$($(CAPABILITY)) $(PY) -m pytest -q -m "not slow" tests/test_pack.py tests/test_func_pack.py
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
+	ATEN_CPU_CAPABILITY=$$($(CAPABILITY)) $(PY) -m pytest -q -m "not slow" tests/test_pack.py tests/test_func_pack.py
 
 # the long kill-anywhere test: 8 random kill moments and both chosen ones per sweep (CI: a sample)
 test-kill: $(VENV)/.installed

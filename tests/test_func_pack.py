@@ -6,7 +6,6 @@ the timing probe and says why."""
 from __future__ import annotations
 
 import copy
-import math
 import sys
 
 import numpy as np
@@ -21,6 +20,7 @@ from hpo.trainables import cifar_cnn, cnn, model
 from hpo.trainables.loop import to_tensors
 from hpo.trainables.tasks import TASKS
 from tests.conftest import write_spec
+from tests.equivalence import differences
 
 KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_epoch", "n_params")
 SMALL = {"filters": [4, 8], "dense": 16, "batch_size": 50}
@@ -54,12 +54,10 @@ def ordinary(train, cfg, data, epochs, **settings):
     return reps
 
 
-def assert_same(want, got, what, tol=2e-5):
-    assert len(want) == len(got), what
-    for e, (w, g) in enumerate(zip(want, got, strict=True)):
-        bad = {k: (w[k], g[k]) for k in KEYS if not (
-            (math.isnan(w[k]) and math.isnan(g[k])) or abs(w[k] - g[k]) <= tol)}
-        assert not bad, f"{what} epoch {e + 1}: {bad}"
+def assert_same(want, got, what):
+    """Exact where packed and ordinary take the same kernels, else within one ulp's spread
+    (tests/equivalence.py)."""
+    assert not differences(want, got, KEYS), what
 
 
 @pytest.mark.parametrize("cfgs", [
