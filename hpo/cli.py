@@ -36,7 +36,8 @@ from hpo.errors import SpecError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    warnings.simplefilter("default")
+    # --quiet: nothing but errors, so warnings (a dubious but accepted input) are not shown either
+    warnings.simplefilter("ignore" if getattr(args, "quiet", False) else "default")
     if args.command == "run" and not (args.address or args.own_driver):
         rc = _served(sys.argv[1:] if argv is None else list(argv))
         if rc is not None:
@@ -70,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--own-driver", action="store_true",
                    help="with `hpo up` running: join its Ray from this process instead of having "
                         "the warm head run the sweep (its own Ray job; slower to start)")
-    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.add_argument("--no-progress", action="store_true",
+                   help="hpo's lines and the summary, without the live progress line")
     r.add_argument("--verbose", action="store_true", help="Ray's own progress table instead of hpo's line")
     r.add_argument("--reports", default="reports", help="folder for the HTML report (default: reports)")
     r.add_argument("--resume", action="store_true",
@@ -93,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("run_dir")
     rs.add_argument("--address", help="connect to a Ray cluster: auto | HOST:PORT | ray://HOST:10001")
     rs.add_argument("--no-dashboard", action="store_true")
-    rs.add_argument("--quiet", action="store_true")
+    rs.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    rs.add_argument("--no-progress", action="store_true", help="no live progress line (resume has none)")
     rs.add_argument("--more", type=int, metavar="N",
                     help="add N more samples to a finished run, keeping every trial it has")
     rs.set_defaults(func=cmd_resume)
@@ -172,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([f"warm_start={args.warm_start}"] if args.warm_start else [])]
     exp = load_experiment(args.spec, overrides, local=args.address is None)
     kw = {"address": args.address, "dashboard": not args.no_dashboard,
-          "verbose": 1 if args.verbose and not args.quiet else 0}
+          "verbose": 1 if args.verbose and not args.quiet else 0, "out": _out(args)}
     storage = None
     if args.resume:
         from hpo.storage import open_storage
@@ -185,10 +189,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         res = resume(exp, run_dir, storage=storage, **kw)
     else:
         if args.resume:
-            print(f"hpo: nothing to resume at {run_dir}; starting it.")
+            print(f"hpo: nothing to resume at {run_dir}; starting it.", file=kw["out"])
         res = run(exp, storage=args.storage, name=args.name,
-                  progress=not (args.quiet or args.verbose), **kw)
-    return _finish(res, exp, args.reports)
+                  progress=not (args.quiet or args.no_progress or args.verbose), **kw)
+    return _finish(res, exp, args.reports, kw["out"])
+
+
+def _out(args: argparse.Namespace) -> Any:
+    """Where hpo's own lines go: stdout, or nowhere with --quiet (errors still reach stderr)."""
+    import io
+
+    return io.StringIO() if args.quiet else sys.stdout
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -199,14 +210,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     storage, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name>
     require_run_dir(run_dir)
-    kw = {"address": args.address, "dashboard": not args.no_dashboard, "verbose": 0 if args.quiet else 1,
-          "storage": storage}
+    kw = {"address": args.address, "dashboard": not args.no_dashboard,
+          "verbose": 0 if args.quiet or args.no_progress else 1, "storage": storage, "out": _out(args)}
     if args.more is not None:
         exp = load_experiment(run_dir / "spec.yaml", extension_overrides(run_dir, args.more),
                               local=args.address is None)
-        return _finish(extend(exp, run_dir, **kw), exp)
+        return _finish(extend(exp, run_dir, **kw), exp, out=kw["out"])
     exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
-    return _finish(resume(exp, run_dir, **kw), exp)
+    return _finish(resume(exp, run_dir, **kw), exp, out=kw["out"])
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -242,7 +253,15 @@ def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
                     file=str(run_dir))
 
 
-def _finish(res: Any, exp: Any, reports: str = "reports") -> int:
+def _finish(res: Any, exp: Any, reports: str = "reports", out: Any = None) -> int:
+    """The summary and the report; with --quiet (`out` a sink) the report is still written."""
+    import contextlib
+
+    with contextlib.redirect_stdout(out or sys.stdout):
+        return _summarize(res, exp, reports)
+
+
+def _summarize(res: Any, exp: Any, reports: str) -> int:
     from hpo.report import REPORT_FILE, build_report
 
     _print_summary(res, exp.spec.metric, exp.mode)

@@ -46,7 +46,7 @@ def test_missing_spec_file(tmp_path):
 def test_run_on_real_mnist_then_best(tmp_path, mnist_dir):
     r = hpo("run", "search_spaces/lr_reg.yaml", "--set", "budget.max_epochs=1",
             "--set", "params.lr={grid: [0.1, 0.01]}", "--set", "params.weight_decay=1e-4",
-            "--storage", str(tmp_path), "--no-dashboard", "--quiet",
+            "--storage", str(tmp_path), "--no-dashboard", "--no-progress",
             env={"HPO_DATA_DIR": str(mnist_dir)})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "55000 train / 5000 val / 10000 test" in r.stdout
@@ -97,13 +97,13 @@ def test_from_and_more_on_the_command_line(tmp_path):
     import pandas as pd
 
     tiny = ["--set", "dataset.name=mnist_sample", "--set", "dataset.train_size=600", "--set",
-            "budget.max_epochs=1", "--storage", str(tmp_path), "--no-dashboard", "--quiet"]
+            "budget.max_epochs=1", "--storage", str(tmp_path), "--no-dashboard", "--no-progress"]
     spec = write_spec(tmp_path, MINIMAL.replace("lr: {grid: [0.1, 0.01]}", "lr: {loguniform: [0.001, 0.5]}")
                       + "searcher: {name: random}\nbudget: {num_samples: 2}\n")
     r = hpo("run", str(spec), *tiny)
     assert r.returncode == 0, r.stderr[-3000:]
     first = tmp_path / "t"
-    r = hpo("resume", str(first), "--more", "2", "--no-dashboard", "--quiet")
+    r = hpo("resume", str(first), "--more", "2", "--no-dashboard", "--no-progress")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "extending" in r.stdout and len(pd.read_csv(first / "trials.csv")) == 4
     r = hpo("run", str(spec), *tiny, "--set", "searcher=optuna", "--name", "warm", "--from", str(first))
@@ -119,6 +119,6 @@ def test_from_and_more_on_the_command_line(tmp_path):
 def test_the_end_summary_says_loudly_when_the_sample_was_used(tmp_path):
     spec = write_spec(tmp_path, MINIMAL.replace("mnist_sample", "mnist"))
     r = hpo("run", str(spec), "--set", "budget.max_epochs=1", "--set", "dataset.train_size=500",
-            "--storage", str(tmp_path), "--no-dashboard", "--quiet", env={"HPO_DATA_DIR": str(tmp_path / "none")})
+            "--storage", str(tmp_path), "--no-dashboard", "--no-progress", env={"HPO_DATA_DIR": str(tmp_path / "none")})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "hpo: data: the EMBEDDED SAMPLE `mnist_sample`" in r.stdout and "NOT `mnist`" in r.stdout

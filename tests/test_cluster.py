@@ -55,7 +55,7 @@ def cluster():
 def test_run_on_a_two_node_cluster(cluster, tmp_path):
     spec = write_spec(tmp_path, SPEC)
     r = subprocess.run([sys.executable, "-m", "hpo.cli", "run", str(spec), "--address", cluster["ADDRESS"],
-                        "--storage", str(tmp_path / "runs"), "--quiet"], cwd=tmp_path,
+                        "--storage", str(tmp_path / "runs"), "--no-progress"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600,
                        env={**os.environ, "HPO_OFFLINE": "1"})
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]

@@ -61,7 +61,7 @@ def listening_addresses(port: int) -> set[str]:
 def test_dashboard_needs_the_token_and_listens_on_loopback_only(tmp_path):
     spec = write_spec(tmp_path, SPEC)
     proc = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage",
-                             str(tmp_path / "runs"), "--quiet"], cwd=tmp_path, text=True,
+                             str(tmp_path / "runs"), "--no-progress"], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "HPO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     try:

@@ -34,7 +34,7 @@ def hpo_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_own_model_on_own_npz_from_the_cli(project):
-    r = hpo_cli(project, "run", "npz.yaml", "--no-dashboard", "--quiet", "--set", "budget.max_epochs=3")
+    r = hpo_cli(project, "run", "npz.yaml", "--no-dashboard", "--no-progress", "--set", "budget.max_epochs=3")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run_dir = project / "runs" / "blobs_mlp"
     t = pd.read_parquet(run_dir / "trials.parquet")

@@ -49,7 +49,7 @@ def run_json(run_dir: Path) -> dict:
 
 def test_two_runs_started_at_once_get_their_own_folders(tmp_path):
     spec = write_spec(tmp_path, spec_text("0.1, 0.01", epochs=2))
-    procs = [hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--quiet",
+    procs = [hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--no-progress",
                  cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -70,7 +70,7 @@ def test_two_runs_started_at_once_get_their_own_folders(tmp_path):
 
 def _start(tmp_path: Path, text: str) -> tuple[subprocess.Popen, Path]:
     spec = write_spec(tmp_path, text)
-    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--quiet",
+    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--no-progress",
                cwd=tmp_path, start_new_session=True)
     return proc, tmp_path / "runs" / "faulty"
 
@@ -98,7 +98,7 @@ def test_a_signal_ends_the_run_interrupted_and_it_resumes(tmp_path, sig):
     assert "hpo resume" in out
     t = pd.read_parquet(run_dir / "trials.parquet")
     assert done_before <= set(t.loc[t["status"] == "completed", "trial_id"])  # kept
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     t = pd.read_parquet(run_dir / "trials.parquet")
@@ -118,7 +118,7 @@ def test_a_second_signal_forces_exit_and_corrupts_nothing(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # what a forced exit left behind (its own Ray)
     info = run_json(run_dir)  # parses: written atomically, or not at all
     assert info["state"] in ("running", "interrupted")
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     t = pd.read_parquet(run_dir / "trials.parquet")
@@ -236,7 +236,7 @@ def test_a_local_run_listens_on_loopback_only(tmp_path):
     import psutil
 
     spec = write_spec(tmp_path, spec_text("0.1, 0.01", epochs=30))
-    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--quiet",  # dashboard on
+    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-progress",  # dashboard on
                cwd=tmp_path, start_new_session=True)
     run_dir = tmp_path / "runs" / "faulty"
     try:
@@ -273,7 +273,7 @@ def test_an_optuna_run_killed_and_resumed_ends_with_exactly_its_samples(tmp_path
     proc.wait()
     before = set(completes(run_dir))
     assert 3 <= len(before) < 8
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     t = pd.read_parquet(run_dir / "trials.parquet")
@@ -322,13 +322,13 @@ def test_a_scheduler_after_a_kill_and_resume_stops_the_same_trials(tmp_path, sch
         "scheduler: {name: asha, grace_period: 1, reduction_factor: 2}",
         "scheduler: {name: median, grace_period: 1, min_samples_required: 2}")
     whole = hpo("run", str(write_spec(tmp_path / "a", text)), "--storage", str(tmp_path / "a" / "runs"),
-                "--no-dashboard", "--quiet", cwd=tmp_path / "a")
+                "--no-dashboard", "--no-progress", cwd=tmp_path / "a")
     assert whole.wait(600) == 0, whole.stdout.read()[-3000:]
     proc, run_dir = _start(tmp_path / "b", text)
     _wait_for(lambda: len(completes(run_dir)) >= 6, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path / "b")
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path / "b")
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     assert "starts empty" not in out
@@ -361,7 +361,7 @@ def test_a_packed_run_killed_resumes_each_pack_from_its_checkpoint(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     whole = hpo("run", str(write_spec(tmp_path / "a", PACKED)), "--storage", str(tmp_path / "a" / "runs"),
-                "--no-dashboard", "--quiet", cwd=tmp_path / "a")
+                "--no-dashboard", "--no-progress", cwd=tmp_path / "a")
     out = whole.communicate(timeout=600)[0]
     assert whole.returncode == 0 and "packed" in out, out[-3000:]
     proc, run_dir = _start(tmp_path / "b", PACKED)
@@ -375,7 +375,7 @@ def test_a_packed_run_killed_resumes_each_pack_from_its_checkpoint(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert epochs_done() < 8
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path / "b")
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path / "b")
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     (pack,) = list(run_dir.glob("trial_*/trial.jsonl"))
@@ -455,7 +455,7 @@ def test_a_corrupt_checkpoint_is_passed_over_on_resume(tmp_path):
     for d in hit:
         for p in d.glob("checkpoint_*/state.pt"):
             p.write_bytes(p.read_bytes()[:100])  # cut short
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     assert "Traceback" not in _own_lines(out), out[-3000:]
@@ -498,7 +498,7 @@ def test_a_storage_that_fills_up_or_turns_read_only_stops_the_run_and_it_resumes
     resume` finishes every trial once the storage is fixed."""
     spec = write_spec(tmp_path, spec_text(epochs=6))
     run_dir = small_fs / "runs" / "faulty"
-    proc = hpo("run", str(spec), "--storage", str(small_fs / "runs"), "--no-dashboard", "--quiet",
+    proc = hpo("run", str(spec), "--storage", str(small_fs / "runs"), "--no-dashboard", "--no-progress",
                cwd=tmp_path, start_new_session=True)
     _wait_for(lambda: len(list(run_dir.glob("trial_*/checkpoint_*"))) >= 4, proc)
     if fault == "full":
@@ -518,7 +518,7 @@ def test_a_storage_that_fills_up_or_turns_read_only_stops_the_run_and_it_resumes
         (small_fs / "filler").unlink()
     else:
         subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     t = pd.read_parquet(run_dir / "trials.parquet")

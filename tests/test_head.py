@@ -71,7 +71,7 @@ def test_up_then_runs_join_it_and_down_stops_it(tmp_path, monkeypatch):
         assert {"gcs_server", "raylet"} <= {n for n, _ in listening}, listening
         assert all(loopback(ip) for _, ip in listening), listening
         for name in ("first", "second"):  # each run joins the same Ray, which outlives it
-            r = cli("run", str(spec), "--storage", str(tmp_path / "runs"), "--name", name, "--quiet",
+            r = cli("run", str(spec), "--storage", str(tmp_path / "runs"), "--name", name, "--no-progress",
                     "--own-driver", cwd=tmp_path)  # (without: the head runs it, test_served)
             assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
             assert f"joined the warm Ray started by `hpo up` (process {pid}" in r.stdout

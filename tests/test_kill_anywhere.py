@@ -73,7 +73,7 @@ COLS = ["status", "epochs", "best_val_acc", "best_epoch"]
 def _run(where: Path, text: str):
     where.mkdir(parents=True, exist_ok=True)
     spec = write_spec(where, text)
-    return hpo("run", str(spec), "--storage", str(where / "runs"), "--no-dashboard", "--quiet",
+    return hpo("run", str(spec), "--storage", str(where / "runs"), "--no-dashboard", "--no-progress",
                cwd=where, start_new_session=True), where / "runs" / "sweep"
 
 
@@ -130,7 +130,7 @@ def test_killed_anywhere_and_resumed_equals_the_uninterrupted_sweep(tmp_path, sw
         killed += 1
         done = set(completes(run_dir))
         logs = {t: (run_dir / f"trial_{t}" / "trial.jsonl").read_bytes() for t in done}
-        r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=run_dir.parent.parent)
+        r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=run_dir.parent.parent)
         said = r.communicate(timeout=600)[0]
         where = f"{sweep}, killed at {moment} (of {wall:.1f} s):\n{said[-3000:]}"
         assert r.returncode == 0, where

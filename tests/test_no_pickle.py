@@ -72,7 +72,7 @@ def test_reading_or_resuming_a_run_never_unpickles_what_it_holds(tmp_path):
     for p in [*d.glob("trial_*/checkpoint_*/*.pt"), d / "best_model" / "model.pt"]:
         torch.save({"weights": Planted(marker)}, p)
     env = {**os.environ, "HPO_OFFLINE": "1"}
-    for args in (["report", str(d)], ["best", str(d)], ["resume", str(d), "--no-dashboard", "--quiet"]):
+    for args in (["report", str(d)], ["best", str(d)], ["resume", str(d), "--no-dashboard", "--no-progress"]):
         r = subprocess.run([sys.executable, "-m", "hpo.cli", *args], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=600)
         assert not marker.exists(), (args, r.stdout[-2000:], r.stderr[-2000:])

@@ -1,6 +1,6 @@
-"""Quiet means quiet: `hpo.run(...)` (progress=False, the default) prints nothing, not even
-Ray's configuration box or a packing line (captured at the file descriptors, in a process of
-its own as a user's script would run it)."""
+"""Quiet means quiet: `hpo.run(...)` (progress=False, the default) and `hpo run --quiet` print
+nothing but errors, not even Ray's configuration box or a packing line (captured at the file
+descriptors, in a process of its own as a user's script would run it)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,28 @@ def test_a_quiet_api_run_prints_nothing(tmp_path):
                        timeout=600, env={**os.environ, "HPO_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout == "" and r.stderr == "", (r.stdout[-2000:], r.stderr[-2000:])
+
+
+def test_hpo_run_and_resume_quiet_print_nothing_but_still_write_the_report(tmp_path):
+    spec = write_spec(tmp_path, SPEC)
+    env = {**os.environ, "HPO_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "hpo.cli"]
+    r = subprocess.run([*cli, "run", str(spec), "--storage", str(tmp_path / "runs"), "--quiet"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout == "" and r.stderr == "", (r.stdout[-2000:], r.stderr[-2000:])
+    assert (tmp_path / "reports" / "hush.html").exists() and (tmp_path / "runs" / "hush" / "report.html").exists()
+    r = subprocess.run([*cli, "resume", str(tmp_path / "runs" / "hush"), "--quiet"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
+    # not quiet: the same resume says what it found
+    r = subprocess.run([*cli, "resume", str(tmp_path / "runs" / "hush"), "--no-progress"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "is finished (2 trial(s)); nothing to resume" in r.stdout
+
+
+def test_a_bad_spec_under_quiet_is_still_an_error(tmp_path):
+    spec = write_spec(tmp_path, SPEC.replace("metric: val_acc", "metric: val_accc"))
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "run", str(spec), "--quiet"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "" and "metric" in r.stderr and "Traceback" not in r.stderr

@@ -49,7 +49,7 @@ def test_sigkill_then_resume_runs_every_trial_exactly_once(tmp_path):
     spec = write_spec(tmp_path, SPEC)
     run_dir = tmp_path / "runs" / "killme"
     # its own session: the kill takes the driver and the Ray it started, like a machine restart
-    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--quiet",
+    proc = hpo("run", str(spec), "--storage", str(tmp_path / "runs"), "--no-dashboard", "--no-progress",
                cwd=tmp_path, start_new_session=True)
     deadline = time.time() + 240
     while len(completes(run_dir)) < 2 and proc.poll() is None and time.time() < deadline:
@@ -61,7 +61,7 @@ def test_sigkill_then_resume_runs_every_trial_exactly_once(tmp_path):
     assert 2 <= len(before) < 6
     lines_before = {t: (run_dir / f"trial_{t}" / "result.json").read_text().splitlines() for t in before}
 
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=600)
     assert r.returncode == 0, out[-3000:]
     assert "resuming" in out
@@ -107,12 +107,12 @@ def test_a_run_stopped_before_its_first_trial_starts_in_place(tmp_path):
     run_dir.mkdir()
     write_spec(run_dir, SPEC.replace("max_epochs: 6", "max_epochs: 1").replace(
         "[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]", "[0.1, 0.01]"))
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 0 and "nothing of it was recorded yet" in out, out[-3000:]
     assert len(pd.read_parquet(run_dir / "trials.parquet")) == 2
     stamp = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
-    r = hpo("resume", str(run_dir), "--no-dashboard", "--quiet", cwd=tmp_path)
+    r = hpo("resume", str(run_dir), "--no-dashboard", "--no-progress", cwd=tmp_path)
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 0 and "is finished (2 trial(s)); nothing to resume" in out, out[-3000:]
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == stamp

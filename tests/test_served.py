@@ -92,7 +92,7 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         # another command meanwhile: the head is busy, so it joins the Ray from its own process
         # (its trials wait for the CPUs until the long run stops)
         other = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", str(runs),
-                                  "--name", "busy", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                  "--name", "busy", "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         wait_for(lambda: (runs / "busy").exists(), 120, "the second command to start its run")
         client.send_signal(signal.SIGINT)  # Ctrl-C at the client stops the served run, as in a terminal
@@ -115,7 +115,7 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         assert json.loads((runs / "lost" / "run.json").read_text())["state"] == "interrupted"
         assert len(pd.read_csv(runs / "lost" / "trials.csv")) == 2
         # after it, the head serves again; a bad spec's error reaches the client's stderr
-        r = cli("run", str(spec), "--storage", str(runs), "--name", "again", "--quiet", cwd=tmp_path)
+        r = cli("run", str(spec), "--storage", str(runs), "--name", "again", "--no-progress", cwd=tmp_path)
         assert r.returncode == 0 and f"run by the warm head of `hpo up` (process {pid})" in r.stdout, \
             r.stdout[-3000:] + r.stderr[-3000:]
         t = pd.read_csv(runs / "again" / "trials.csv")
@@ -123,7 +123,7 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         bad = cli("run", str(spec), "--set", "budget.max_epochs=0", cwd=tmp_path)
         assert bad.returncode == 2 and "budget.max_epochs" in bad.stderr and "warm head" not in bad.stdout
         # user code is not imported into the head: the command runs it from its own process
-        r = cli("run", str(user), "--storage", str(runs), "--name", "user", "--quiet", cwd=tmp_path)
+        r = cli("run", str(user), "--storage", str(runs), "--name", "user", "--no-progress", cwd=tmp_path)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert "does not run this spec itself (it names your own code: tests.custom_trainable:fit)" in r.stderr
         assert "joined the warm Ray" in r.stdout

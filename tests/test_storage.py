@@ -168,7 +168,7 @@ params:
 """)
     env = {**os.environ, "HPO_OFFLINE": "1", "HPO_STAGING_DIR": str(tmp_path / "machine_a")}
     proc = subprocess.Popen([sys.executable, "-m", "hpo.cli", "run", str(spec), "--storage", s3,
-                             "--no-dashboard", "--quiet"], cwd=tmp_path, env=env,
+                             "--no-dashboard", "--no-progress"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     import pyarrow.fs as pafs
@@ -193,7 +193,7 @@ params:
     assert 2 <= len(before) < 4
     base, query = s3.split("?")
     uri = f"{base}/cut_on_s3?{query}"
-    r = subprocess.run([sys.executable, "-m", "hpo.cli", "resume", uri, "--no-dashboard", "--quiet"],
+    r = subprocess.run([sys.executable, "-m", "hpo.cli", "resume", uri, "--no-dashboard", "--no-progress"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=600,
                        env={**env, "HPO_STAGING_DIR": str(tmp_path / "machine_b")})
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
