@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hpo.contract import rungs
 from hpo.errors import SpecError
+from hpo.ray_compat import require
 from hpo.registry import Registry
 from hpo.space import Param, searched, thaw
 
@@ -78,7 +79,7 @@ class SchedulerEntry:
     stop_epochs: Callable[[Any, int], set[int]] | None = None
     # it reads ended trials back from Ray's controller (PBT copies an ended trial's checkpoint;
     # HyperBand's brackets hold their trials until they fill): the driver then keeps every
-    # Trial (hpo.runner.lean.forgetting_ended), else it forgets a trial once it has ended
+    # Trial (hpo.ray_compat.lean.forgetting_ended), else it forgets a trial once it has ended
     reads_ended_trials: bool = False
 
 
@@ -104,6 +105,7 @@ def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int, 
 def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
     # below rf^2 Hyperband has at most one halving; Ray's synchronous brackets can then leave a
     # trial PAUSED forever (seen with max_epochs 2, reduction_factor 3)
+    require("hyperband", "scheduler.name")  # hpo's HyperBand needs Ray's private bracket names
     rf = o.reduction_factor
     if max_epochs < rf * rf:
         raise SpecError(f"hyperband with reduction_factor {rf:g} needs budget.max_epochs >= "
@@ -113,8 +115,9 @@ def _hyperband_check(o: HyperbandOptions, max_epochs: int) -> None:
 
 def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
     mode: str) -> Any:
-    from hpo.runner.hyperband import HyperBand  # Ray's, without its deadlock on a failed trial
+    from hpo.ray_compat.hyperband import HyperBand  # Ray's, without its deadlock on a failed trial
 
+    require("hyperband", "scheduler.name")
     return HyperBand(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=max_epochs,
                      reduction_factor=o.reduction_factor)
 

@@ -1,5 +1,5 @@
 """A finished trial's running statistics are dropped from the driver, and the driver forgets the
-trial itself (hpo.runner.lean), on Ray's own Trial and controller: if Ray renames what holds
+trial itself (hpo.ray_compat.lean), on Ray's own Trial and controller: if Ray renames what holds
 them, these fail."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from ray.tune.experiment import Trial
 
 from hpo.experiment import load_experiment
-from hpo.runner import lean
+from hpo.ray_compat import lean
+from hpo.ray_compat.lean import LeanTrials, drop_summary
 from hpo.runner.events import trial_name
-from hpo.runner.lean import LeanTrials, drop_summary
 from hpo.runner.tuning import forgets_ended
 from tests.conftest import MINIMAL, write_spec
 
@@ -85,7 +85,7 @@ def test_rays_end_of_run_dataframes_are_skipped_inside_the_fit_only(tmp_path):
     import pandas as pd
     from ray.tune import ExperimentAnalysis
 
-    from hpo.runner.lean import no_result_frames
+    from hpo.ray_compat.lean import no_result_frames
 
     t = _trial(3)
     state = tmp_path / "experiment_state-2026-01-01_00-00-00.json"

@@ -104,7 +104,7 @@ def test_hyperband_stops_a_trial_whose_pause_was_saving_when_its_bracket_finishe
     still saving (RUNNING) when t3 gets there and the bracket finishes; Ray stops only the trials
     already PAUSED, so t2, PAUSED once saved, waited forever. The next choice of a trial to run
     processes the bracket and stops it."""
-    from hpo.runner.hyperband import HyperBand
+    from hpo.ray_compat.hyperband import HyperBand
 
     hb = HyperBand(time_attr="epoch", max_t=4, reduction_factor=2, metric="val_loss", mode="min")
     ctrl, (t1, t2, t3) = FakeController(hb), (FakeTrial("t1"), FakeTrial("t2"), FakeTrial("t3"))

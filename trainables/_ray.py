@@ -8,7 +8,6 @@ loop hands over) and restored through `tune.get_checkpoint()`, so PBT and resume
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import resource
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RECORD_KEY, Settings, expand_cases, without_record
+from hpo.ray_compat.ray_init import quiet_storage_notices
 from hpo.trainables import TrainableInfo
 
 STATE_FILE = "state.pt"
@@ -108,7 +108,7 @@ def _begin(settings: Settings) -> str:
             sys.path.insert(0, p)
 
     # "Checkpoint successfully created" once per epoch per trial drowns the progress table
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    quiet_storage_notices()
     torch.set_num_threads(max(1, settings.threads))
     return ray.get_runtime_context().get_node_id()  # where it ran, for the report
 

@@ -29,7 +29,6 @@ def pareto_figure(data: RunData) -> Any | None:
     highlighted, infeasible trials greyed (when the run has constraints)."""
     import optuna
     import optuna.visualization as ov
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 
     objs = objectives(data)
     t = data.trials
@@ -43,13 +42,14 @@ def pareto_figure(data: RunData) -> Any | None:
         vals = [row.get(c) for c in cols]
         if row["status"] not in results.ELIGIBLE or not all(finite(v) for v in vals):
             continue
-        # infeasible trials carry a violated constraint, as Trial.set_constraint would record it
-        cons = {f"{_CONSTRAINTS_KEY}:feasible": 0.0 if bool(row["feasible"]) else 1.0} if has_cons else {}
-        study.add_trial(optuna.trial.create_trial(values=[float(v) for v in vals], system_attrs=cons,
-                                                  user_attrs={"trial": str(row["trial_id"])}))
+        # infeasible trials carry a violated constraint (plot_pareto_front's constraints_func reads it)
+        cons = {"violation": 0.0 if bool(row["feasible"]) else 1.0} if has_cons else {}
+        study.add_trial(optuna.trial.create_trial(values=[float(v) for v in vals],
+                                                  user_attrs={"trial": str(row["trial_id"]), **cons}))
         n += 1
     if n < 2:
         return None
-    fig = ov.plot_pareto_front(study, target_names=list(objs))
+    violated = (lambda ft: [ft.user_attrs["violation"]]) if has_cons else None
+    fig = ov.plot_pareto_front(study, target_names=list(objs), constraints_func=violated)
     fig.update_layout(title=None, margin=dict(t=30, l=50, r=20, b=40), height=460)
     return fig

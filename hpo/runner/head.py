@@ -14,7 +14,6 @@ process is gone is stale and ignored.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -113,10 +112,9 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     from hpo.runner.session import init_ray, tune_env
 
     tune_env()
-    init_ray(None, dashboard, sys.stdout, "hpo up", num_cpus=num_cpus, num_gpus=num_gpus, warm=False)
+    url = init_ray(None, dashboard, sys.stdout, "hpo up", num_cpus=num_cpus, num_gpus=num_gpus, warm=False)
     ctx = ray.get_runtime_context()
-    node = ray._private.worker.global_worker.node
-    rec = {"pid": os.getpid(), "address": node.gcs_address, "dashboard_url": _dashboard_url(),
+    rec = {"pid": os.getpid(), "address": ctx.gcs_address, "dashboard_url": url,
            "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id(),
            "auth_mode": os.environ.get("RAY_AUTH_MODE", "disabled")}  # set by ray.init turning tokens on
     try:
@@ -154,15 +152,6 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
         server.close()
     ray.shutdown()
     record.unlink(missing_ok=True)
-
-
-def _dashboard_url() -> str | None:
-    import ray
-
-    with contextlib.suppress(Exception):
-        url = ray._private.worker.get_dashboard_url()
-        return f"http://{url}" if url else None
-    return None
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hpo.ray_compat import usable
+from hpo.ray_compat.ray_init import raylet
+
 SOCKET = "ray_head.sock"
 IN_HEAD = False  # True in the head process: its commands never ask a head
 KEEP_IDLE_S = 3600  # prestarted workers wait this long for trials; replenished after each command
@@ -309,9 +312,11 @@ def wait_idle_workers(n: int, timeout_s: float = 20) -> int:
 
     import psutil
 
+    if not usable("prestart_workers"):
+        return 0
     deadline, ready, last = time.time() + timeout_s, 0, {}
     try:
-        with _raylet() as (stub, job, _):
+        with raylet() as (stub, job, _):
             while time.time() < deadline:
                 cpu = {}
                 for pid in _idle_worker_pids(stub, job):
@@ -338,22 +343,6 @@ def _idle_worker_pids(stub: Any, job: bytes) -> list[int]:
             and set(c.actor_id) <= {0xFF} and c.num_executed_tasks == 0]  # no actor: a nil id
 
 
-@contextlib.contextmanager
-def _raylet() -> Iterator[tuple[Any, bytes, Any]]:
-    """(this node's raylet gRPC stub, this job's id, the driver's worker), over Ray's own channel
-    (with the token when authentication is on)."""
-    import ray
-    from ray._private.grpc_utils import init_grpc_channel
-    from ray.core.generated import node_manager_pb2_grpc
-
-    w = ray._private.worker.global_worker
-    channel = init_grpc_channel(f"{w.node.node_ip_address}:{w.node.node_manager_port}")
-    try:
-        yield node_manager_pb2_grpc.NodeManagerServiceStub(channel), w.current_job_id.binary(), w
-    finally:
-        channel.close()
-
-
 def keep_workers(n: int) -> int:
     """Start workers until `n` idle ones of this job wait for trial actors; how many were asked
     for (0 when enough wait, or the raylet refused: trials then start their own, as usual).
@@ -365,8 +354,10 @@ def keep_workers(n: int) -> int:
     from ray.core.generated import common_pb2, node_manager_pb2
     from ray.core.generated.runtime_environment_pb2 import RuntimeEnvInfo
 
+    if not usable("prestart_workers"):
+        return 0
     try:
-        with _raylet() as (stub, job, w):
+        with raylet() as (stub, job, w):
             missing = max(0, n - len(_idle_worker_pids(stub, job)))
             if missing:
                 env = trial_runtime_env(w.core_worker.get_current_runtime_env())

@@ -3,16 +3,15 @@ cluster's resources. One of the few places Ray is imported."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hpo.data import ArrayDataset, load_spec_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
+from hpo.ray_compat.ray_init import TOKEN_LOGGER, loopback_only, token_auth_like_the_head
 
 
 def tune_env() -> None:
@@ -22,41 +21,15 @@ def tune_env() -> None:
     # num_to_keep forces an experiment-state snapshot after each checkpoint; measured on the
     # lr_reg grid it costs nothing here, so silence Ray's warning about it
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    _callback_census_by_name()
-
-
-_INTEGRATIONS = ("WandbLoggerCallback", "MLflowLoggerCallback", "CometLoggerCallback", "AimLoggerCallback")
-
-
-def _callback_census_by_name() -> None:
-    """Tune's usage tag of the callbacks a run passes (class name -> count) is taken by
-    importing Ray's W&B, MLflow, Comet and Aim integrations only to compare classes: wandb and
-    mlflow cost 1.3 s of every run's driver here, before the first trial starts. The same tag,
-    compared by class name, without those imports."""
-    import collections
-
-    from ray.air._internal import usage
-
-    def count(callbacks: list[Any] | None) -> dict[str, int]:
-        from ray.tune import Callback
-        from ray.tune.logger import LoggerCallback
-        from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
-
-        names = {*_INTEGRATIONS, *(c.__name__ for c in DEFAULT_CALLBACK_CLASSES)}
-        counts: dict[str, int] = collections.defaultdict(int)
-        for cb in callbacks or []:
-            if isinstance(cb, Callback):
-                name = type(cb).__name__
-                counts[name if name in names else
-                       "CustomLoggerCallback" if isinstance(cb, LoggerCallback) else "CustomCallback"] += 1
-        return counts
-
-    usage._count_callbacks = count
 
 
 def start(exp: Experiment, address: str | None, dashboard: bool, out: Any,
           run_name: str | None = None) -> ArrayDataset:
-    """Start (or join) Ray while the dataset is read, then check the cluster's resources."""
+    """Start (or join) Ray while the dataset is read, then check the cluster's resources. First
+    the private Ray names hpo relies on are checked (hpo.ray_compat): one line per feature off."""
+    from hpo import ray_compat
+
+    ray_compat.announce(out)
     tune_env()
     with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
         loading = pool.submit(load_spec_dataset, exp.spec.dataset)
@@ -67,16 +40,16 @@ def start(exp: Experiment, address: str | None, dashboard: bool, out: Any,
 
 
 def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
-             num_cpus: int | None = None, num_gpus: int | None = None, warm: bool = True) -> None:
+             num_cpus: int | None = None, num_gpus: int | None = None, warm: bool = True) -> str | None:
     """Join `address`, else the warm Ray of `hpo up` when one runs (and `warm`), else start a
-    local Ray that ends with this process."""
+    local Ray that ends with this process. Returns the dashboard's URL when Ray gave one."""
     import ray
     from ray.job_config import JobConfig
 
     logging.getLogger("ray.tune.tune").addFilter(_TUNE_RESUME_HINT)
     logging.getLogger("ray.tune.execution.experiment_state").addFilter(_SNAPSHOT_FAILED)
     if ray.is_initialized():
-        return
+        return None
     # the driver's job on the dashboard's Jobs page carries the run's name in its metadata
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                               "job_config": JobConfig(metadata={"hpo_run": run_name})}
@@ -87,13 +60,13 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
         head = running()
     if head:
         if head.get("auth_mode") == "token":
-            _token_auth_like_the_head()
-        with _loopback_only():  # else Ray swaps 127.0.0.1 for this machine's address, where no one listens
+            token_auth_like_the_head()
+        with loopback_only():  # else Ray swaps 127.0.0.1 for this machine's address, where no one listens
             ray.init(address=head["address"], runtime_env=_WORKER_ENV, **kwargs)
         url = f", dashboard {head['dashboard_url']}" if head.get("dashboard_url") else ""
         print(f"hpo: joined the warm Ray started by `hpo up` (process {head['pid']}, {head['address']}"
               f"{url}); `hpo down` stops it.", file=out, flush=True)
-        return
+        return head.get("dashboard_url")
     if address:
         # no runtime_env of ours here: inside a Ray Job it would replace the job's own (its
         # working_dir, where this driver runs, would then be deleted under it)
@@ -101,8 +74,8 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
     else:
         # Ray 2.60 turns token authentication on for a new local cluster (kept on) and warns
         # about it on every start; hpo's own line below says the same and how to get the token
-        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
-        with _loopback_only():
+        logging.getLogger(TOKEN_LOGGER).addFilter(_TOKEN_NOTICE)
+        with loopback_only():
             ctx = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1",
                            runtime_env=_WORKER_ENV, num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
@@ -110,38 +83,11 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
         print(f"hpo: Ray dashboard: http://{url}/#/jobs (job metadata hpo_run={run_name}; workers, "
               f"logs, CPU/memory per node; no trial view: `hpo report` / `hpo runs` for those). "
               f"Token authentication is on: `ray get-auth-token` prints the token.", file=out, flush=True)
+    return f"http://{url}" if url else None
 
 
 # workers import torch (and hpo's trainables) as they start, while Tune is still setting up
 _WORKER_ENV = {"worker_process_setup_hook": "hpo.trainables._ray.warm_up"}
-
-
-def _token_auth_like_the_head() -> None:
-    # Ray turns token authentication on by itself only for a cluster it finds on its own, never
-    # for an explicit address: a driver joining the warm head must ask for it (the token is the
-    # one the head made, ~/.ray/auth_token or RAY_AUTH_TOKEN[_PATH])
-    if os.environ.get("RAY_AUTH_MODE") is None:
-        from ray._private.authentication.authentication_token_setup import _enable_token_auth
-
-        _enable_token_auth()
-
-
-@contextlib.contextmanager
-def _loopback_only() -> Iterator[None]:
-    """A local Ray listens on 127.0.0.1 only: its node address is the loopback one, so its GCS,
-    raylet, workers, object manager and agents bind there instead of on every interface (Ray
-    binds its servers to the node's address when that is a loopback one). Ray takes the node
-    address from the machine unless its `ENABLE_RAY_CLUSTER` switch is off, which is what Ray
-    itself does on macOS and Windows; hpo turns it off for the start of a local Ray only. A
-    cluster (--address) is joined as it is."""
-    from ray._private import ray_constants
-
-    before = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 class _Drop(logging.Filter):

@@ -186,7 +186,7 @@ def _env(**values: str | None) -> Iterator[None]:
 
 
 def forgets_ended(exp: Experiment, verbose: int) -> bool:
-    """Whether the driver forgets each trial once it has finished (hpo.runner.lean): unless the
+    """Whether the driver forgets each trial once it has finished (hpo.ray_compat.lean): unless the
     scheduler reads ended trials back, or Ray's own table is shown (it counts the trials the
     driver holds)."""
     return not exp.scheduler.reads_ended_trials and int(verbose) == 0
@@ -194,16 +194,18 @@ def forgets_ended(exp: Experiment, verbose: int) -> bool:
 
 def _fit_checked(tuner: Any, forget: bool, quiet: bool = False) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
-    `forget`: the driver forgets each trial once it has finished (hpo.runner.lean); `quiet`:
+    `forget`: the driver forgets each trial once it has finished (hpo.ray_compat.lean); `quiet`:
     Ray prints nothing (its new console output prints a configuration box even at verbose 0;
     Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at 0)."""
+    from hpo.ray_compat.lean import forgetting_ended, no_result_frames, release_frames
+    from hpo.ray_compat.ray_init import callbacks_counted_by_name
     from hpo.runner.events import Events
-    from hpo.runner.lean import forgetting_ended, no_result_frames, release_frames
 
     Events.active = None
     try:
         # Ray's end-of-run DataFrames of every trial: hpo reads none
-        with no_result_frames(), forgetting_ended(forget), _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None):
+        with no_result_frames(), forgetting_ended(forget), callbacks_counted_by_name(), \
+                _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None):
             tuner.fit()
     except Exception:
         # Ray's own end (its result grid reads the error files it could not write) fails too
@@ -301,9 +303,9 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
                mirror: bool | None, quiet: bool = False) -> list[Any]:
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
     mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
-    memory down (hpo.runner.lean)."""
+    memory down (hpo.ray_compat.lean)."""
     from hpo import trackers
-    from hpo.runner.lean import CsvLog, JsonLog, LeanTrials, Silent
+    from hpo.ray_compat.lean import CsvLog, JsonLog, LeanTrials, Silent
 
     spec = exp.spec
     out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir)]

@@ -56,6 +56,8 @@ from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.progress_reporter import TrialProgressCallback
 
+from hpo.ray_compat import usable
+
 TRIM_EVERY = 50  # ended trials between two hand-backs of freed memory (< 0.1 ms each here)
 
 
@@ -82,6 +84,8 @@ def malloc_trim() -> Any:
 
 def release_frames() -> None:
     """Drop the tracebacks of the import errors Optuna keeps for later."""
+    if not usable("optuna_frames"):
+        return
     try:
         from optuna._imports import _DeferredImportExceptionContextManager as Deferred
     except ImportError:
@@ -98,6 +102,9 @@ def release_frames() -> None:
 def no_result_frames() -> Iterator[None]:
     """While inside: Ray's ExperimentAnalysis reads no trial's results into a DataFrame (each
     Result's `metrics_dataframe` is None)."""
+    if not usable("no_result_frames"):
+        yield
+        return
     from ray.tune import ExperimentAnalysis
 
     fetch = ExperimentAnalysis.__dict__["_fetch_trial_dataframes"]  # a rename fails the tests
@@ -116,7 +123,7 @@ def _no_frames(self: Any) -> dict[str, Any]:
 def forgetting_ended(on: bool = True) -> Iterator[None]:
     """While inside (and `on`): after each step of Ray Tune's controller, the trials that have
     finished are forgotten (`forget_ended`)."""
-    if not on:
+    if not on or not usable("forget_ended"):
         yield
         return
     from ray.tune.execution.tune_controller import TuneController
@@ -214,7 +221,8 @@ class JsonLog(JsonLoggerCallback):
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         super().log_trial_end(trial, failed)
-        self._trial_configs.pop(trial, None)
+        if usable("writers_forget"):
+            self._trial_configs.pop(trial, None)
 
 
 class CsvLog(CSVLoggerCallback):
@@ -223,7 +231,8 @@ class CsvLog(CSVLoggerCallback):
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         super().log_trial_end(trial, failed)
-        self._trial_continue.pop(trial, None)
+        if usable("writers_forget"):
+            self._trial_continue.pop(trial, None)
 
 
 class Silent(TrialProgressCallback):
