@@ -50,7 +50,7 @@ def function_setting(seeds: int) -> str:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from samplers import lr_wd
 
-    from hpo.runner.optuna_search import build
+    from hpo.adapters.optuna_search import build
     from hpo.searchers import OptunaOptions, Search
     from hpo.space import parse_param
 

@@ -70,7 +70,7 @@ class SchedulerEntry:
     # inside each pack at its rungs); None: packing is refused with this scheduler
     in_packs: str | None = None
     # its decisions after `hpo resume` are those of an uninterrupted run: it is rebuilt from the
-    # record's results (hpo.runner.replay); else (Hyperband, PBT) it starts empty on resume and
+    # record's results (hpo.adapters.replay); else (Hyperband, PBT) it starts empty on resume and
     # judges continued trials only on what they report from then on
     resume_exact: bool = False
     # (options, max_epochs) -> the epochs after which it may stop a trial, or None: any epoch.
@@ -95,7 +95,7 @@ def _asha_rungs(o: AshaOptions, max_epochs: int) -> set[int]:
 
 def _asha(o: AshaOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
     mode: str) -> Any:
-    from hpo.runner.replay import ASHA  # Ray's, seeing trials by hpo's id, rebuilt on resume
+    from hpo.adapters.replay import ASHA  # Ray's, seeing trials by hpo's id, rebuilt on resume
 
     return ASHA(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=max_epochs,
                 grace_period=min(o.grace_period, max_epochs), reduction_factor=o.reduction_factor,
@@ -124,7 +124,7 @@ def _hyperband(o: HyperbandOptions, params: dict[str, Param], max_epochs: int, s
 
 def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
     mode: str) -> Any:
-    from hpo.runner.replay import Median  # Ray's, seeing trials by hpo's id, rebuilt on resume
+    from hpo.adapters.replay import Median  # Ray's, seeing trials by hpo's id, rebuilt on resume
 
     return Median(time_attr=TIME_ATTR, metric=metric, mode=mode, grace_period=o.grace_period,
                   min_samples_required=o.min_samples_required)
@@ -142,7 +142,7 @@ def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
 
 def _pbt(o: PbtOptions, params: dict[str, Param], max_epochs: int, seed: int, metric: str,
     mode: str) -> Any:
-    from hpo.runner.replay import PBT  # Ray's, taking hpo's plan searcher
+    from hpo.adapters.replay import PBT  # Ray's, taking hpo's plan searcher
 
     return PBT(
         time_attr=TIME_ATTR, metric=metric, mode=mode, perturbation_interval=o.perturbation_interval,

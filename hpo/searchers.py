@@ -2,17 +2,18 @@
 
 An entry has an options model (validated before Ray starts; unknown options fail by name), a
 check of the search space and objectives it can handle, and a factory that imports
-Ray/Optuna/Nevergrad lazily (:mod:`hpo.runner.optuna_search`).
+Ray/Optuna/Nevergrad lazily (:mod:`hpo.adapters.optuna_search`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hpo.adapters import Search
 from hpo.errors import SpecError
 from hpo.ray_compat import require
 from hpo.registry import Registry
@@ -33,7 +34,7 @@ class RandomOptions(_Options):
 
 @dataclass(frozen=True)
 class Sampler:
-    """What an Optuna sampler is and takes; the factory is in hpo.runner.optuna_search."""
+    """What an Optuna sampler is and takes; the factory is in hpo.adapters.optuna_search."""
 
     what: str
     needs: str | None = None  # the package it imports
@@ -65,29 +66,6 @@ NEVERGRAD_OPTIMIZERS = ("PSO", "DE", "TwoPointsDE", "CMA", "NGOpt", "OnePlusOne"
 class NevergradOptions(_Options):
     optimizer: Literal[NEVERGRAD_OPTIMIZERS] = "PSO"  # type: ignore[valid-type]
     seed: int | None = Field(None, description="default: the spec's seed")
-
-
-@dataclass(frozen=True)
-class Search:
-    """What a searcher is built from: the space, its options and the experiment's goals."""
-
-    params: dict[str, Param]
-    options: Any
-    seed: int
-    max_concurrent: int | None
-    metric: str  # the primary metric (schedulers, single-objective searchers)
-    mode: str
-    objectives: dict[str, str] = field(default_factory=dict)  # metric -> min|max, when several
-    constraints: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    points: tuple[dict[str, Any], ...] = ()  # configurations tried first
-    prior: tuple[tuple[dict[str, Any], dict[str, float]], ...] = ()  # (config, values) known
-    num_samples: int = 1
-    directions: dict[str, str] = field(default_factory=dict)  # every metric's natural direction
-
-    @property
-    def goals(self) -> dict[str, str]:
-        """metric -> direction the searcher optimizes (the objectives, else the one metric)."""
-        return self.objectives or {self.metric: self.mode}
 
 
 @dataclass(frozen=True)
@@ -202,13 +180,13 @@ def draw(s: Search, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]
 
 
 def _optuna(s: Search) -> Any:
-    from hpo.runner.optuna_search import build
+    from hpo.adapters.optuna_search import build
 
     return build(s)
 
 
 def _nevergrad(s: Search) -> Any:
-    from hpo.runner.nevergrad_search import build_nevergrad
+    from hpo.adapters.nevergrad_search import build_nevergrad
 
     return build_nevergrad(s)
 

@@ -559,7 +559,7 @@ def test_the_registry_says_resume_exact_for_exactly_the_schedulers_rebuilt_from_
     """`hpo resume` tells the user a scheduler starts empty from the registry's resume_exact;
     the schedulers rebuilt from the record are those that see trials by hpo's id (replay).
     They must agree."""
-    from hpo.runner.replay import Aliased
+    from hpo.adapters.replay import Aliased
     from hpo.schedulers import SCHEDULERS
     from hpo.space import parse_param
 

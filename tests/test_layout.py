@@ -77,3 +77,101 @@ def test_wheel_installs_one_package_with_the_studies(tmp_path):
     for f in ("hpo/trainables/mlp.py", "hpo/studies/lr_reg.yaml", "hpo/studies/compare/tpe.yaml",
               "hpo/data/mnist_sample.npz", "hpo/contract.py", "hpo/runner/collect.py"):
         assert f in names, f
+
+
+# ------------------------------------------------------------------ the static import graph
+
+def _import_graph() -> dict[str, set[str]]:
+    """hpo's and trainables' modules (trainables as hpo.trainables) -> the modules they import,
+    at the top of a module or inside a function alike; `from pkg import mod` counts as `mod`."""
+    import ast
+
+    def modname(f: Path) -> str:
+        parts = list(f.relative_to(ROOT).with_suffix("").parts)
+        if parts[0] == "trainables":
+            parts = ["hpo", "trainables", *parts[1:]]
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = [*(ROOT / "hpo").rglob("*.py"), *(ROOT / "trainables").rglob("*.py")]
+    mods = {modname(f): f for f in files}
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for m, f in mods.items():
+        pkg = m if f.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    p = pkg.split(".")
+                    base = ".".join(p[:len(p) - node.level + 1] + ([base] if base else []))
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = subs + ([base] if len(subs) < len(node.names) else [])
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rsplit(".", 1)[0] if "." in t else ""
+                if t and t != m:
+                    graph[m].add(t)
+    return graph
+
+
+def test_no_import_circles():
+    """Tarjan's strongly connected components of the import graph: none larger than one module."""
+    graph = _import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                circles.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert circles == []
+
+
+_TOP = ("hpo.api", "hpo.cli", "hpo.warm_head")
+_BELOW_RUNNER = ("hpo.runner", "hpo.report", *_TOP)
+# importer -> what it must never import (the layers, bottom up: ray_compat; adapters; the
+# registries, space, contract, data, trainables, spec, experiment; runner and report; api; cli;
+# the warm head, which is handed the CLI)
+LAYERS = {
+    "hpo.ray_compat": lambda t: not t.startswith(("hpo.ray_compat", "hpo.errors")),
+    "hpo.adapters": lambda t: t.startswith(("hpo.searchers", "hpo.schedulers", *_BELOW_RUNNER)),
+    "hpo.space": lambda t: t.startswith(("hpo.searchers", "hpo.schedulers", *_BELOW_RUNNER)),
+    "hpo.contract": lambda t: t.startswith(("hpo.searchers", "hpo.schedulers", *_BELOW_RUNNER)),
+    **{k: (lambda t: t.startswith(_BELOW_RUNNER)) for k in (
+        "hpo.searchers", "hpo.schedulers", "hpo.data", "hpo.trainables", "hpo.spec", "hpo.experiment")},
+    "hpo.runner": lambda t: t.startswith(_TOP),
+    "hpo.report": lambda t: t.startswith(_TOP),
+    "hpo.api": lambda t: t.startswith(("hpo.cli", "hpo.warm_head")),
+    "hpo.cli": lambda t: t.startswith("hpo.warm_head"),
+}
+
+
+def test_no_imports_upward():
+    graph = _import_graph()
+    upward = [(m, t) for m, ts in graph.items() for layer, banned in LAYERS.items()
+              if m == layer or m.startswith(layer + ".") for t in ts if banned(t)]
+    assert upward == []
+    assert graph["hpo.warm_head"] >= {"hpo.cli", "hpo.runner.head"}  # the head is handed the CLI

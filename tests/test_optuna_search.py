@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hpo.runner.optuna_search import build, violations
+from hpo.adapters.optuna_search import build, violations
 from hpo.searchers import OptunaOptions, Search
 from hpo.space import parse_param
 

@@ -1,5 +1,5 @@
 """hpo's own record of a run (hpo.runner.record) and the schedulers rebuilt from it
-(hpo.runner.replay): what a resume has left is read from the run folder alone."""
+(hpo.adapters.replay): what a resume has left is read from the run folder alone."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from hpo.adapters.replay import ASHA, Median, NoController, replay
 from hpo.contract import RECORD_KEY
 from hpo.runner import record
-from hpo.runner.replay import ASHA, Median, NoController, replay
 from hpo.storage import Storage
 
 

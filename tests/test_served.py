@@ -14,6 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from hpo.cli import _parser
 from hpo.runner import served
 from tests.conftest import wait_for, write_spec
 from tests.test_head import SPEC, cli
@@ -43,13 +44,13 @@ def test_trial_runtime_env_is_the_jobs_with_tunes_variables_as_ray_writes_it(mon
 
 def test_the_head_declines_other_commands_and_specs_naming_user_code(tmp_path):
     ok = write_spec(tmp_path, SPEC)
-    assert served.declined(["run", str(ok)]) == (None, True)
-    assert served.declined(["run", str(ok), "--set", "budget.max_epochs=0"]) == (None, False)  # its error is printed
+    assert served.declined(["run", str(ok)], _parser) == (None, True)
+    assert served.declined(["run", str(ok), "--set", "budget.max_epochs=0"], _parser) == (None, False)  # its error is printed
     for argv in (["plan", str(ok)], ["run", str(ok), "--own-driver"], ["run", str(ok), "--address", "auto"]):
-        why, _ = served.declined(argv)
+        why, _ = served.declined(argv, _parser)
         assert why and "only `hpo run` on the local Ray" in why
     user = write_spec(tmp_path, USER, "user.yaml")
-    why, valid = served.declined(["run", str(user)])
+    why, valid = served.declined(["run", str(user)], _parser)
     assert valid and why == "it names your own code: tests.custom_trainable:fit"
 
 

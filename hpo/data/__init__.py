@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hpo.data.base import ArrayDataset, default_data_dir, split_train_val
+from hpo.data.base import DEFAULT_VAL, ArrayDataset, default_data_dir, default_val, split_train_val
 from hpo.registry import Registry
 
-__all__ = ["DATASETS", "ArrayDataset", "DatasetInfo", "dataset_info", "default_data_dir",
-           "load_dataset", "load_spec_dataset", "split_train_val"]
+__all__ = ["DATASETS", "DEFAULT_VAL", "ArrayDataset", "DatasetInfo", "dataset_info", "default_data_dir",
+           "default_val", "load_dataset", "load_spec_dataset", "split_train_val"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,6 @@ class DatasetInfo:
         """The validation split: the spec's, else the entry's default, else (0: a folder of any
         size) 10% of the training images, at most DEFAULT_VAL."""
         return given or self.default_val_size or default_val(self.n_train)
-
-
-DEFAULT_VAL = 5_000
-
-
-def default_val(n_train: int) -> int:
-    """10% of the training examples, at least 1, at most DEFAULT_VAL."""
-    return min(DEFAULT_VAL, max(1, n_train // 10))
 
 
 def _mnist(data_dir: Path, val_size: int, strict: bool) -> ArrayDataset:

@@ -84,3 +84,11 @@ def torchvision_download(data_dir: Path, dataset: str, have_files: Callable[[Pat
         return False
     finally:
         socket.setdefaulttimeout(old)
+
+
+DEFAULT_VAL = 5_000
+
+
+def default_val(n_train: int) -> int:
+    """10% of the training examples, at least 1, at most DEFAULT_VAL."""
+    return min(DEFAULT_VAL, max(1, n_train // 10))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpo.data.base import ArrayDataset, split_train_val, torchvision_download
+from hpo.data.base import ArrayDataset, default_val, split_train_val, torchvision_download
 from hpo.data.idx import read_idx
 from hpo.data.mnist import md5
 from hpo.errors import SpecError
@@ -185,7 +185,6 @@ def load_family(name: str, data_dir: Path, val_size: int) -> ArrayDataset:
                             f"got {y.min()}..{y.max()}.", field="dataset")
     n = len(a["train_y"])
     if not val_size:  # not given: 10% of what the folder holds, at most 5,000
-        from hpo.data import default_val
 
         val_size = default_val(n)
     elif not 0 < val_size < n:

@@ -37,10 +37,10 @@ from ray.tune import Callback, Stopper
 from ray.tune.stopper import CombinedStopper, TimeoutStopper
 from ray.tune.utils.util import SafeFallbackEncoder
 
+from hpo.adapters.replay import hpo_id
 from hpo.contract import RECORD_KEY
 from hpo.errors import STORAGE_ERRNOS
 from hpo.runner.collect import read_jsonl, start_order, trial_dir_name, trial_events
-from hpo.runner.replay import hpo_id
 from hpo.storage import TRIAL_LOG
 
 

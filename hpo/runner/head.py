@@ -20,41 +20,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpo.runner.warm import _alive, home, record_path, running  # noqa: F401 (hpo.runner.head's API)
+
 START_TIMEOUT_S = 120
-
-
-def home() -> Path:
-    return Path(os.environ.get("HPO_HOME") or Path.home() / ".cache" / "hpo")
-
-
-def record_path() -> Path:
-    return home() / "ray_head.json"
-
-
-def running() -> dict[str, Any] | None:
-    """The warm head's record if its process is alive, else None (a stale record is removed)."""
-    p = record_path()
-    try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    if _alive(rec.get("pid")):
-        return rec
-    p.unlink(missing_ok=True)
-    return None
-
-
-def _alive(pid: Any) -> bool:
-    import psutil
-
-    try:
-        proc = psutil.Process(int(pid))
-        return proc.status() != psutil.STATUS_ZOMBIE and "hpo.runner.head" in " ".join(proc.cmdline())
-    except (psutil.Error, TypeError, ValueError):
-        return False
 
 
 def up(dashboard: bool = True, num_cpus: int | None = None,
@@ -65,7 +37,7 @@ def up(dashboard: bool = True, num_cpus: int | None = None,
         return rec, False
     home().mkdir(parents=True, exist_ok=True)
     log = home() / "ray_head.log"
-    cmd = [sys.executable, "-m", "hpo.runner.head", "--record", str(record_path())]
+    cmd = [sys.executable, "-m", "hpo.warm_head", "--record", str(record_path())]
     cmd += [] if dashboard else ["--no-dashboard"]
     cmd += ["--num-cpus", str(num_cpus)] if num_cpus is not None else []
     cmd += ["--num-gpus", str(num_gpus)] if num_gpus is not None else []
@@ -102,7 +74,8 @@ def down(timeout_s: float = 60) -> dict[str, Any] | None:
     return rec
 
 
-def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | None) -> None:
+def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | None,
+          main: Callable[[list[str]], int], parser: Callable[[], argparse.ArgumentParser]) -> None:
     """The head process: start a local Ray, record where it is, keep idle workers for trials
     and run the `hpo run` commands clients send it (hpo.runner.served), until SIGTERM."""
     import ray
@@ -118,7 +91,7 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
            "started": time.time(), "resources": ray.cluster_resources(), "node_id": ctx.get_node_id(),
            "auth_mode": os.environ.get("RAY_AUTH_MODE", "disabled")}  # set by ray.init turning tokens on
     try:
-        server: served.Server | None = served.Server(served.socket_path(record.parent))
+        server: served.Server | None = served.Server(served.socket_path(record.parent), main, parser)
         rec["socket"] = str(server.path)
     except (OSError, AttributeError) as e:  # no Unix sockets with fd passing (Windows), a path too long
         server = None
@@ -154,15 +127,12 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     record.unlink(missing_ok=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m hpo.runner.head")
+def main(cli_main: Callable[[list[str]], int], parser: Callable[[], argparse.ArgumentParser]) -> None:
+    """The head process's arguments; `cli_main` and `parser` (the CLI's) run clients' commands."""
+    ap = argparse.ArgumentParser(prog="python -m hpo.warm_head")
     ap.add_argument("--record", type=Path, required=True)
     ap.add_argument("--no-dashboard", action="store_true")
     ap.add_argument("--num-cpus", type=int)
     ap.add_argument("--num-gpus", type=int)
     a = ap.parse_args()
-    serve(a.record, not a.no_dashboard, a.num_cpus, a.num_gpus)
-
-
-if __name__ == "__main__":
-    main()
+    serve(a.record, not a.no_dashboard, a.num_cpus, a.num_gpus, cli_main, parser)

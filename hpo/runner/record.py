@@ -205,7 +205,7 @@ def left(plan: list[Segment], trials: dict[str, TrialRecord]) -> Left:
 
 @dataclass(frozen=True)
 class Step:
-    """One call Tune made to the scheduler, as the record has it (hpo.runner.replay)."""
+    """One call Tune made to the scheduler, as the record has it (hpo.adapters.replay)."""
 
     when: float
     kind: str  # "add" | "result" | "complete"

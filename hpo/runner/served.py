@@ -8,7 +8,7 @@ cannot keep them. The head can: it is one long-lived driver that keeps idle work
       connect $HPO_HOME/ray_head.sock  --->   busy with another run? -> "busy"
       send argv, cwd, environment and         names your own code (`model:`, `module:function`)?
       its stdin/stdout/stderr (the fds)       -> "declined": its modules would stay imported
-                                              else run hpo.cli.main(argv) in that cwd and
+                                              else run the CLI's main(argv) in that cwd and
       Ctrl-C -> "interrupt"           --->    environment, writing to those fds; SIGINT on
                                               "interrupt" or a lost client, as in a terminal
       exit with the run's code        <---    {"rc": n}; start idle workers again
@@ -19,6 +19,7 @@ joining the warm Ray as before. The socket is the user's only (0600, in $HPO_HOM
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -28,7 +29,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,11 @@ class Server:
     """Accepts commands on a Unix socket in a thread; `serve_next` runs one in the caller's
     (the head's main) thread: Tune, signals and Ray's driver all want the main thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, main: Callable[[list[str]], int],
+                 parser: Callable[[], argparse.ArgumentParser]) -> None:
+        """`main` runs one command line and `parser` parses one: the CLI's, handed down by the
+        head's entry point (hpo.warm_head), which sits above the CLI."""
+        self.main, self.parser = main, parser
         path.unlink(missing_ok=True)
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -149,7 +154,7 @@ class Server:
         try:
             req = json.loads(data)
             with _as_client(req, fds):
-                why, valid = declined(req["argv"])
+                why, valid = declined(req["argv"], self.parser)
                 if why:
                     reply = {"declined": why}
                 else:
@@ -163,8 +168,6 @@ class Server:
         return True
 
     def _run(self, conn: socket.socket, argv: list[str], announce: bool) -> int:
-        from hpo import cli
-
         def watch() -> None:  # Ctrl-C at the client, or the client gone: SIGINT, as a terminal would
             with contextlib.suppress(OSError), conn.makefile("rb") as f:
                 for _ in f:
@@ -180,7 +183,7 @@ class Server:
         rc = 1
         try:
             try:
-                rc = cli.main(argv)
+                rc = self.main(argv)
             finally:
                 with self._lock:
                     self._running = False
@@ -202,17 +205,16 @@ class Server:
                 signal.raise_signal(signal.SIGINT)
 
 
-def declined(argv: list[str]) -> tuple[str | None, bool]:
+def declined(argv: list[str], parser: Callable[[], argparse.ArgumentParser]) -> tuple[str | None, bool]:
     """Why the head would not run this command itself (or None), and whether its spec is
     valid (an invalid one is run: its error is printed as without a head). Only `hpo run` of a spec with
     hpo's own trainables and datasets: user code imported into the long-lived head would stay
     there, and edits to it would be missed by the next run."""
-    from hpo.cli import _parser
     from hpo.errors import SpecError
     from hpo.experiment import load_experiment
 
     try:
-        args = _parser().parse_args(argv)
+        args = parser().parse_args(argv)
     except SystemExit:
         return "its arguments do not parse here (was the head started by another hpo?)", False
     if args.command != "run" or args.address or args.own_driver:

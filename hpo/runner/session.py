@@ -55,7 +55,7 @@ def init_ray(address: str | None, dashboard: bool, out: Any, run_name: str = "",
                               "job_config": JobConfig(metadata={"hpo_run": run_name})}
     head = None
     if not address and warm:
-        from hpo.runner.head import running
+        from hpo.runner.warm import running
 
         head = running()
     if head:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from hpo import packing
+from hpo.adapters import Search
 from hpo.contract import PACK_KEY, RECORD_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
 from hpo.errors import SpecError, StorageFault
 from hpo.experiment import Experiment
 from hpo.refs import search_path
 from hpo.runner import record
-from hpo.searchers import Search
 from hpo.space import groups
 from hpo.storage import Storage
 
@@ -85,7 +85,7 @@ class Work:
     """What one Tuner runs: fixed configurations (each tagged with hpo's key: its plan index,
     and for a trial continued after a stop the checkpoint it starts from), then `samples` from
     a searcher that learns (segment `segment` of the plan), which is told `prior` first. On
-    resume, `replay` rebuilds the scheduler from the record (hpo.runner.replay)."""
+    resume, `replay` rebuilds the scheduler from the record (hpo.adapters.replay)."""
 
     configs: list[dict[str, Any]] = field(default_factory=list)
     samples: int = 0
@@ -293,7 +293,7 @@ def _scheduler(exp: Experiment, work: Work) -> Any:
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,
                                     spec.seed, spec.metric, exp.mode)
     if scheduler is not None and work.replay and exp.scheduler.resume_exact:
-        from hpo.runner.replay import replay
+        from hpo.adapters.replay import replay
 
         replay(scheduler, work.replay)
     return scheduler
@@ -417,7 +417,7 @@ def _trained_out(t: record.TrialRecord, max_epochs: int, starts: dict[str, Any])
 
 
 def _replayed_stops(exp: Experiment, steps: list[Any]) -> set[str]:
-    from hpo.runner.replay import replay
+    from hpo.adapters.replay import replay
 
     spec = exp.spec
     scheduler = exp.scheduler.build(exp.scheduler_options, exp.params, spec.budget.max_epochs,

@@ -14,10 +14,10 @@ import math
 import warnings
 from typing import Any
 
+from hpo.adapters import Search
 from hpo.optuna_space import DefineByRun
 from hpo.ray_compat import require
 from hpo.ray_compat.optuna import HpoOptunaSearch, constraints_key, violations
-from hpo.searchers import Search
 from hpo.space import to_param_space
 
 __all__ = ["build", "violations"]

@@ -9,7 +9,7 @@ import numpy as np
 from nevergrad.optimization.base import ConfiguredOptimizer
 from ray.tune.search.nevergrad import NevergradSearch
 
-from hpo.searchers import Search
+from hpo.adapters import Search
 from hpo.space import to_param_space
 
 

@@ -27,7 +27,6 @@ from ray.tune.schedulers import (
 )
 
 from hpo.contract import RECORD_KEY
-from hpo.runner.record import Step
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class Median(Aliased, MedianStoppingRule):
             super().on_trial_complete(tune_controller, trial, result)
 
 
-def replay(scheduler: Any, steps: Iterable[Step]) -> set[str]:
+def replay(scheduler: Any, steps: Iterable[Any]) -> set[str]:
     """Hand `scheduler` the record's calls in the order they happened; returns the ids of the
     trials it told to stop."""
     stopped: set[str] = set()
