@@ -8,16 +8,28 @@ export HPO_DATA_DIR ?= $(if $(wildcard $(SHARED)/MNIST/raw),$(SHARED),)
 
 .PHONY: demo test test-fast test-kill bench bench-gpu lint lock clean
 
+# TORCH=cpu: PyTorch's CPU-only build from PyTorch's own wheel index (no CUDA, no nvidia-*
+# packages, no triton), e.g. `make TORCH=cpu VENV=.venv-cpu test`. requirements.lock stays valid:
+# its torch pins match the +cpu builds, and its nvidia-* / triton pins are only constraints.
+TORCH ?= default
+TORCH_default := torch==2.14.1 torchvision==0.29.1
+TORCH_cpu     := --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple \
+                 torch==2.14.1+cpu torchvision==0.29.1+cpu
+ifeq ($(TORCH_$(TORCH)),)
+$(error TORCH must be default or cpu, not $(TORCH))
+endif
+
 # requirements.lock: the exact versions CI tested; every install is constrained to them.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: these wheels are on this machine's disk (other pins download GBs)
-	$(PY) -m pip install -q -c requirements.lock torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c requirements.lock $(TORCH_$(TORCH))
 	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
 	touch $@
 
-# Re-pin requirements.lock to what the venv holds now (after changing a dependency).
+# Re-pin requirements.lock to what the venv holds now (after changing a dependency; with the
+# default torch, so the lock keeps the CUDA build's pins).
 lock: $(VENV)/.installed
 	(sed -n 1,2p requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^hpo') > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock
