@@ -440,8 +440,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         from optuna_dashboard import run_server
     except ImportError:
-        raise SpecError("the live view needs optuna-dashboard: pip install 'hpo[dashboard]' "
-                        "(or pip install optuna-dashboard).") from None
+        raise SpecError("the live view needs optuna-dashboard, one of hpo's dependencies: "
+                        "pip install optuna-dashboard.") from None
     print(f"hpo: optuna-dashboard for {journal} on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
           flush=True)
     run_server(open_journal(journal), host=args.host, port=args.port)
