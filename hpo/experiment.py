@@ -382,11 +382,20 @@ def _validate(model: type[BaseModel], values: dict[str, Any], where: str | None)
 
 def _check_sizes(params: dict[str, Param], trainable: TrainableInfo, dataset: DatasetInfo,
                  spec: Spec) -> None:
-    n_full = min(dataset.n_train, spec.dataset.train_size or dataset.n_train)
+    n = dataset.n_train
+    n_full = min(n, spec.dataset.train_size or n)
     val = dataset.val_size(spec.dataset.val_size)
-    if val >= dataset.n_train:
-        raise SpecError(f"val_size {val} leaves no training data ({dataset.n_train} examples).",
-                        field="dataset.val_size")
+    what = f"`{spec.dataset.name}`" + (f" in {dataset.source}" if dataset.source else "")
+    if val >= n:
+        default = ", or leave val_size out (10% of the training examples, at most 5,000)" \
+            if not dataset.default_val_size else ""
+        raise SpecError(f"val_size {val:,} leaves no training data: {what} has {n:,} training "
+                        f"examples; give at most {n - 1:,}{default}.", field="dataset.val_size")
+    train = spec.dataset.train_size
+    if train is not None and train > n - val:
+        raise SpecError(f"train_size {train:,} is more than {what} has left for training: {n:,} "
+                        f"training examples less {val:,} for validation is {n - val:,}; give at most "
+                        f"{n - val:,}, or leave train_size out (all of them).", field="dataset.train_size")
     p = params.get("batch_size")
     values = ([] if p is None else p.candidates() if isinstance(p, Distribution) else [p.value])
     for g in groups(params):  # batch sizes set inside cases

@@ -111,3 +111,36 @@ def test_a_small_folder_gets_a_tenth_for_validation_and_too_large_a_split_is_one
     with pytest.raises(SpecError, match=r"dataset\.val_size: val_size 300 leaves no training data: "
                                         r"KMNIST in .* has 300 training images; give at most 299"):
         load_dataset("kmnist", tmp_path, val_size=300)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize("gz", [True, False])
+def test_split_sizes_of_a_small_folder_are_checked_before_ray(tmp_path, command, gz):
+    """What the folder holds is read from the IDX header alone: `hpo validate` and `hpo plan`
+    refuse a val_size or train_size the 300 images cannot give, in one line (exit 2)."""
+    import subprocess
+    import sys
+
+    prefix = "emnist-balanced-" if not gz else ""
+    folder, name = ("EMNIST/raw", "emnist") if not gz else ("FashionMNIST/raw", "fashion_mnist")
+    write_idx_family(tmp_path, folder, prefix=prefix, k=47 if not gz else 10, gz=gz, transposed=not gz)
+
+    def hpo(*sets: str) -> subprocess.CompletedProcess:
+        spec = tmp_path / "s.yaml"
+        spec.write_text(f"name: s\ntrainable: mlp\ndataset: {{name: {name}, data_dir: {tmp_path}}}\n"
+                        "metric: val_acc\nparams: {lr: {grid: [0.1, 0.01]}, hidden: [8]}\n")
+        return subprocess.run([sys.executable, "-m", "hpo.cli", command, str(spec),
+                               *[a for s in sets for a in ("--set", s)]],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    ok = hpo()
+    assert ok.returncode == 0, ok.stderr
+    big_val = hpo("dataset.val_size=5000")
+    assert big_val.returncode == 2 and "Traceback" not in big_val.stderr
+    assert len(big_val.stderr.strip().splitlines()) == 1
+    assert "dataset.val_size: val_size 5,000 leaves no training data" in big_val.stderr
+    assert "has 300 training examples; give at most 299, or leave val_size out" in big_val.stderr
+    big_train = hpo("dataset.train_size=280")  # 300 less the default 30 for validation: 270
+    assert big_train.returncode == 2 and "dataset.train_size: train_size 280" in big_train.stderr
+    assert "give at most 270" in big_train.stderr
+    assert hpo("dataset.train_size=270").returncode == 0

@@ -33,6 +33,10 @@ class DatasetInfo:
     # `fallback` (a registered name) is what a run trains on instead
     present: Callable[[Path], bool] | None = None
     fallback: str | None = None
+    # data_dir -> how many training examples the files there hold (None: not known before
+    # loading), for a folder of any size: checked before Ray starts
+    count: Callable[[Path], int | None] | None = None
+    source: str = ""  # where the examples were counted (for messages)
 
     def val_size(self, given: int | None = None) -> int:
         """The validation split: the spec's, else the entry's default, else (0: a folder of any
@@ -88,6 +92,15 @@ def _family(name: str) -> Callable[[Path, int, bool], ArrayDataset]:
     return load
 
 
+def _count(name: str) -> Callable[[Path], int | None]:
+    def count(data_dir: Path) -> int | None:
+        from hpo.data.family import count_train
+
+        return count_train(name, data_dir)
+
+    return count
+
+
 # the torchvision family (hpo/data/family.py): (name, input shape, train, test, classes)
 for _name, _shape, _n_train, _n_test, _k in (
         ("fashion_mnist", (1, 28, 28), 60_000, 10_000, 10), ("kmnist", (1, 28, 28), 60_000, 10_000, 10),
@@ -95,7 +108,8 @@ for _name, _shape, _n_train, _n_test, _k in (
         ("svhn", (3, 32, 32), 73_257, 26_032, 10)):
     # default val_size 0: 10% of the folder's training images, at most 5,000 (a small folder is
     # not refused for the full dataset's 5,000)
-    DATASETS.add(_name, DatasetInfo("classification", _shape, _n_train, _n_test, _k, 0, _family(_name)))
+    DATASETS.add(_name, DatasetInfo("classification", _shape, _n_train, _n_test, _k, 0, _family(_name),
+                                    count=_count(_name)))
 
 USER_KINDS = ("npz", "csv")  # plus any `module:function`
 
@@ -139,6 +153,11 @@ def dataset_info(ds: Any) -> DatasetInfo:
             if getattr(ds, field) is not None:
                 raise SpecError(f"`{field}` is for user data (npz, csv, a module:function), not for "
                                 f"`{ds.name}`.", field=f"dataset.{field}")
+        if info.count is not None:  # a folder of any size: what its files hold
+            where = Path(ds.data_dir) if ds.data_dir else default_data_dir()
+            n = info.count(where)
+            if n is not None:
+                info = replace(info, n_train=n, source=str(where.resolve()))
         return info
     data = _load_user(ds)
     task = str(data.extra.get("task", "classification"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hpo.data.base import ArrayDataset, default_val, split_train_val, torchvision_download
-from hpo.data.idx import read_idx
+from hpo.data.idx import idx_length, read_idx
 from hpo.data.mnist import md5
 from hpo.errors import SpecError
 
@@ -159,6 +159,16 @@ FAMILY: dict[str, Family] = {f.name: f for f in (
            "http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat, test_32x32.mat)", _read_svhn,
            ("SVHN", {}), input_shape=(3, 32, 32)),
 )}
+
+
+def count_train(name: str, data_dir: Path) -> int | None:
+    """How many training examples the family's files in `data_dir` hold, from the IDX header
+    alone (before Ray starts: `hpo validate` and `plan` check split sizes against it); None when
+    the files are not there or are not IDX (CIFAR-100, SVHN: their published sizes stand)."""
+    fam = FAMILY[name]
+    if fam.read is not _read_idx_family or not fam.have_files(data_dir):
+        return None
+    return idx_length(fam.path(data_dir, "train_y"))
 
 
 def _download(fam: Family, data_dir: Path) -> bool:

@@ -27,6 +27,21 @@ def read_idx(path: str | Path) -> np.ndarray:
     return arr.reshape(dims)
 
 
+def idx_length(path: str | Path) -> int | None:
+    """The first dimension an IDX file's header declares (its number of examples), reading only
+    the header; None when it is not an IDX file."""
+    p = Path(path)
+    opener = gzip.open if p.suffix == ".gz" else open
+    try:
+        with opener(p, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError):
+        return None
+    if len(head) < 8 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or head[3] < 1:
+        return None
+    return int.from_bytes(head[4:8], "big")
+
+
 def write_idx(path: str | Path, arr: np.ndarray) -> None:
     """Write a uint8 array as IDX (gzipped when the name ends in .gz); used by tests and tools."""
     a = np.ascontiguousarray(arr, dtype=np.uint8)
