@@ -1,16 +1,13 @@
 """The contract between hpo's core and a trainable: what a trainable receives and declares.
 
-A trainable module (built-in under ``hpo.trainables``, or a user's ``module:function``) declares
-next to its code
+A trainable module (built-in under ``hpo.trainables``, or a user's ``module:function``) is a
+:class:`Trainable` (required: ``METRICS`` and the training function) with any of the hooks in
+:data:`HOOKS`, each documented there once with what it is for and its default when absent
+(``Config``, its parameters, is one: they may come another way). The registry
+(hpo.trainables.TrainableInfo) reads a module only through these two, and the core reaches a
+trainable only through the registry.
 
-* ``Config``   a pydantic model of its parameters (``extra="forbid"``, with a ``seed`` field);
-* ``METRICS``  the metrics it reports each epoch, name -> "min" | "max";
-* ``TASKS``    the dataset tasks it takes, e.g. ``("classification",)``;
-* ``CHECKPOINTS`` (optional, default True) whether it hands over checkpoint state;
-* ``PACKING``  (optional) a :class:`Packing` when several configurations can train as one
-  vectorized model;
-
-and a training function ``train(config, data, settings, report, state)``: ``config`` the trial's
+The training function ``train(config, data, settings, report, state)``: ``config`` the trial's
 parameters (groups of cases already merged), ``data`` an :class:`hpo.data.ArrayDataset`,
 ``settings`` a :class:`Settings`, ``report(metrics, state_fn)`` once per epoch with an ``epoch``
 key (``state_fn`` builds the checkpoint state, or None), ``state`` the restored checkpoint state.
@@ -25,9 +22,9 @@ This module imports neither torch nor Ray, and nothing of hpo beyond the standar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 # report(metrics, state_fn): state_fn builds the checkpoint state only if the caller saves one
 Reporter = Callable[[dict[str, Any], Callable[[], dict[str, Any]] | None], None]
@@ -143,3 +140,53 @@ def expand_cases(config: dict[str, Any], groups: list[str] | tuple[str, ...]) ->
         if isinstance(case, dict):
             out.update(case)
     return out
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """What every trainable module declares (a user's `module:function` names its function
+    instead of `train`), besides its parameters (`Config` in HOOKS)."""
+
+    METRICS: Mapping[str, str]  # the metrics it reports each epoch, name -> "min" | "max"
+
+    def train(self, config: dict[str, Any], data: Any, settings: Settings, report: Reporter,
+              state: dict[str, Any] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Hook:
+    what: str
+    default: Any = None
+
+
+# The optional hooks of a trainable module: name -> what it is for, and what holds without it.
+HOOKS: dict[str, Hook] = {
+    "Config": Hook("a pydantic model of its parameters (extra=\"forbid\", with a `seed` field); "
+                   "needed unless `resolve` (a user's `model:`) or the annotation of a (config, ctx) "
+                   "function's first argument gives them"),
+    "TASKS": Hook("the dataset tasks it takes, e.g. (\"classification\",)", ("classification", "regression")),
+    "METRICS_BY_TASK": Hook("task -> the metrics it reports on a dataset of that task", {}),
+    "CHECKPOINTS": Hook("whether it hands over checkpoint state", True),
+    "PACKING": Hook("a Packing: several configurations train as one vectorized model (else None)"),
+    "make_model": Hook("(config, example_shape, n_classes) -> the untrained nn.Module a trial "
+                       "trained (best-model export, the model-size section, packing)"),
+    "estimate_epoch_s": Hook("(config, input_shape, n_classes, sizes, threads) -> seconds per "
+                             "epoch, measured (hpo plan)"),
+    "resolve": Hook("(model ref) -> (build, params model, config model) of a user's `model:`"),
+    "check_forward": Hook("(model ref, config, input_shape, n_classes): one forward pass of a "
+                          "user's model before Ray starts, a clear error when it does not fit"),
+    "time_pack": Hook("(configs, build, input_shape, n_classes, threads) -> (why not packable, "
+                      "why not exact, speed-up): the torch.func pack probe"),
+}
+
+
+def hook(module: Any, name: str) -> Any:
+    """A trainable module's optional hook `name` (hpo.contract.HOOKS), or its default."""
+    return getattr(module, name, HOOKS[name].default)
+
+
+def model_shape(example_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of one example as a model sees it: images get a channel axis ((28, 28) ->
+    (1, 28, 28)); tables and (C, H, W) images stay as they are."""
+    shape = tuple(int(d) for d in example_shape)
+    return (1, *shape) if len(shape) == 2 else shape

@@ -138,10 +138,7 @@ def check(spec: Spec, local: bool = True) -> Experiment:
             _check_params(params, trainable, spec)
             _check_sizes(params, trainable, dataset, spec)
             if trainable.model is not None:  # one forward pass: does the user's model fit the data?
-                from hpo.trainables.model import check_forward
-
-                check_forward(trainable.model, sample_configs(params, 1)[0], dataset.input_shape,
-                              dataset.n_classes)
+                trainable.check_forward(sample_configs(params, 1)[0], dataset.input_shape, dataset.n_classes)
     prior: tuple[Any, ...] = ()
     if "s_opts" in got and parsed and mode is not None:
         searcher = got["searcher"]

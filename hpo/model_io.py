@@ -98,7 +98,7 @@ def _program(run_dir: Path, dst: Path) -> str | None:
     try:
         model = load_model(run_dir)
         shape = tuple(describe(run_dir)["dataset"]["example_shape"])
-        from hpo.trainables.model import model_shape
+        from hpo.contract import model_shape
 
         # the layout the network takes: as a user's model gets it, flat (the mlp), or as stored
         for s in dict.fromkeys([model_shape(shape), (math.prod(shape),), shape]):

@@ -106,7 +106,7 @@ def probe(exp: Any) -> tuple[str | None, str | None, float]:
     """(why the torch.func pack cannot be built, or None; why its members would not reproduce
     their trials exactly, or None; the measured speed-up of one packed step over its members'
     steps one after another), for the largest group of the plan, timed once per process
-    (hpo.trainables.func_pack.probe; imports torch)."""
+    (TrainableInfo.time_pack; imports torch)."""
     members = max(_groups(exp).values(), key=len)
     full = [_full(exp, c) for c in members]
     size = _size(exp, full[0].batch_size)
@@ -120,14 +120,9 @@ _PROBED: dict[str, tuple[str | None, str | None, float]] = {}
 
 def _probe(key: str, exp: Any, cfgs: list[Any]) -> tuple[str | None, str | None, float]:
     if key not in _PROBED:
-        from hpo.trainables.func_pack import probe as time_pack
-        from hpo.trainables.model import model_shape
-
-        info, ds = exp.trainable, exp.dataset
-        shape = tuple(ds.input_shape)
-        _PROBED[key] = time_pack(
-            cfgs, lambda c: info.make_model(c.model_dump(), shape, ds.n_classes),
-            model_shape(shape), ds.n_classes, int(exp.spec.resources.cpu) or 1)
+        ds = exp.dataset
+        _PROBED[key] = exp.trainable.time_pack(cfgs, tuple(ds.input_shape), ds.n_classes,
+                                               int(exp.spec.resources.cpu) or 1)
     return _PROBED[key]
 
 

@@ -47,7 +47,7 @@ def test_lr_reg_is_the_4x4_study():
     (["scheduler.name=pbt", "checkpoint.every=0"], r"scheduler `pbt` moves weights between trials through checkpoints"),
     (["resources.cpu=512"], r"resources\.cpu: 512.0 CPUs per trial, but this machine has"),
     (["params.lr=0.1", "searcher.name=optuna"], r"params: no parameter is searched, so a searcher that learns"),
-    (["dataset.val_size=10000"], r"val_size 10000 leaves no training data"),
+    (["dataset.val_size=10000"], r"val_size 10,000 leaves no training data: `mnist_sample` has 10,000 training examples; give at most 9,999"),
     # groups of cases (several parameters set together)
     (["params.setup={grid: [{optimizer: sgd}, {optimizer: adamw}]}"],
      r"params\.setup\.grid\[1\]: Input should be 'sgd', 'adam', 'adagrad' or 'rmsprop' \(got 'adamw'\)"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpo.contract import Settings
+from hpo.contract import HOOKS, Settings, Trainable, hook
 from hpo.errors import SpecError
 from hpo.experiment import load_experiment
 from hpo.trainables import TRAINABLES, get_trainable
@@ -26,6 +26,24 @@ def test_every_registered_trainable_declares_its_contract(name):
     assert info.metrics and set(info.metrics.values()) <= {"min", "max"}
     assert info.tasks and callable(getattr(info.module, info.function))
     assert info.config_model.model_config.get("extra") == "forbid"
+    assert isinstance(info.module, Trainable)  # the Protocol: METRICS, train
+    # no name a misspelt hook would have (it would silently take the hook's default)
+    import difflib
+
+    near = {k: difflib.get_close_matches(k, list(HOOKS), cutoff=0.85) for k in vars(info.module)}
+    assert {k: v for k, v in near.items() if v and k not in HOOKS} == {}
+
+
+def test_a_missing_hook_takes_its_documented_default():
+    import types
+
+    bare = types.SimpleNamespace(METRICS={"val_acc": "max"}, train=lambda *a: None)
+    assert isinstance(bare, Trainable) and not isinstance(types.SimpleNamespace(METRICS={}), Trainable)
+    assert {k: hook(bare, k) for k in ("TASKS", "CHECKPOINTS", "PACKING", "make_model", "Config")} == {
+        "TASKS": ("classification", "regression"), "CHECKPOINTS": True, "PACKING": None, "make_model": None,
+        "Config": None}
+    with pytest.raises(KeyError):
+        hook(bare, "CHECKPOINT")  # only documented hooks are read
 
 
 def test_user_trainable_by_reference(tmp_path):

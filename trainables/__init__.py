@@ -1,9 +1,10 @@
 """Trainable registry: a name maps to the module that implements it.
 
-A trainable module declares, next to its code, what :mod:`hpo.contract` lists (``Config``,
-``METRICS``, ``TASKS``, optionally ``CHECKPOINTS`` and ``PACKING``) and its training function;
-the core reads those declarations through :class:`TrainableInfo` and never imports a concrete
-trainable module itself (the module is imported when a declaration is first read).
+A trainable module is an :class:`hpo.contract.Trainable` (``METRICS`` and its training
+function) with any of the hooks in :data:`hpo.contract.HOOKS` (``Config`` among them); the core
+reads those declarations through :class:`TrainableInfo` (``hook``: a hook's default when absent)
+and never imports a concrete trainable module itself (the module is imported when a declaration
+is first read).
 Adding a trainable is one module plus one line below.
 
 A user's own trainable is allowed only as an explicit ``module:function`` reference in the spec
@@ -22,7 +23,7 @@ from functools import cached_property
 from types import ModuleType
 from typing import Any
 
-from hpo.contract import Packing
+from hpo.contract import Packing, hook, model_shape
 from hpo.registry import Registry
 
 TRAINABLES: Registry[str] = Registry("trainable")
@@ -54,7 +55,7 @@ class TrainableInfo:
     def config_model(self) -> Any:
         if self.model is not None:
             return self.module.resolve(self.model)[2]
-        return self.context_config or self.module.Config
+        return self.context_config or hook(self.module, "Config")
 
     @property
     def function_obj(self) -> Any:
@@ -90,29 +91,29 @@ class TrainableInfo:
     def attributes(self) -> dict[str, str]:
         """Per-trial values besides the metrics that objectives and constraints may name
         (hpo's loop reports `n_params` for every model it builds)."""
-        return {"n_params": "min"} if hasattr(self.module, "make_model") else {}
+        return {"n_params": "min"} if hook(self.module, "make_model") is not None else {}
 
     def metrics_for(self, task: str) -> dict[str, str]:
         """The metrics it reports on a dataset of `task` (most trainables: always the same)."""
-        return dict(getattr(self.module, "METRICS_BY_TASK", {}).get(task) or self.module.METRICS)
+        return dict(hook(self.module, "METRICS_BY_TASK").get(task) or self.module.METRICS)
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(getattr(self.module, "TASKS", ("classification", "regression")))
+        return tuple(hook(self.module, "TASKS"))
 
     @property
     def checkpoints(self) -> bool:
-        return bool(getattr(self.module, "CHECKPOINTS", True))
+        return bool(hook(self.module, "CHECKPOINTS"))
 
     @property
     def packing(self) -> Packing | None:
         """How its configurations pack into one vectorized trial; None: not packable."""
-        return getattr(self.module, "PACKING", None)
+        return hook(self.module, "PACKING")
 
     def make_model(self, config: dict[str, Any], example_shape: tuple[int, ...], n_classes: int) -> Any:
         """The untrained nn.Module a trial with `config` trained (its `make_model`), or a
         SpecError when the trainable cannot rebuild its model (a user's own training loop)."""
-        fn = getattr(self.module, "make_model", None)
+        fn = hook(self.module, "make_model")
         if fn is None:
             from hpo.errors import SpecError
 
@@ -124,10 +125,27 @@ class TrainableInfo:
 
     def estimate_epoch_s(self) -> Any:
         """Its `estimate_epoch_s(config, input_shape, n_classes, sizes, threads)`, or None."""
-        fn = getattr(self.module, "estimate_epoch_s", None)
+        fn = hook(self.module, "estimate_epoch_s")
         if fn is not None and self.model is not None:
             return functools.partial(fn, model=self.model)
         return fn
+
+    def check_forward(self, config: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) -> None:
+        """One forward pass of a user's model (`model:`) on the dataset's shape, before Ray; a
+        no-op for a trainable without the hook."""
+        fn = hook(self.module, "check_forward")
+        if fn is not None and self.model is not None:
+            fn(self.model, config, input_shape, n_classes)
+
+    def time_pack(self, cfgs: list[Any], input_shape: tuple[int, ...], n_classes: int,
+                  threads: int) -> tuple[str | None, str | None, float]:
+        """Its `time_pack` hook, else the torch.func pack probe (hpo.trainables.func_pack.probe)
+        over the models `make_model` builds."""
+        fn = hook(self.module, "time_pack")
+        if fn is None:
+            from hpo.trainables.func_pack import probe as fn
+        return fn(cfgs, lambda c: self.make_model(c.model_dump(), input_shape, n_classes),
+                  model_shape(input_shape), n_classes, threads)
 
     def train(self, config: dict[str, Any], data: Any, settings: Any, report: Any,
               state: dict[str, Any] | None = None) -> None:
@@ -173,7 +191,7 @@ def _user_trainable(ref: str, field: str) -> TrainableInfo:
                         field=field)
     module = info.module
     missing = [a for a in ("METRICS",) if not hasattr(module, a)]
-    if info.context_config is None and not hasattr(module, "Config"):
+    if info.context_config is None and hook(module, "Config") is None:
         missing.append("Config (or a pydantic model annotated on the function's first argument)")
     if missing:
         raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable declares its "

@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hpo.contract import Packing, Reporter, Settings
+from hpo.contract import Packing, Reporter, Settings, model_shape
 from hpo.data.base import ArrayDataset
 from hpo.errors import SpecError
 from hpo.trainables.config import OptimConfig
@@ -113,13 +113,6 @@ def _params_model(build: Any, ref: str) -> type[BaseModel]:
                         f"or a pydantic BaseModel of the model's hyperparameters (types and ranges).",
                         field=FIELD)
     return ann
-
-
-def model_shape(example_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of one example as a model sees it: images get a channel axis ((28, 28) ->
-    (1, 28, 28)); tables and (C, H, W) images stay as they are."""
-    shape = tuple(int(d) for d in example_shape)
-    return (1, *shape) if len(shape) == 2 else shape
 
 
 def input_shape(data: ArrayDataset) -> tuple[int, ...]:
