@@ -95,3 +95,38 @@ def test_checked_before_ray(mod):
         hpo.validate(write_spec(mod, spec.format(fn="fit", metric="val_acc", x="1, 30")))
     with pytest.raises(SpecError, match=r"trainable: `ctx_train:three` must take \(config, ctx\)"):
         hpo.validate(write_spec(mod, spec.format(fn="three", metric="val_acc", x="1")))
+
+
+DICT_CODE = '''
+METRICS = {"val_loss": "min"}
+
+
+def fit(config, ctx):  # unannotated: a plain dict, as Ray Tune, Optuna and W&B hand it
+    assert type(config) is dict
+    for epoch in ctx.epochs():
+        ctx.report({"val_loss": (config["x"] - 2) ** 2 + config.get("offset", 0) / (epoch + 1)})
+
+
+def fit_mapping(config: "dict[str, float]", ctx):
+    for epoch in ctx.epochs():
+        ctx.report({"val_loss": config["missing_param"]})
+'''
+
+
+def test_a_context_function_that_takes_a_plain_dict(tmp_path, monkeypatch):
+    (tmp_path / "dict_train.py").write_text(DICT_CODE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = get_trainable("dict_train:fit")
+    assert info.context_takes_dict and get_trainable("dict_train:fit_mapping").context_takes_dict
+    rows = []
+    info.train({"x": 3.0, "offset": 1, "seed": 4}, ArrayDataset("d", *(np.zeros((2, 1)),) * 6, n_classes=2),
+               Settings(max_epochs=2, metric="val_loss", mode="min"), lambda m, s: rows.append(m), None)
+    assert [r["val_loss"] for r in rows] == [2.0, 1.5]
+    spec = ("name: t\ntrainable: dict_train:{fn}\ndataset: mnist_sample\nmetric: val_loss\n"
+            "params: {{x: {{grid: [1, 3]}}, offset: 2}}\n")
+    exp = hpo.validate(write_spec(tmp_path, spec.format(fn="fit")))  # any parameter names
+    assert exp.searched_names == ["x"]
+    with pytest.raises(KeyError, match="missing_param"):  # the parameter the spec lacks, by name
+        get_trainable("dict_train:fit_mapping").train(
+            {"x": 1.0}, ArrayDataset("d", *(np.zeros((2, 1)),) * 6, n_classes=2),
+            Settings(max_epochs=1, metric="val_loss", mode="min"), lambda m, s: None, None)

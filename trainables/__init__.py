@@ -55,7 +55,29 @@ class TrainableInfo:
     def config_model(self) -> Any:
         if self.model is not None:
             return self.module.resolve(self.model)[2]
+        if self.context_takes_dict:
+            from hpo.trainables.context import any_params
+
+            return any_params()
         return self.context_config or hook(self.module, "Config")
+
+    @property
+    def context_takes_dict(self) -> bool:
+        """A (config, ctx) function whose `config` is unannotated, `dict` or a `Mapping`, in a
+        module without `Config`: it receives a plain dict of the trial's parameters."""
+        if ":" not in self.name or not self.takes_context or hook(self.module, "Config") is not None:
+            return False
+        import typing
+        from collections.abc import Mapping
+
+        fn = self.function_obj
+        first = next(iter(inspect.signature(fn).parameters))
+        try:
+            ann = typing.get_type_hints(fn).get(first)
+        except Exception:  # noqa: BLE001 - unresolvable annotations: not the dict form
+            return False
+        origin = typing.get_origin(ann) or ann
+        return ann is None or ann is Any or (isinstance(origin, type) and issubclass(origin, Mapping))
 
     @property
     def function_obj(self) -> Any:
@@ -153,7 +175,7 @@ class TrainableInfo:
         if self.takes_context:
             from hpo.trainables.context import run_with_context
 
-            cfg = self.config_model.model_validate(config)
+            cfg = dict(config) if self.context_takes_dict else self.config_model.model_validate(config)
             run_with_context(self.function_obj, cfg, data, settings, self.metrics, report, state)
         else:
             self.function_obj(config, data, settings, report, state)
@@ -191,8 +213,9 @@ def _user_trainable(ref: str, field: str) -> TrainableInfo:
                         field=field)
     module = info.module
     missing = [a for a in ("METRICS",) if not hasattr(module, a)]
-    if info.context_config is None and hook(module, "Config") is None:
-        missing.append("Config (or a pydantic model annotated on the function's first argument)")
+    if info.context_config is None and hook(module, "Config") is None and not info.context_takes_dict:
+        missing.append("Config (or a pydantic model annotated on the function's first argument, or "
+                       "none: a plain dict)")
     if missing:
         raise SpecError(f"`{module_path}` lacks {', '.join(missing)}: a trainable declares its "
                         f"METRICS (name -> min | max) and its parameters (see hpo.contract).",

@@ -94,10 +94,21 @@ class Context:
             raise _Diverged
 
 
+def any_params() -> Any:
+    """The parameters of a (config, ctx) function that takes a plain dict: whatever the spec gives."""
+    from pydantic import BaseModel, ConfigDict
+
+    class AnyParams(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    return AnyParams
+
+
 def run_with_context(fn: Callable[..., Any], config: Any, data: Any, settings: Settings,
                      metrics: dict[str, str], report: Reporter, state: dict[str, Any] | None) -> None:
     """Call a context-style training function; a divergence ends it quietly (already reported)."""
-    ctx = Context(data, settings, metrics, report, state, int(getattr(config, "seed", 0)))
+    seed = config.get("seed", 0) if isinstance(config, dict) else getattr(config, "seed", 0)
+    ctx = Context(data, settings, metrics, report, state, int(seed))
     if ctx.epochs().start >= ctx.max_epochs:
         return  # restored from its final checkpoint
     try:

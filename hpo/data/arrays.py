@@ -15,6 +15,7 @@ trial).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,8 @@ def load_function(ref: str, val_size: int | None, task: str | None,
         raise SpecError(f"`{ref}` must be callable without arguments (it returns a dict with "
                         f"{', '.join(REQUIRED)}).", field="dataset.name") from None
     arrays = fn()
+    if isinstance(arrays, Mapping):  # any mapping (an np.load NpzFile too) reads as a dict
+        arrays = {k: arrays[k] for k in arrays}
     if not isinstance(arrays, dict):
         raise SpecError(f"`{ref}` returned {type(arrays).__name__}; it must return a dict with "
                         f"{', '.join(REQUIRED)} (and optionally x_val, y_val).", field="dataset.name")

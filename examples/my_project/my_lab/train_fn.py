@@ -1,31 +1,27 @@
 """A training function of the project's own, when the loop itself is the researcher's: hpo
-gives it the configuration and a context (data, device, seed, epochs, report, checkpoints)."""
+gives it the configuration (a plain dict of the trial's parameters) and a context (data,
+device, seed, epochs, report, checkpoints). To declare types and ranges, annotate `config` with
+a pydantic model instead (README, "Your own training loop")."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
 
 import hpo
 
 METRICS = {"train_loss": "min", "val_loss": "min", "val_acc": "max"}
 
 
-class Params(BaseModel):
-    lr: float = Field(0.1, gt=0)
-    hidden: int = Field(32, ge=2, le=512)
-    seed: int = 0
-
-
-def train(p: Params, ctx: hpo.Context) -> None:
-    torch.manual_seed(p.seed)
+def train(config: dict, ctx: hpo.Context) -> None:
+    torch.manual_seed(ctx.seed)
+    hidden, lr = config.get("hidden", 32), config.get("lr", 0.1)
     d = ctx.data
     x, y = torch.tensor(d.x_train), torch.tensor(d.y_train)
     xv, yv = torch.tensor(d.x_val), torch.tensor(d.y_val)
-    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], p.hidden), torch.nn.Tanh(),
-                                torch.nn.Linear(p.hidden, d.n_classes))
-    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.Tanh(),
+                                torch.nn.Linear(hidden, d.n_classes))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     if (state := ctx.restore()) is not None:  # resumed: continue where the checkpoint was
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
