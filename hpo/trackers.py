@@ -1,8 +1,10 @@
 """Tracker registry: where a run's trials are logged besides hpo's own files, through Ray
-Tune's own logger callbacks (one entry per tracker: its options, its package, its callback).
+Tune callbacks (one entry per tracker: its options, its package, its callback): Ray's own for
+W&B and TensorBoard, hpo's for MLflow (a parent run per sweep, a nested run per trial, no Ray
+bookkeeping: hpo.adapters.mlflow_sweep says why).
 
     tracking:
-      mlflow: {tracking_uri: http://127.0.0.1:5000, experiment: lr_study}   # MLflowLoggerCallback
+      mlflow: {tracking_uri: http://127.0.0.1:5000, experiment: lr_study}   # hpo.adapters.mlflow_sweep
       wandb: {project: hpo, mode: offline}                                  # WandbLoggerCallback
       tensorboard: {}                                                       # TBXLoggerCallback
 
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hpo.contract import PACK_KEY, RECORD_KEY
 from hpo.errors import SpecError, did_you_mean
 from hpo.registry import Registry
 
@@ -53,12 +56,16 @@ class TrackerEntry:
     options: type[_Options]
     package: str  # import name
     install: str  # what to pip install
-    build: Callable[[Any, Path], Any]  # (options, run_dir) -> Ray callback
+    build: Callable[[Any, Path, Any], Any]  # (options, run_dir, experiment) -> Ray callback
     # (options) -> why its server cannot be reached, or None; checked before Ray starts
     reach: Callable[[Any], str | None] | None = None
 
 
 REACH_TIMEOUT_S = 3.0
+# Ray's bookkeeping in every result, which a tracker should not show as the experiment's metrics
+RAY_FIELDS = ("pid", "done", "should_checkpoint", "checkpoint_dir_name", "training_iteration",
+              "iterations_since_restore", "time_this_iter_s", "time_since_restore", "time_total_s",
+              "timestamp", "node_ip", "hostname", "date", "trial_id", "diverged")
 
 
 def reachable(uri: str | None) -> str | None:
@@ -88,14 +95,19 @@ def _mlflow_reach(o: MlflowOptions) -> str | None:
     return None if why is None else f"cannot reach the MLflow server at {uri} ({why})"
 
 
-def _mlflow(o: MlflowOptions, run_dir: Path) -> Any:
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
+def _mlflow(o: MlflowOptions, run_dir: Path, exp: Any) -> Any:
+    from hpo.adapters.mlflow_sweep import MlflowSweep
 
-    return MLflowLoggerCallback(tracking_uri=o.tracking_uri, experiment_name=o.experiment or run_dir.name,
-                                tags={"hpo_run": run_dir.name, **o.tags}, save_artifact=False)
+    s = exp.spec
+    sweep = {"trainable": s.model or s.trainable, "dataset": s.dataset.name, "metric": s.metric,
+             "mode": exp.mode, "searcher": s.searcher.name, "scheduler": s.scheduler.name,
+             "max_epochs": s.budget.max_epochs, "trials": exp.n_trials,
+             "searched": ",".join(exp.searched_names)}
+    return MlflowSweep(o.tracking_uri, o.experiment or run_dir.name, dict(o.tags), run_dir.name,
+                       dict(exp.metrics), sweep)
 
 
-def _wandb(o: WandbOptions, run_dir: Path) -> Any:
+def _wandb(o: WandbOptions, run_dir: Path, exp: Any) -> Any:
     import os
 
     from ray.air.integrations.wandb import WandbLoggerCallback
@@ -103,11 +115,13 @@ def _wandb(o: WandbOptions, run_dir: Path) -> Any:
     if o.mode != "online":  # Ray's callback asks for an API key unless WANDB_MODE says otherwise
         os.environ["WANDB_MODE"] = o.mode
 
+    # the experiment, not Ray's plumbing: hpo's record key and Ray's bookkeeping left out
     return WandbLoggerCallback(project=o.project, entity=o.entity, group=o.group or run_dir.name,
-                               mode=o.mode, dir=str(run_dir), log_config=True)
+                               mode=o.mode, dir=str(run_dir), log_config=False,
+                               excludes=[RECORD_KEY, PACK_KEY, *RAY_FIELDS])
 
 
-def _tensorboard(o: TensorboardOptions, run_dir: Path) -> Any:
+def _tensorboard(o: TensorboardOptions, run_dir: Path, exp: Any) -> Any:
     from ray.tune.logger import TBXLoggerCallback
 
     return TBXLoggerCallback()
@@ -147,5 +161,5 @@ def check(tracking: dict[str, Any]) -> dict[str, BaseModel]:
     return out
 
 
-def callbacks(tracking: dict[str, BaseModel], run_dir: Path) -> list[Any]:
-    return [TRACKERS.get(name).build(opts, run_dir) for name, opts in tracking.items()]
+def callbacks(tracking: dict[str, BaseModel], run_dir: Path, exp: Any) -> list[Any]:
+    return [TRACKERS.get(name).build(opts, run_dir, exp) for name, opts in tracking.items()]

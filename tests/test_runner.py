@@ -231,9 +231,9 @@ def test_tunes_callback_census_gives_rays_tag_without_importing_wandb_or_mlflow(
         class MyLogger(LoggerCallback): pass
 
         cbs = [JsonLoggerCallback(), CSVLoggerCallback(), Mine(), Mine(), MyLogger(), object()]
-        from hpo.runner.session import tune_env
-        tune_env()
-        ours = dict(usage._count_callbacks(cbs))
+        from hpo.ray_compat.ray_init import callbacks_counted_by_name
+        with callbacks_counted_by_name():  # (around each fit)
+            ours = dict(usage._count_callbacks(cbs))
         assert "wandb" not in sys.modules and "mlflow" not in sys.modules, "imported"
         import importlib
         rays = dict(importlib.reload(usage)._count_callbacks(cbs))  # Ray's own, importing them

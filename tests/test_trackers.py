@@ -1,5 +1,6 @@
-"""Trackers through Ray Tune's own logger callbacks: a real local MLflow tracking server
-(SQLite backend) started on 127.0.0.1 by the test, W&B in offline mode, TensorBoard files."""
+"""Trackers: a real local MLflow tracking server (SQLite backend) started on 127.0.0.1 by the
+test (hpo's callback: a parent run per sweep, a nested run per trial, no Ray bookkeeping), W&B
+in offline mode, TensorBoard files (Ray's callbacks)."""
 
 from __future__ import annotations
 
@@ -113,11 +114,26 @@ def test_mlflow_server_wandb_offline_and_tensorboard(tmp_path, ray_session):
         client = MlflowClient(uri)
         e = client.get_experiment_by_name("hpo-test")
         runs = client.search_runs([e.experiment_id])
-        assert len(runs) == 2
-        assert {float(r.data.params["lr"]) for r in runs} == {0.1, 0.01}
-        for r in runs:
-            history = client.get_metric_history(r.info.run_id, "val_acc")
-            assert [m.step for m in history] == [1, 2, 3] or len(history) == 3
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1 and parents[0].info.run_name == "tracked"
+        parent = parents[0]
+        assert parent.info.status == "FINISHED" and parent.data.params["metric"] == "val_acc"
+        assert parent.data.params["trials"] == "2" and parent.data.params["searched"] == "lr"
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(trials) == 2 and len(runs) == 3
+        assert sorted(r.info.run_name for r in trials) == sorted(res.trials["trial_id"])
+        assert {float(r.data.params["lr"]) for r in trials} == {0.1, 0.01}
+        for r in trials:
+            assert r.info.status == "FINISHED"
+            assert set(r.data.params) == {"lr", "hidden", "batch_size", "seed"}  # the trial's parameters only
+            # the trainable's metrics, none of Ray's fields (pid, done, config/lr, ...)
+            assert set(r.data.metrics) <= {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                                           "test_acc", "epoch_time_s"}, set(r.data.metrics)
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")] == [1, 2, 3]
+            test = client.get_metric_history(r.info.run_id, "test_acc")
+            assert len(test) == 1 and 0 < test[0].value <= 1  # once, at the end, never NaN
+            row = res.trials.set_index("trial_id").loc[r.info.run_name]
+            assert test[0].value == pytest.approx(row["test_acc"])
 
         offline = list((res.run_dir / "wandb").glob("offline-run-*"))
         assert len(offline) == 2 and all(list(d.glob("*.wandb")) for d in offline)
@@ -127,3 +143,36 @@ def test_mlflow_server_wandb_offline_and_tensorboard(tmp_path, ray_session):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+def test_an_mlflow_server_that_fails_mid_run_never_stalls_trials(recwarn):
+    """The first failing request switches the callback off with one warning; nothing else is
+    sent (a dead server would otherwise cost each request MLflow's minutes of retries)."""
+    from types import SimpleNamespace
+
+    from hpo.adapters.mlflow_sweep import MlflowSweep
+
+    calls = []
+
+    class Dying:
+        def create_run(self, exp_id, run_name, tags):
+            calls.append("create_run")
+            return SimpleNamespace(info=SimpleNamespace(run_id=run_name))
+
+        def log_batch(self, run_id, metrics, params):
+            calls.append("log_batch")
+            raise ConnectionError("server went away")
+
+        def set_terminated(self, run_id, status):
+            calls.append("set_terminated")
+
+    cb = MlflowSweep(None, "e", {}, "sweep", {"val_acc": "max", "test_acc": "max"}, {"metric": "val_acc"})
+    cb._client, cb._exp_id, cb._parent = Dying(), "1", "parent"
+    trial = SimpleNamespace(trial_id="t1", config={"lr": 0.1, "_hpo": {"plan": 0}})
+    cb.on_trial_start(0, [], trial)
+    for epoch in (1, 2, 3):
+        cb.on_trial_result(0, [], trial, {"epoch": epoch, "val_acc": 0.5, "test_acc": float("nan")})
+    cb.on_trial_complete(0, [], trial)
+    cb.on_experiment_end([])
+    assert calls == ["create_run", "log_batch"]
+    assert len([w for w in recwarn if "tracking.mlflow" in str(w.message)]) == 1

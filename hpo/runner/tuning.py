@@ -308,7 +308,7 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
     from hpo.ray_compat.lean import CsvLog, JsonLog, LeanTrials, Silent
 
     spec = exp.spec
-    out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir)]
+    out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir, exp)]
     if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
         from hpo.runner.mirror import OptunaMirror, journal_path
 
