@@ -133,7 +133,7 @@ def test_model_size_data_needs_varying_sizes_and_computes_the_gap():
     ms = tables.model_size_data(d)
     assert ms["n_params"].tolist() == [1000, 1000, 5000, 5000]
     best = ms[ms["best_val_acc"] == 0.9].iloc[0]
-    assert best["train-test gap"] == pytest.approx(0.95 - 0.89)
+    assert best["train - test gap"] == pytest.approx(0.95 - 0.89)
     assert "lr=0.1" in best["config"] and "weight_decay=0.0001" in best["config"]
     d.trials["n_params"] = 1000
     assert tables.model_size_data(d) is None
@@ -295,3 +295,17 @@ def test_optimization_history_without_times_has_no_empty_wall_time_panel():
     without = history_figure(data)
     assert [a.text for a in without.layout.annotations] == ["by trial index"]
     assert len(without.data) == 2 and "xaxis2" not in without.layout
+
+
+def test_the_boundary_warning_needs_the_metric_to_improve_towards_the_edge():
+    """x in [-5, 10], the optimum at 9.42: the best sampled x (9.54) is in the outer 10%, but
+    trials closer to the edge do worse, so the optimum lies inside the range: no warning. With
+    the metric still rising to the edge, the warning stands."""
+    def run(f):
+        xs = [9.54, 9.0, 9.8, 9.95, 8.0, 7.0, 2.0, -3.0]
+        t = [{"trial_id": f"t{i}", "param.x": x, "best_val_acc": f(x), "epochs": 1, "best_epoch": 1}
+             for i, x in enumerate(xs)]
+        return " | ".join(checks.warnings_for(rundata(t, [], {"x": {"uniform": [-5.0, 10.0]}}, max_epochs=1)))
+
+    assert "outer 10%" not in run(lambda x: 1 - (x - 9.42) ** 2 / 300)
+    assert "best x (9.95) lies in the outer 10% of its range [-5, 10]" in run(lambda x: x / 10)

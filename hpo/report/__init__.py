@@ -265,9 +265,13 @@ def model_size_section(data: RunData) -> str:
     ms = tables.model_size_data(data)
     if ms is None:
         return ""
-    return ("<h2>Model size</h2><p class='note'>Accuracy and overfitting (train minus test at the "
-            "best validation epoch) against the number of parameters.</p>"
-            + figure(model_size_figure(ms, data.best_col), "model-size")
+    fam = tables.metric_family(data.metric)
+    what = "Accuracy" if fam == "acc" else f"{fam.upper() if len(fam) <= 4 else fam.capitalize()}"
+    gap = tables.GAP[data.mode]
+    return (f"<h2>Model size</h2><p class='note'>{esc(what)} and overfitting ({esc(gap)} at the best "
+            f"validation epoch: positive means the model does better on what it trained on) against "
+            f"the number of parameters.</p>"
+            + figure(model_size_figure(ms, data.best_col, gap), "model-size")
             + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
 
 

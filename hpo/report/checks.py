@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from hpo.report.load import RunData, finite
@@ -38,7 +40,8 @@ def warnings_for(data: RunData) -> list[str]:
 
 def edge_of_space(data: RunData, best) -> list[tuple[str, float, str, bool]]:
     """(name, best value, "smaller" | "larger", whether a grid) for each searched number whose
-    best value is the grid's end (of >= 3 values) or in the outer 10% of its range."""
+    best value is the grid's end (of >= 3 values) or, sampled, in the outer 10% of its range with
+    the metric still improving towards that edge (`_improves_towards_edge`)."""
     out = []
     for name, p in data.searched.items():
         v = best.get(f"param.{name}")
@@ -51,9 +54,35 @@ def edge_of_space(data: RunData, best) -> list[tuple[str, float, str, bool]]:
                 out.append((name, v, "smaller" if v == min(nums) else "larger", True))
         elif not p.is_categorical:
             pos = p.position(v)
-            if pos < 0.1 or pos > 0.9:
+            if (pos < 0.1 or pos > 0.9) and _improves_towards_edge(data, name, p, pos < 0.1, pos):
                 out.append((name, v, "smaller" if pos < 0.1 else "larger", False))
     return out
+
+
+WINDOW = 0.25  # the outer part of a sampled range whose trials say which way the metric goes
+MIN_WINDOW_TRIALS = 4
+
+
+def _improves_towards_edge(data: RunData, name: str, p: Any, low_side: bool, best_pos: float) -> bool:
+    """Whether the metric still gets better towards that edge. Not when a trial lies between
+    the best and the edge (it did worse, being not the best: the optimum is inside the range).
+    Else by the trials in the outer WINDOW of the range on that side: Spearman's rank correlation
+    between closeness to the edge and the metric over 0.3; too few trials there to tell (fewer
+    than MIN_WINDOW_TRIALS): assumed so, and the warning stands."""
+    t = data.trials
+    col = f"param.{name}"
+    rows = [(p.position(float(x)), float(y)) for x, y in zip(t[col], t[data.best_col], strict=True)
+            if finite(x) and finite(y)]
+    if any((pos < best_pos) if low_side else (pos > best_pos) for pos, _ in rows):
+        return False
+    near = [(pos if low_side else 1 - pos, y) for pos, y in rows
+            if (pos <= WINDOW if low_side else pos >= 1 - WINDOW)]
+    if len(near) < MIN_WINDOW_TRIALS:
+        return True
+    closeness = pd.Series([-d for d, _ in near]).rank()
+    goodness = pd.Series([y if data.mode == "max" else -y for _, y in near]).rank()
+    rho = closeness.corr(goodness)
+    return bool(rho == rho and rho > 0.3)
 
 
 def _edge_warnings(data: RunData, best) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.report.axes import clip
 from hpo.report.load import RunData, is_log_scale, is_numeric
 
 
@@ -187,6 +188,7 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
                                  showlegend=False,
                                  **common), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
+    clip(fig, {r["trial_id"]: r["metric"] for r in recs}, data.mode, row=1, col=1)
     lr = loss_range(recs)
     if lr is not None:
         fig.update_yaxes(type="log", range=lr, row=1, col=2)

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import RunData, finite
+from hpo.report.load import RunData, finite, show
+from hpo.report.tables import metric_family
 
 
 def findings(data: RunData) -> list[str]:
@@ -29,7 +30,29 @@ def findings(data: RunData) -> list[str]:
 
 
 def _v(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+    return show(x)
+
+
+def noise(data: RunData, p: float) -> tuple[float, int] | None:
+    """(the smallest difference of two accuracies on the validation set that is not noise, the
+    set's size): twice the standard error of a difference of two binomial proportions near `p`,
+    2 * sqrt(2 p (1 - p) / n). None for a metric that is not an accuracy on the validation set."""
+    import math
+
+    n = (data.info.get("dataset") or {}).get("val")
+    if not data.metric.startswith("val_") or metric_family(data.metric) != "acc" or not n or not 0 < p < 1:
+        return None
+    return 2 * math.sqrt(2 * p * (1 - p) / n), int(n)
+
+
+def _within_noise(data: RunData, spread: float, level: float) -> str:
+    """The clause that says a spread is within the validation set's noise, or ''."""
+    got = noise(data, level)
+    if got is None or spread >= got[0]:
+        return ""
+    k = round(spread * got[1])
+    return (f"; that is {k} of {got[1]:,} validation examples, within the noise (a difference "
+            f"under {got[0]:.3g} is not one, at this accuracy and set size)")
 
 
 def _params(row: pd.Series, names: list[str]) -> str:
@@ -61,9 +84,10 @@ def _importance(data: RunData) -> list[str]:
         name = cells.columns[0]
         lo, hi = cells.loc[cells["value"].idxmin()], cells.loc[cells["value"].idxmax()]
         good, bad = (hi, lo) if data.mode == "max" else (lo, hi)
-        return [f"Across {name}, {data.best_col} runs from {bad['value']:.4g} ({name}={bad[name]}) "
-                f"to {good['value']:.4g} ({name}={good[name]}): a spread of "
-                f"{abs(hi['value'] - lo['value']):.3g}."]
+        spread = abs(hi["value"] - lo["value"])
+        return [f"Across {name}, {data.best_col} runs from {bad['value']:.4g} ({name}={_v(bad[name])}) "
+                f"to {good['value']:.4g} ({name}={_v(good[name])}): a spread of "
+                f"{spread:.3g}{_within_noise(data, spread, float(good['value']))}."]
     tab = imp["table"]
     top = tab[tab["source"] != "interactions"].sort_values("share_%", ascending=False).iloc[0]
     if top["share_%"] < 50:
@@ -75,10 +99,14 @@ def _importance(data: RunData) -> list[str]:
     means = cells.groupby(top["source"])["value"].mean()
     good = means.idxmax() if data.mode == "max" else means.idxmin()
     bad = means.idxmin() if data.mode == "max" else means.idxmax()
-    return [f"{top['source']} decides most of the outcome: {top['share_%']:.0f}% of the variance "
+    spread = abs(means[good] - means[bad])
+    quiet = _within_noise(data, spread, float(means[good]))
+    lead = (f"{top['source']} decides most of the outcome" if not quiet else
+            f"{top['source']} has the largest effect, though a small one")
+    return [f"{lead}: {top['share_%']:.0f}% of the variance "
             f"of {data.best_col} over the grid; averaged over the other parameters it is best at "
-            f"{top['source']}={good} ({means[good]:.4g}) and worst at {top['source']}={bad} "
-            f"({means[bad]:.4g}), a spread of {abs(means[good] - means[bad]):.3g}."]
+            f"{top['source']}={_v(good)} ({means[good]:.4g}) and worst at {top['source']}={_v(bad)} "
+            f"({means[bad]:.4g}), a spread of {spread:.3g}{quiet}."]
 
 
 def _edges(data: RunData, best: pd.Series) -> list[str]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.report.axes import clip
 from hpo.report.load import RunData, finite
 
 
@@ -59,5 +60,9 @@ def history_figure(data: RunData) -> Any:
                       row=1, col=2)
         fig.update_xaxes(title_text="seconds since start", row=1, col=2)
     fig.update_yaxes(title_text=data.best_col)
+    values = {str(t): [v] for t, v in zip(df["trial_id"], df["value"], strict=True) if v is not None}
+    clip(fig, values, data.mode, row=1, col=1)
+    if not by_t.empty:
+        clip(fig, values, data.mode, row=1, col=2, xref="x2 domain", yref="y2 domain")
     fig.update_layout(height=380, margin=dict(t=40, l=50, r=20, b=40))
     return fig

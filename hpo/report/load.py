@@ -75,3 +75,22 @@ def finite(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
+
+
+def show(v: Any) -> str:
+    """A value as a reader wants it: integers as integers (`depth=1`, not 1.0), other floats to 4
+    significant digits (`lr=0.01`, not 0.010000000000000002), the rest as it is."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float) and math.isfinite(v):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+    if isinstance(v, str) and v.endswith(".0") and v[:-2].lstrip("-").isdigit():
+        return v[:-2]  # a number a table kept as text ("1.0")
+    try:
+        import numpy as np
+
+        if isinstance(v, np.generic):
+            return show(v.item())
+    except ImportError:  # pragma: no cover
+        pass
+    return str(v)

@@ -172,6 +172,7 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
 
         return evaluator()
 
+    target = data.best_col  # the metric's name on every axis and colour bar, not "Objective Value"
     names = list(distributions(data))
     optional = conditional(data)
     # Only params that actually vary can be plotted/assessed; parameters of one case only are
@@ -182,10 +183,12 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
     trust = "" if n >= 20 else ", too few trials to trust"
     plots: dict[str, Any] = {}
     makers = {
-        f"Parallel coordinates{sampled}": lambda: ov.plot_parallel_coordinate(drawn, params=shared),
+        f"Parallel coordinates{sampled}": lambda: ov.plot_parallel_coordinate(
+            drawn, params=shared, target_name=target),
         f"Parameter importance (PED-ANOVA on {n} trials{trust})": lambda: ov.plot_param_importances(
-            study, params=shared, evaluator=PedAnovaImportanceEvaluator()),
-        f"Slice plot{sampled}": lambda: ov.plot_slice(drawn, params=varying),
+            study, params=shared, evaluator=PedAnovaImportanceEvaluator(), target_name=target),
+        f"Slice plot{sampled}": lambda: _readable_slice(ov.plot_slice(drawn, params=varying,
+                                                                      target_name=target), study, data.mode),
     }
     # a complete grid: the exact decomposition says it; one parameter: it explains everything
     # by definition (100%, whatever the method), and the findings give its spread instead
@@ -199,14 +202,15 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
             makers[f"Parameter importance within {label} (PED-ANOVA on {k} trials"
                    f"{'' if k >= 20 else ', too few trials to trust'})"] = (
                 lambda sub=sub, params=params: ov.plot_param_importances(
-                    sub, params=params, evaluator=PedAnovaImportanceEvaluator()))
+                    sub, params=params, evaluator=PedAnovaImportanceEvaluator(), target_name=target))
     # a contour interpolates between points: only for numeric parameters with enough distinct
     # values, and not over a complete grid (its heatmap shows every cell as measured)
     dists = distributions(data)
     numeric = [p for p in shared if not isinstance(dists[p], od.CategoricalDistribution)
                and len({t.params[p] for t in study.trials}) >= 4]
     if len(numeric) >= 2 and grid_importance(data) is None:
-        makers[f"Contour plot{sampled}"] = lambda: ov.plot_contour(drawn, params=numeric[:3])
+        makers[f"Contour plot{sampled}"] = lambda: ov.plot_contour(drawn, params=numeric[:3],
+                                                                   target_name=target)
     for title, make in makers.items():
         if not varying:
             break
@@ -221,3 +225,18 @@ def optuna_figures(data: RunData) -> dict[str, Any]:
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue  # e.g. importance needs at least two distinct values per param
     return plots
+
+
+def _readable_slice(fig: Any, study: Any, mode: str) -> Any:
+    """The slice plot's value axes (one per parameter, shared values) kept readable when some
+    trials collapsed (hpo.report.axes), with the note once."""
+    from hpo.report.axes import readable_range
+
+    values = {str(t.number): [t.value] for t in study.trials if t.value is not None}
+    rng, note = readable_range(values, mode)
+    if rng is None:
+        return fig
+    fig.update_yaxes(range=rng)
+    fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=1.08, showarrow=False,
+                       xanchor="left", font=dict(size=10, color="#b00"))
+    return fig

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import RunData
+from hpo.report.load import RunData, show
 from hpo.space import thaw
 
 
@@ -195,6 +195,9 @@ def trials_per_node(data: RunData) -> pd.DataFrame | None:
              .reset_index())
 
 
+GAP = {"max": "train - test gap", "min": "test - train gap"}  # overfitting, positive
+
+
 def model_size_data(data: RunData) -> pd.DataFrame | None:
     """Per trial with a finite metric: parameter count, best validation value and the
     train-test gap at the best validation epoch; None unless model size varies."""
@@ -208,10 +211,15 @@ def model_size_data(data: RunData) -> pd.DataFrame | None:
     for _, r in ok.iterrows():
         train = at.loc[r["trial_id"], f"train_{fam}"] if r["trial_id"] in at.index else None
         test = r.get(f"test_{fam}")
-        label = ", ".join(f"{c.removeprefix('param.')}={r[c]}" for c in t.columns if c.startswith("param."))
+        label = ", ".join(f"{c.removeprefix('param.')}={show(r[c])}" for c in t.columns
+                          if c.startswith("param.") and pd.notna(r[c]))
+        # overfitting as a positive gap: train above test for a score, test above train for an error
+        gap = None
+        if train is not None and pd.notna(test):
+            gap = train - test if data.mode == "max" else test - train
         rows.append({"trial_id": r["trial_id"], "config": label, "n_params": int(r["n_params"]),
                      data.best_col: r[data.best_col], f"train {fam}": train, f"test {fam}": test,
-                     "train-test gap": (train - test) if train is not None and pd.notna(test) else None})
+                     GAP[data.mode]: gap})
     return pd.DataFrame(rows).sort_values("n_params").reset_index(drop=True)
 
 

@@ -1,0 +1,60 @@
+"""hpo.report.axes: value axes that keep the good trials readable when some collapse, and say so
+on the figure (curves, history, Optuna's slice plot)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpo.report import curves, history
+from hpo.report.axes import readable_range
+from tests.report_fixtures import rundata
+
+
+def test_one_exploding_regression_trial_does_not_flatten_the_others():
+    vals = {f"t{i}": [2.0 - 0.1 * i, 1.0 - 0.05 * i] for i in range(6)}
+    vals["bad"] = [50_000.0, 117_000.0]
+    rng, note = readable_range(vals, "min")
+    assert rng is not None and rng[1] < 3 and rng[0] < 0.75
+    assert note == "axis clipped to the 6 trials that did not collapse: 1 trial(s) above it (to 1.17e+05)"
+
+
+def test_accuracy_trials_at_chance_leave_the_axis_to_the_good_ones():
+    vals = {f"g{i}": [0.90 + 0.01 * i, 0.95 + 0.005 * i] for i in range(5)}
+    vals.update({"c1": [0.098, 0.101], "c2": [0.1, 0.099]})
+    rng, note = readable_range(vals, "max")
+    assert rng[0] > 0.85 and rng[1] < 1.0
+    assert "2 trial(s) below it (to 0.098)" in note
+
+
+@pytest.mark.parametrize("vals", [
+    {f"t{i}": [0.5 + 0.1 * i] for i in range(6)},  # spread out, nobody far out
+    {"a": [0.1], "b": [0.9], "c": [0.92]},  # too few trials to call any an outlier
+])
+def test_no_clipping_without_a_far_out_trial(vals):
+    assert readable_range(vals, "max") == (None, None)
+
+
+def _run(n_good: int, bad: float, metric: str = "val_mse", mode: str = "min"):
+    trials, hist = [], []
+    for i in range(n_good + 1):
+        tid = f"x_{i:05d}"
+        last = bad if i == n_good else 1.0 + 0.1 * i
+        trials.append({"trial_id": tid, "param.lr": 0.01 * (i + 1), f"best_{metric}": last,
+                       metric: last, "epochs": 2, "best_epoch": 2})
+        for e in (1, 2):
+            hist.append({"trial_id": tid, "epoch": e, metric: last * (1.5 if e == 1 else 1.0),
+                         "timestamp": 10.0 * i + e})
+    return rundata(trials, hist, {"lr": {"grid": [0.01 * (i + 1) for i in range(n_good + 1)]}},
+                   mode=mode, metric=metric)
+
+
+def test_curves_and_history_say_they_clipped():
+    data = _run(6, 117_000.0)
+    fig = curves.curves_figure(data, "lr")
+    assert fig.layout.yaxis.range is not None and fig.layout.yaxis.range[1] < 5
+    assert any("1 trial(s) above it" in a.text for a in fig.layout.annotations)
+    h = history.history_figure(data)
+    assert h.layout.yaxis.range[1] < 5 and h.layout.yaxis2.range[1] < 5
+    assert sum("1 trial(s) above it" in a.text for a in h.layout.annotations) == 2
+    calm = curves.curves_figure(_run(6, 1.8), "lr")
+    assert calm.layout.yaxis.range is None and not any("clipped" in a.text for a in calm.layout.annotations)
