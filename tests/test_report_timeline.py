@@ -34,3 +34,28 @@ def test_times_from_the_history_when_the_table_has_none():
             {"trial_id": "b", "epoch": 1, "timestamp": 15, "time_total_s": 3.0}]
     tl = timeline_data(rundata(trials, hist, {"lr": {"grid": [1, 2]}}))
     assert tl[["start_s", "end_s", "slot"]].values.tolist() == [[0.0, 2.0, 0], [2.0, 5.0, 0]]
+
+
+def test_a_packs_members_share_its_lane_and_each_bar_ends_at_its_last_epoch():
+    """16 members in 2 packs at max_concurrent_trials 2: 2 lanes, not 16; the member that
+    diverged at epoch 2 ends there, not at the pack's end."""
+    trials, hist = [], []
+    for p, t0 in (("P1", 100.0), ("P2", 100.5)):
+        for m in range(8):
+            tid = f"{p}_m{m}"
+            epochs = 2 if (p, m) == ("P1", 3) else 6
+            trials.append({"trial_id": tid, "pack": p, "pack_size": 8, "started_at": t0,
+                           "ended_at": t0 + 15.0, "time_s": 1.86,
+                           "status": "diverged" if epochs == 2 else "completed"})
+            hist += [{"trial_id": tid, "epoch": e, "timestamp": t0 + 2.5 * e, "time_total_s": 2.5 * e,
+                      "val_acc": 0.5} for e in range(1, epochs + 1)]
+    tl = timeline_data(rundata(trials, hist, {"lr": {"grid": [1, 2]}}))
+    assert sorted(tl["slot"].unique()) == [0, 1] and tl.groupby("pack")["slot"].nunique().eq(1).all()
+    row = tl.set_index("trial_id").loc["P1_m3"]
+    assert row["start_s"] == 0 and row["end_s"] == pytest.approx(5.0)  # 2 epochs, not the pack's 15 s
+    assert tl.set_index("trial_id").loc["P1_m0", "end_s"] == pytest.approx(15.0)
+    fig = timeline_figure(tl)
+    assert {y for t in fig.data for y in t.y} == {"lane 1", "lane 2"}
+    assert "2 vectorized pack(s)" in fig.layout.title.text
+    hover = " ".join(h for t in fig.data for h in t.hovertext)
+    assert "one of the 8 members of pack P1" in hover and "1.86 s" in hover

@@ -22,6 +22,8 @@ table.data th.sorted-asc::after{content:" \\25B2"} table.data th.sorted-desc::af
 table.data tr.best td{background:#fff6cc;font-weight:600}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 12px;margin:6px 0}
 .note{color:#666;font-size:13px} .scroll{overflow-x:auto}
+table.data td:first-child,table.data th:first-child{position:sticky;left:0;z-index:1}
+table.data td:first-child{background:#fff} table.data tr.best td:first-child{background:#fff6cc}
 """
 
 SORT_JS = """
