@@ -138,3 +138,11 @@ def test_a_trial_finds_the_run_folder_in_its_bucket_with_its_options(tmp_path):
     remote = Storage(tmp_path, "s3://k:s@bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http")
     assert remote.run_root(tmp_path / "run") == (
         "s3://k:s@bucket/runs/run?endpoint_override=127.0.0.1:9000&scheme=http")
+
+
+def test_the_plan_searcher_lets_tune_start_as_many_trials_as_may_run():
+    from hpo.runner.plan_search import PlanSearcher
+
+    assert PlanSearcher([{}] * 5, max_concurrent=3).max_pending() == 3
+    assert PlanSearcher([{}] * 5, inner=object()).max_pending() == 1  # a searcher that learns
+    assert PlanSearcher([{}] * 5).max_pending() >= 16

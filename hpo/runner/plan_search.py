@@ -51,6 +51,18 @@ class PlanSearcher(Searcher):
         self._live.add(trial_id)
         return config
 
+    def max_pending(self) -> int:
+        """How many trials Tune may create ahead of resources: the cap; else, with a searcher
+        that learns, one (each suggestion sees the results so far, as Tune does for it); else as
+        many as the cluster has CPUs (at least 16), as Tune allows its own variant generator."""
+        if self._max:
+            return self._max
+        if self._inner is not None:
+            return 1
+        import ray
+
+        return max(16, int(ray.cluster_resources().get("CPU", 1) * 1.1)) if ray.is_initialized() else 16
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._own:
             self._inner.on_trial_result(trial_id, result)

@@ -167,7 +167,8 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         ),
     )
     work.configs.clear()  # handed to the searcher, which lets each go once its trial is made
-    _fit_checked(tuner, forget=forgets_ended(exp, verbose), quiet=int(verbose) == 0)
+    _fit_checked(tuner, forget=forgets_ended(exp, verbose), quiet=int(verbose) == 0,
+                 pending=search_alg.max_pending())
 
 
 @contextlib.contextmanager
@@ -192,11 +193,15 @@ def forgets_ended(exp: Experiment, verbose: int) -> bool:
     return not exp.scheduler.reads_ended_trials and int(verbose) == 0
 
 
-def _fit_checked(tuner: Any, forget: bool, quiet: bool = False) -> None:
+def _fit_checked(tuner: Any, forget: bool, quiet: bool = False, pending: int | None = None) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
     `forget`: the driver forgets each trial once it has finished (hpo.ray_compat.lean); `quiet`:
     Ray prints nothing (its new console output prints a configuration box even at verbose 0;
-    Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at 0)."""
+    Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at 0).
+    `pending`: how many trials Tune may hold waiting for resources (its documented switch
+    TUNE_MAX_PENDING_TRIALS_PG): Tune allows one for any searcher but its own variant generator
+    or a ConcurrencyLimiter, so with hpo's plan searcher a second worker was never started while
+    the first was busy, and trials ran one at a time at max_concurrent_trials 2."""
     from hpo.ray_compat.lean import forgetting_ended, no_result_frames, release_frames
     from hpo.ray_compat.ray_init import callbacks_counted_by_name
     from hpo.runner.events import Events
@@ -205,7 +210,8 @@ def _fit_checked(tuner: Any, forget: bool, quiet: bool = False) -> None:
     try:
         # Ray's end-of-run DataFrames of every trial: hpo reads none
         with no_result_frames(), forgetting_ended(forget), callbacks_counted_by_name(), \
-                _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None):
+                _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None,
+                     TUNE_MAX_PENDING_TRIALS_PG=str(pending) if pending else None):
             tuner.fit()
     except Exception:
         # Ray's own end (its result grid reads the error files it could not write) fails too
