@@ -49,12 +49,34 @@ def _run(n_good: int, bad: float, metric: str = "val_mse", mode: str = "min"):
 
 
 def test_curves_and_history_say_they_clipped():
-    data = _run(6, 117_000.0)
+    trials, hist = [], []  # six trials near 0.9 accuracy, one at chance
+    for i in range(7):
+        tid = f"x_{i:05d}"
+        acc = [0.1, 0.1] if i == 6 else [0.9 + 0.004 * i, 0.92 + 0.004 * i]
+        trials.append({"trial_id": tid, "param.lr": 0.01 * (i + 1), "best_val_acc": max(acc),
+                       "val_acc": acc[-1], "epochs": 2, "best_epoch": 2})
+        hist += [{"trial_id": tid, "epoch": e, "val_acc": a, "timestamp": 10.0 * i + e}
+                 for e, a in zip((1, 2), acc, strict=True)]
+    data = rundata(trials, hist, {"lr": {"grid": [0.01 * (i + 1) for i in range(7)]}})
     fig = curves.curves_figure(data, "lr")
-    assert fig.layout.yaxis.range is not None and fig.layout.yaxis.range[1] < 5
-    assert any("1 trial(s) above it" in a.text for a in fig.layout.annotations)
+    assert fig.layout.yaxis.range is not None and fig.layout.yaxis.range[0] > 0.85
+    assert any("1 trial(s) below it (to 0.1)" in a.text for a in fig.layout.annotations)
+    assert fig.layout.xaxis.dtick == 1  # whole epochs
     h = history.history_figure(data)
-    assert h.layout.yaxis.range[1] < 5 and h.layout.yaxis2.range[1] < 5
-    assert sum("1 trial(s) above it" in a.text for a in h.layout.annotations) == 2
+    assert h.layout.yaxis.range[0] > 0.8 and h.layout.yaxis2.range[0] > 0.8
+    assert sum("1 trial(s) below it" in a.text for a in h.layout.annotations) == 2
     calm = curves.curves_figure(_run(6, 1.8), "lr")
     assert calm.layout.yaxis.range is None and not any("clipped" in a.text for a in calm.layout.annotations)
+
+
+def test_errors_that_span_decades_get_a_log_axis_said_on_the_figure():
+    fig = curves.curves_figure(_run(6, 117_000.0), "lr")
+    assert fig.layout.yaxis.type == "log"
+    assert any(a.text == "log scale: the values span 1 to 1.76e+05" for a in fig.layout.annotations)
+
+
+def test_trials_that_all_ended_together_get_no_wall_time_panel():
+    data = _run(6, 1.8)
+    data.history["timestamp"] = 5.0  # a pack: every member's epochs at the pack's times
+    h = history.history_figure(data)
+    assert [a.text for a in h.layout.annotations if a.text.startswith("by")] == ["by trial index"]

@@ -157,7 +157,7 @@ def test_warning_names_the_collapsed_trials():
     d.trials["collapsed"] = [True, False, False, False]
     ws = [w for w in warnings_for(d) if "collapsed" in w]
     assert ws == ["1 of 4 trial(s) collapsed: they trained without NaN but their accuracy stayed at "
-                  "chance or their loss exploded (lr=1.0, weight_decay=0.01); see status_detail."]
+                  "chance or their loss exploded (lr=1, weight_decay=0.01); see status_detail."]
 
 
 def test_heatmap_colour_scale_shows_the_range_that_matters_and_marks_the_best():

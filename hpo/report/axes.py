@@ -56,13 +56,33 @@ def readable_range(values: dict[str, list[float]], mode: str) -> tuple[list[floa
     return rng, note
 
 
+DECADES = 2.0  # positive values spanning more than this many powers of ten get a log axis
+
+
+def log_scale(values: dict[str, list[float]]) -> str | None:
+    """The note for a log axis when the positive values span more than DECADES powers of ten
+    (errors of a regression: 1e-4 next to 0.2, which a linear axis draws as 0), else None."""
+    vals = [v for vs in values.values() for v in vs if v is not None and math.isfinite(v)]
+    if not vals or min(vals) <= 0 or math.log10(max(vals) / min(vals)) <= DECADES:
+        return None
+    return f"log scale: the values span {min(vals):.3g} to {max(vals):.3g}"
+
+
 def clip(fig: Any, values: dict[str, list[float]], mode: str, row: int | None = None,
          col: int | None = None, xref: str = "x domain", yref: str = "y domain") -> str | None:
-    """Set `fig`'s y-axis (at row/col) to `readable_range` and write its note on the panel."""
+    """Make `fig`'s y-axis (at row/col) readable and write why on the panel: a log axis where
+    the values span decades (`log_scale`), else `readable_range`; None when left as it is."""
+    kw = {"row": row, "col": col} if row is not None else {}
+    note = log_scale(values)
+    if note is not None:
+        fig.update_yaxes(type="log", **kw)
+        fig.add_annotation(text=note, xref=xref, yref=yref, x=0.98, y=0.98, xanchor="right",
+                           yanchor="top", showarrow=False, font=dict(size=10, color="#555"),
+                           bgcolor="rgba(255,255,255,0.7)")
+        return note
     rng, note = readable_range(values, mode)
     if rng is None:
         return None
-    kw = {"row": row, "col": col} if row is not None else {}
     fig.update_yaxes(range=rng, **kw)
     fig.add_annotation(text=note, xref=xref, yref=yref, x=0.02, y=0.02 if mode == "max" else 0.98,
                        xanchor="left", yanchor="bottom" if mode == "max" else "top", showarrow=False,

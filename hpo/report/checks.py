@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import RunData, finite
+from hpo.report.load import RunData, finite, show
 
 
 def warnings_for(data: RunData) -> list[str]:
@@ -22,7 +22,8 @@ def warnings_for(data: RunData) -> list[str]:
     if "collapsed" in t and t["collapsed"].fillna(False).astype(bool).any():
         bad = t[t["collapsed"].fillna(False).astype(bool)]
         params = [c for c in t.columns if c.startswith("param.")]
-        where = "; ".join(", ".join(f"{c.removeprefix('param.')}={r[c]}" for c in params if pd.notna(r[c]))
+        where = "; ".join(", ".join(f"{c.removeprefix('param.')}={show(r[c])}" for c in params
+                                    if pd.notna(r[c]))
                           for _, r in bad.head(4).iterrows())
         out.append(f"{len(bad)} of {len(t)} trial(s) collapsed: they trained without NaN but their "
                    f"accuracy stayed at chance or their loss exploded ({where}"
@@ -89,11 +90,11 @@ def _edge_warnings(data: RunData, best) -> list[str]:
     out = []
     for name, v, side, grid in edge_of_space(data, best):
         if grid:
-            out.append(f"The best {name} ({v:g}) is the {'smallest' if side == 'smaller' else 'largest'} "
+            out.append(f"The best {name} ({show(v)}) is the {'smallest' if side == 'smaller' else 'largest'} "
                        f"value of the grid: the optimum may lie beyond it; extend the grid.")
         else:
             p = data.searched[name]
-            out.append(f"The best {name} ({v:g}) lies in the outer 10% of its range "
+            out.append(f"The best {name} ({show(v)}) lies in the outer 10% of its range "
                        f"[{p.low:g}, {p.high:g}]: widen the range on that side.")
     return out
 

@@ -187,7 +187,8 @@ def curves_figure(data: RunData, color_by: str | None) -> Any:
         fig.add_trace(go.Scatter(x=r["epoch"], y=r["train_loss"], mode=_mode(r["epoch"], "lines"),
                                  showlegend=False,
                                  **common), row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
+    epochs = max((e for r in recs for e in r["epoch"]), default=1)
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(epochs / 10)))  # whole epochs
     clip(fig, {r["trial_id"]: r["metric"] for r in recs}, data.mode, row=1, col=1)
     lr = loss_range(recs)
     if lr is not None:

@@ -43,7 +43,11 @@ def history_figure(data: RunData) -> Any:
 
     df = history_data(data)
     by_t = df.dropna(subset=["end_s"]).sort_values("end_s")
-    if by_t.empty:  # no times in the history (a table written by other means): no empty panel
+    if by_t["end_s"].round(1).nunique() < 3:
+        # no times in the history (a table written by other means), or trials that all ended
+        # together (a pack trains its members at once): no empty panel, no vertical line
+        by_t = by_t.iloc[0:0]
+    if by_t.empty:
         fig = make_subplots(rows=1, cols=1, subplot_titles=("by trial index",))
     else:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("by trial index", "by wall time"))
