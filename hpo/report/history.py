@@ -19,6 +19,8 @@ def history_data(data: RunData) -> pd.DataFrame:
     started = data.info.get("started")
     start = float(started if started is not None else (h["timestamp"].min() if len(h) else 0))
     ends = h.groupby("trial_id")["timestamp"].max() if len(h) and "timestamp" in h else pd.Series()
+    if "ended_at" in t:  # the event log's end, to the microsecond (Ray's timestamp: whole seconds)
+        ends = pd.Series(t["ended_at"].values, index=t["trial_id"]).fillna(ends)
     df = pd.DataFrame({
         "trial_id": t["trial_id"], "trial_index": t["trial_index"],
         "value": [v if finite(v) else None for v in t[data.best_col]],

@@ -26,6 +26,10 @@ def timeline_data(data: RunData) -> pd.DataFrame | None:
         return None
     first = h.sort_values("epoch").groupby("trial_id").first()
     last = h.groupby("trial_id")["timestamp"].max()
+    # Ray's `timestamp` is in whole seconds: a member's own end is its pack's start plus the
+    # pack's running time at the member's last epoch (`time_total_s`, to the microsecond)
+    trained = h.sort_values("epoch").groupby("trial_id")["time_total_s"].last() \
+        if "time_total_s" in h else pd.Series(dtype=float)
     rows = []
     for _, r in t.iterrows():
         tid = r["trial_id"]
@@ -35,19 +39,25 @@ def timeline_data(data: RunData) -> pd.DataFrame | None:
             took = first.at[tid, "time_total_s"] if "time_total_s" in first else 0.0
             if pd.isna(start):
                 start = float(first.at[tid, "timestamp"]) - (0.0 if pd.isna(took) else float(took))
-            if pd.isna(end) or pack is not None:  # a member ends at its own last epoch
+            if pack is not None and tid in trained.index and pd.notna(trained[tid]):
+                end = None  # a member ends at its own last epoch: set below, from its pack's start
+            elif pd.isna(end):
                 end = float(last[tid])
-        if pd.isna(start) or pd.isna(end):
+        if pd.isna(start) or (end is not None and pd.isna(end)):
             continue
         rows.append({"trial_index": int(r["trial_index"]), "trial_id": tid, "start": float(start),
-                     "end": float(end), "status": r["status"], "detail": r["status_detail"],
-                     "pack": pack, "time_s": r.get("time_s")})
+                     "end": None if end is None else float(end), "status": r["status"],
+                     "detail": r["status_detail"], "pack": pack, "time_s": r.get("time_s"),
+                     "trained": float(trained[tid]) if end is None else None})
     if not rows:
         return None
     out = pd.DataFrame(rows)
     unit = out["pack"].where(out["pack"].notna(), out["trial_id"])
     # a pack's members started together: the pack's start for all of them
     out["start"] = out.groupby(unit)["start"].transform("min")
+    own = out["end"].isna()
+    if own.any():
+        out["end"] = out["end"].astype(float).where(~own, out["start"] + out["trained"].astype(float))
     out = out.assign(unit=unit).sort_values(["start", "trial_index"]).reset_index(drop=True)
     t0 = out["start"].min()
     out["start_s"], out["end_s"] = out["start"] - t0, (out["end"] - t0).clip(lower=out["start"] - t0)
@@ -62,7 +72,7 @@ def timeline_data(data: RunData) -> pd.DataFrame | None:
         lanes[free] = e
         slot_of[u] = free
     out["slot"] = out["unit"].map(slot_of)
-    return out.drop(columns=["start", "end", "unit"])
+    return out.drop(columns=["start", "end", "unit", "trained"])
 
 
 def timeline_figure(tl: pd.DataFrame) -> Any:
@@ -99,5 +109,6 @@ def timeline_figure(tl: pd.DataFrame) -> Any:
     fig.update_layout(barmode="overlay", height=140 + 28 * lanes, margin=dict(t=40, l=60, r=20, b=40),
                       title=dict(text=esc(title), font=dict(size=12)),
                       xaxis=dict(title="seconds since the first trial started"),
-                      yaxis=dict(title="", autorange="reversed", type="category"))
+                      yaxis=dict(title="", autorange="reversed", type="category", categoryorder="array",
+                                 categoryarray=[f"lane {i + 1}" for i in range(lanes)]))
     return fig
