@@ -134,10 +134,14 @@ def check(spec: Spec, local: bool = True) -> Experiment:
         mode = _check_metric(spec, metrics)
     parsed = len(params) == len(spec.params)
     if parsed:
+        params_ok = len(errs.found)
         with errs.stage():
             _check_params(params, trainable, spec)
+        params_ok = len(errs.found) == params_ok
+        with errs.stage():  # independent of the parameters' names: said with them
             _check_sizes(params, trainable, dataset, spec)
-            if trainable.model is not None:  # one forward pass: does the user's model fit the data?
+        if params_ok and trainable.model is not None:  # one forward pass: does the model fit the data?
+            with errs.stage():
                 trainable.check_forward(sample_configs(params, 1)[0], dataset.input_shape, dataset.n_classes)
     prior: tuple[Any, ...] = ()
     if "s_opts" in got and parsed and mode is not None:

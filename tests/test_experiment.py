@@ -167,3 +167,13 @@ def test_every_error_of_a_spec_at_once(tmp_path):
 def test_other_names_of_a_parameter_suggest_hpo_s(tmp_path, name, suggested):
     with pytest.raises(SpecError, match=rf"params\.{name}: trainable `mlp` has no parameter `{name}`\. Did you mean `{suggested}`\?"):
         load_experiment(write_spec(tmp_path, MINIMAL), [f"params.{name}=1"])
+
+
+def test_a_misspelt_parameter_and_a_split_too_large_are_said_together(tmp_path):
+    spec = write_spec(tmp_path, "name: t\ntrainable: mlp\ndataset: {name: mnist_sample, val_size: 20000}\n"
+                                "metric: val_acc\nparams: {lr: {grid: [0.1, 0.01]}, widht: 3}\n")
+    with pytest.raises(SpecError) as e:
+        load_experiment(spec)
+    msg = str(e.value)
+    assert msg.count("\n") == 2 and "2 problems" in msg
+    assert "params.widht" in msg and "dataset.val_size: val_size 20,000 leaves no training data" in msg
