@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.experiment import Experiment, check, load_experiment
-from hpo.spec import Spec, apply_override, validate_raw
+from hpo.experiment import Experiment, check, check_raw, load_experiment
+from hpo.spec import Spec, apply_override
 
 SpecLike = str | Path | dict[str, Any] | Spec
 
@@ -78,7 +78,7 @@ def validate(spec: SpecLike, overrides: Sequence[str] = (), local: bool = True) 
         raw = copy.deepcopy(spec)
         for o in overrides:
             apply_override(raw, o)
-        return check(validate_raw(raw), local)
+        return check_raw(raw, local)
     return load_experiment(spec, list(overrides), local)
 
 

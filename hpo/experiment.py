@@ -20,7 +20,7 @@ from hpo.errors import SpecError, did_you_mean, unknown_name
 from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
 from hpo.space import Distribution, Param, grid_size, groups, parse_param, sample_configs, searched, thaw
-from hpo.spec import Spec, load_spec
+from hpo.spec import Spec, read_raw, validate_partly
 from hpo.trainables import TrainableInfo, get_trainable
 
 
@@ -66,12 +66,27 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     from hpo.studies_index import resolve
 
     path = resolve(path)
-    spec = load_spec(path, overrides)
-    add_search_path(Path(path).resolve().parent)  # user code next to the spec is found
     try:
-        return check(spec, local)
+        raw = read_raw(path, overrides)
+        add_search_path(Path(path).resolve().parent)  # user code next to the spec is found
+        return check_raw(raw, local)
     except SpecError as e:
         raise SpecError(e.message, field=e.field, file=str(path)) from None
+
+
+def check_raw(raw: dict[str, Any], local: bool = True) -> Experiment:
+    """Validate a spec's structure and `check` it. Where the structure is wrong, the rest is still
+    checked on what is left without the fields at fault, and every problem is said at once."""
+    spec, problems = validate_partly(raw)
+    if not problems:
+        assert spec is not None
+        return check(spec, local)
+    errs = _Errors()
+    errs.found = [SpecError(p) for p in problems]
+    if spec is not None:
+        check(spec, local, errs)  # raises, with the problems above first
+    errs.raise_any()
+    raise AssertionError("unreachable")
 
 
 class _Errors:
@@ -95,10 +110,11 @@ class _Errors:
             raise SpecError(f"{len(self.found)} problems:\n  " + "\n  ".join(str(e) for e in self.found))
 
 
-def check(spec: Spec, local: bool = True) -> Experiment:
+def check(spec: Spec, local: bool = True, errs: _Errors | None = None) -> Experiment:
+    """Every check of a valid spec before Ray; `errs` may hold problems found earlier, said first."""
     from hpo import trackers
 
-    errs = _Errors()
+    errs = errs or _Errors()
     got: dict[str, Any] = {}
     with errs.stage():
         got["trainable"] = get_trainable(spec.trainable, model=spec.model)

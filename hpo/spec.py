@@ -6,6 +6,7 @@ live in :mod:`hpo.experiment`; this module knows only the shape of the file.
 
 from __future__ import annotations
 
+import copy
 import re
 import typing
 from pathlib import Path
@@ -321,13 +322,39 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def validate_raw(raw: dict[str, Any], file: str | None = None) -> Spec:
+    spec, problems = validate_partly(raw)
+    if problems:
+        raise SpecError(problems[0] if len(problems) == 1 else "\n  " + "\n  ".join(problems), file=file)
+    assert spec is not None
+    return spec
+
+
+def validate_partly(raw: dict[str, Any]) -> tuple[Spec | None, list[str]]:
+    """The spec and its structural problems, one line each. With problems, the spec returned is
+    the one left when the fields at fault are taken out (defaults in their place), so that the later
+    checks (parameters, dataset, model) still run and are said with them; None where that is not a
+    valid spec (a required field at fault, a check across fields)."""
     try:
-        return Spec.model_validate(raw)
+        return Spec.model_validate(raw), []
     except ValidationError as e:
-        raise SpecError(_format_validation(e, raw), file=file) from None
+        problems = _validation_lines(e)
+        errors = e.errors()
+    pruned = copy.deepcopy(raw)
+    for err in errors:
+        *path, key = err["loc"] or (None,)
+        at: Any = pruned
+        for part in path:
+            at = at.get(part) if isinstance(at, dict) and isinstance(part, str) else None
+        if not (isinstance(at, dict) and isinstance(key, str) and key in at):
+            return None, problems
+        del at[key]
+    try:
+        return Spec.model_validate(pruned), problems
+    except ValidationError:
+        return None, problems
 
 
-def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
+def _validation_lines(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"])
@@ -344,7 +371,7 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> str:
         else:
             got = e.get("input")
             lines.append(f"{loc}: {e['msg'].removeprefix('Value error, ')} (got {got!r}).")
-    return lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+    return lines
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -362,11 +389,16 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
     """Read, override and validate a spec file (structure only)."""
+    return validate_raw(read_raw(path, overrides), file=str(path))
+
+
+def read_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """A spec file as a dict, overridden, its data path made absolute; not validated."""
     raw = read_spec_file(path)
     for o in overrides:
         apply_override(raw, o)
     _relative_to(raw, Path(path).resolve().parent)
-    return validate_raw(raw, file=str(path))
+    return raw
 
 
 def _relative_to(raw: dict[str, Any], folder: Path) -> None:

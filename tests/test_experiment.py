@@ -177,3 +177,31 @@ def test_a_misspelt_parameter_and_a_split_too_large_are_said_together(tmp_path):
     msg = str(e.value)
     assert msg.count("\n") == 2 and "2 problems" in msg
     assert "params.widht" in msg and "dataset.val_size: val_size 20,000 leaves no training data" in msg
+
+
+def test_a_misspelt_field_is_said_with_the_mistakes_of_later_stages(tmp_path):
+    text = ("name: t\ntrainable: mlp\ndataset: {name: mnist_sample, val_size: 20000}\nmetric: val_acc\n"
+            "budgte: {max_epochs: 2}\nbudget: {max_epochs: 0}\nparams: {lr: {grid: [0.1, 0.01]}, depht: 3}\n")
+    with pytest.raises(SpecError) as e:
+        load_experiment(write_spec(tmp_path, text))
+    lines = str(e.value).split("\n  ")
+    assert lines[0].endswith("4 problems:")
+    assert sorted(ln.split(":")[0] for ln in lines[1:]) == ["budget.max_epochs", "budgte", "dataset.val_size",
+                                                          "params.depht"]
+    # the same from a dict through the API
+    import yaml
+
+    from hpo import api
+
+    with pytest.raises(SpecError, match="4 problems"):
+        api.validate(yaml.safe_load(text))
+
+
+def test_a_structure_the_later_checks_cannot_run_on_is_said_alone(tmp_path):
+    # no dataset (required) and a misspelt metric (then neither metric nor objectives): nothing to go on
+    text = "name: t\ntrainable: mlp\nmetrik: val_acc\nparams: {lr: {grid: [0.1, 0.01]}, depht: 3}\n"
+    with pytest.raises(SpecError) as e:
+        load_experiment(write_spec(tmp_path, text))
+    msg = str(e.value)
+    assert "2 problems" in msg and "dataset: required field is missing" in msg and "metrik: unknown field" in msg
+    assert "depht" not in msg
