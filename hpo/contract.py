@@ -39,6 +39,15 @@ RECORD_KEY = "_hpo"
 # in each report after a restore that passed over an unreadable checkpoint: which, and what it used
 CHECKPOINT_NOTE = "checkpoint_note"
 
+# Ray's bookkeeping in each result: RAY_KEPT sits in the history table beside the metrics;
+# RAY_DROPPED goes nowhere; neither is shown by a tracker as the experiment's metrics (RAY_FIELDS)
+RAY_KEPT = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
+RAY_DROPPED = frozenset({"config", "done", "logged", "checkpoint", "should_checkpoint", "checkpoint_dir_name",
+                         "date", "trial_id", "time_this_iter_s", "time_since_restore",
+                         "iterations_since_restore", "timesteps_total", "episodes_total", "experiment_tag",
+                         "timesteps_since_restore"})
+RAY_FIELDS = (*RAY_KEPT, *sorted(RAY_DROPPED))
+
 
 @dataclass(frozen=True)
 class EarlyStop:

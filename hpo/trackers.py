@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hpo.contract import PACK_KEY, RECORD_KEY
+from hpo.contract import PACK_KEY, RAY_FIELDS, RECORD_KEY
 from hpo.errors import SpecError, did_you_mean
 from hpo.registry import Registry
 
@@ -62,10 +62,6 @@ class TrackerEntry:
 
 
 REACH_TIMEOUT_S = 3.0
-# Ray's bookkeeping in every result, which a tracker should not show as the experiment's metrics
-RAY_FIELDS = ("pid", "done", "should_checkpoint", "checkpoint_dir_name", "training_iteration",
-              "iterations_since_restore", "time_this_iter_s", "time_since_restore", "time_total_s",
-              "timestamp", "node_ip", "hostname", "date", "trial_id", "diverged")
 
 
 def reachable(uri: str | None) -> str | None:
@@ -118,7 +114,7 @@ def _wandb(o: WandbOptions, run_dir: Path, exp: Any) -> Any:
     # the experiment, not Ray's plumbing: hpo's record key and Ray's bookkeeping left out
     return WandbLoggerCallback(project=o.project, entity=o.entity, group=o.group or run_dir.name,
                                mode=o.mode, dir=str(run_dir), log_config=False,
-                               excludes=[RECORD_KEY, PACK_KEY, *RAY_FIELDS])
+                               excludes=[RECORD_KEY, PACK_KEY, *RAY_FIELDS, "diverged"])
 
 
 def _tensorboard(o: TensorboardOptions, run_dir: Path, exp: Any) -> Any:

@@ -17,18 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RECORD_KEY
+from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RAY_DROPPED, RAY_KEPT, RECORD_KEY
 from hpo.results import has_tables, read_run_info, read_spec
 from hpo.space import case_label
 from hpo.storage import TRIAL_LOG
 
-# Ray bookkeeping fields kept in the history table next to the metrics
-_RAY_KEEP = ("training_iteration", "time_total_s", "timestamp", "hostname", "node_ip", "pid")
 _PACK_KEEP = ("node_id", "worker_peak_rss_mb", CHECKPOINT_NOTE)  # a pack's own, shared by its members
-_RAY_DROP = {"config", "done", "logged", "checkpoint", "should_checkpoint",
-             "checkpoint_dir_name", "date", "trial_id",
-             "time_this_iter_s", "time_since_restore", "iterations_since_restore",
-             "timesteps_total", "episodes_total", "experiment_tag", "timesteps_since_restore"}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -185,7 +179,7 @@ def collect(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
             members = config[PACK_KEY]
             for i, member in enumerate(members):
                 mid = f"{trial_id}_m{i}"
-                mrows = [{**{k: r[k] for k in (*_RAY_KEEP, *_PACK_KEEP) if k in r}, **r["members"][i]}
+                mrows = [{**{k: r[k] for k in (*RAY_KEPT, *_PACK_KEEP) if k in r}, **r["members"][i]}
                          for r in rows if isinstance(r.get("members"), list) and r["members"][i]]
                 hist = _history_rows(mid, mrows)
                 history.extend(hist)
@@ -239,7 +233,7 @@ def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, A
     for r in rows:
         h = {"trial_id": trial_id}
         # list values (e.g. a regression's `surface` predictions) are artifacts, not history
-        h.update({k: v for k, v in r.items() if k not in _RAY_DROP and not isinstance(v, list)})
+        h.update({k: v for k, v in r.items() if k not in RAY_DROPPED and not isinstance(v, list)})
         # a restored trial (PBT, resume) may report an epoch again: the last report wins
         out[int(r.get("epoch", r.get("training_iteration", 0)))] = h
     return [out[k] for k in sorted(out)]
