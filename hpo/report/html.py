@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.report.load import show
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
  padding:0 24px 60px;color:#222}
@@ -52,13 +54,8 @@ def esc(x: Any) -> str:
 
 
 def fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
-    return str(v)
+    """A table cell: empty for a missing value, else as `show` writes every number in the report."""
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else show(v)
 
 
 def table(df: pd.DataFrame, sortable: bool = True, highlight: int | None = None,
