@@ -32,6 +32,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     # No test downloads anything, and none joins a warm Ray (`hpo up`) running on this machine.
     monkeypatch.setenv("HPO_OFFLINE", "1")
     monkeypatch.setenv("HPO_HOME", str(tmp_path_factory.getbasetemp() / "hpo_home"))
+    monkeypatch.setenv("HPO_REPORT_STRICT", "1")  # a report section that fails fails the test
 
 
 def _start_ray() -> None:

@@ -309,3 +309,18 @@ def test_the_boundary_warning_needs_the_metric_to_improve_towards_the_edge():
 
     assert "outer 10%" not in run(lambda x: 1 - (x - 9.42) ** 2 / 300)
     assert "best x (9.95) lies in the outer 10% of its range [-5, 10]" in run(lambda x: x / 10)
+
+
+def test_a_section_that_fails_says_so_in_its_place_and_the_rest_is_written(monkeypatch):
+    import hpo.report as report
+
+    def history_section(data):
+        raise KeyError("87b2fc37")
+
+    with pytest.raises(KeyError):  # hpo's own tests: strict
+        report._drawn(history_section, grid_run())
+    monkeypatch.delenv(report.STRICT_ENV)
+    with pytest.warns(UserWarning, match="the report's history section could not be drawn"):
+        html = report._drawn(history_section, grid_run())
+    assert "The history section could not be drawn: KeyError: &#x27;87b2fc37&#x27;" in html
+    assert report._drawn(report.curves_section, grid_run()) == report.curves_section(grid_run())

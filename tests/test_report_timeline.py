@@ -59,3 +59,13 @@ def test_a_packs_members_share_its_lane_and_each_bar_ends_at_its_last_epoch():
     assert "2 vectorized pack(s)" in fig.layout.title.text
     hover = " ".join(h for t in fig.data for h in t.hovertext)
     assert "one of the 8 members of pack P1" in hover and "1.86 s" in hover
+
+
+def test_an_interrupted_run_whose_trial_never_reported_draws_the_others():
+    """Two trials at once, cut by Ctrl-C: neither has an end time (the table holds None), and the
+    second started but never reported an epoch."""
+    trials = [{"trial_id": "a", "started_at": 100.0, "ended_at": None, "status": "incomplete"},
+              {"trial_id": "b", "started_at": 100.2, "ended_at": None, "status": "incomplete"}]
+    hist = [{"trial_id": "a", "epoch": e, "timestamp": 100.0 + e, "time_total_s": float(e)} for e in (1, 2)]
+    tl = timeline_data(rundata(trials, hist, {"lr": {"grid": [1, 2]}}))
+    assert tl["trial_id"].tolist() == ["a"] and tl["end_s"].tolist() == [2.0]

@@ -53,13 +53,35 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def render(data: RunData) -> str:
-    parts = [header(data), findings_section(data), warnings_section(data), best_section(data),
-             pareto_section(data), confirm_section(data), grid_section(data), surface_section(data),
-             curves_section(data), history_section(data),
-             importance_section(data), optuna_section(data),
-             model_size_section(data), epoch_time_section(data), audit_section(data),
-             nodes_section(data), results_section(data)]
-    return page(f"hpo report: {data.name}", "".join(p for p in parts if p))
+    sections = [header, findings_section, warnings_section, best_section, pareto_section, confirm_section,
+                grid_section, surface_section, curves_section, history_section, importance_section,
+                optuna_section, model_size_section, epoch_time_section, audit_section, nodes_section,
+                results_section]
+    return page(f"hpo report: {data.name}", "".join(_drawn(s, data) for s in sections))
+
+
+# In hpo's own tests a section that fails fails the test; for a user it fails only itself
+STRICT_ENV = "HPO_REPORT_STRICT"
+
+
+def _drawn(section: Any, data: RunData) -> str:
+    """A section's HTML; one that fails says so in its place, and the rest of the report is still
+    written (the run's tables are untouched either way)."""
+    import os
+    import warnings
+
+    try:
+        return section(data) or ""
+    except Exception as e:
+        if os.environ.get(STRICT_ENV):
+            raise
+        what = section.__name__.removesuffix("_section")
+        warnings.warn(f"the report's {what} section could not be drawn ({type(e).__name__}: {e}); the "
+                      f"rest of the report is written and the run's tables are untouched", stacklevel=2)
+        return (f'<section><p class="warn">The {esc(what)} section could not be drawn: '
+                f"{esc(type(e).__name__)}: {esc(str(e))}. The run's tables (trials.parquet, history.parquet) "
+                f"are untouched; please report this with `hpo report {esc(str(data.run_dir))}`'s output."
+                f"</p></section>")
 
 
 def _component(c: dict[str, Any] | str | None) -> str:

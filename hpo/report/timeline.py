@@ -35,20 +35,20 @@ def timeline_data(data: RunData) -> pd.DataFrame | None:
         tid = r["trial_id"]
         pack = r.get("pack") if isinstance(r.get("pack"), str) else None
         start, end = r.get("started_at"), r.get("ended_at")
+        own_end = False  # a member ends at its own last epoch: set below, from its pack's start
         if tid in first.index:
             took = first.at[tid, "time_total_s"] if "time_total_s" in first else 0.0
             if pd.isna(start):
                 start = float(first.at[tid, "timestamp"]) - (0.0 if pd.isna(took) else float(took))
-            if pack is not None and tid in trained.index and pd.notna(trained[tid]):
-                end = None  # a member ends at its own last epoch: set below, from its pack's start
-            elif pd.isna(end):
+            own_end = pack is not None and tid in trained.index and bool(pd.notna(trained[tid]))
+            if not own_end and pd.isna(end):
                 end = float(last[tid])
-        if pd.isna(start) or (end is not None and pd.isna(end)):
-            continue
+        if pd.isna(start) or (not own_end and pd.isna(end)):
+            continue  # never reported and never ended (cut before its first epoch): nothing to draw
         rows.append({"trial_index": int(r["trial_index"]), "trial_id": tid, "start": float(start),
-                     "end": None if end is None else float(end), "status": r["status"],
+                     "end": None if own_end else float(end), "status": r["status"],
                      "detail": r["status_detail"], "pack": pack, "time_s": r.get("time_s"),
-                     "trained": float(trained[tid]) if end is None else None})
+                     "trained": float(trained[tid]) if own_end else None})
     if not rows:
         return None
     out = pd.DataFrame(rows)
