@@ -344,7 +344,7 @@ def _print_data(run_dir: Path) -> None:
     ds = read_run_info(run_dir).get("dataset") or {}
     if not ds:
         return
-    asked = (read_spec(run_dir).get("dataset") or {}).get("name")
+    asked = read_spec(run_dir).dataset.name
     sizes = f"{ds.get('train')} train / {ds.get('val')} val / {ds.get('test')} test"
     if ds.get("is_sample") and asked != ds.get("name"):
         print(f"hpo: data: the EMBEDDED SAMPLE `{ds.get('name')}` ({sizes}), NOT `{asked}`: its files "

@@ -281,7 +281,7 @@ def _warm_start(spec: Spec, params: dict[str, Param], searcher: SearcherEntry) -
         trials, _ = results.load_tables(run_dir)
     except SpecError as e:
         raise SpecError(e.message, field=field, file=e.file) from None
-    old = {k: p for k, v in (results.read_spec(run_dir).get("params") or {}).items()
+    old = {k: p for k, v in results.read_spec(run_dir).params.items()
            if isinstance(p := parse_param(k, v), Distribution)}
     new = searched(params)
     why = {True: "only in the earlier run", False: "only here"}

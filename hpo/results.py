@@ -22,11 +22,14 @@ folder whose trial folders were deleted reads the same. No Ray, no torch.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from hpo.errors import SpecError
+from hpo.spec import Spec, read_spec_file, validate_partly
 
 TRIAL_COLUMNS = {
     "trial_id": "Ray's trial id",
@@ -69,16 +72,27 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def read_spec(run_dir: str | Path) -> dict[str, Any]:
-    return yaml.safe_load((Path(run_dir) / "spec.yaml").read_text())
+def read_spec(run_dir: str | Path) -> Spec:
+    """The spec the run started with, validated: every default filled in as the run had it. A
+    field this hpo does not know (a spec.yaml written by another version) is left out with a
+    warning; a spec.yaml that is no spec at all is a SpecError naming the file."""
+    path = Path(run_dir) / "spec.yaml"
+    spec, problems = validate_partly(read_spec_file(path))
+    if spec is None:
+        raise SpecError("is not a spec this hpo can read: " + "; ".join(problems), file=str(path))
+    if problems:
+        warnings.warn(f"{path}: read without what this hpo does not know: {'; '.join(problems)}",
+                      stacklevel=2)
+    return spec
 
 
 def metric_and_mode(run_dir: str | Path) -> tuple[str, str]:
     """The run's selection metric and its direction (run.json, else the spec; an old run without
     a mode: accuracies are maximized, everything else minimized)."""
     info, spec = read_run_info(run_dir), read_spec(run_dir)
-    metric = info.get("metric") or spec["metric"]
-    return metric, info.get("mode") or spec.get("mode") or ("max" if metric.endswith("acc") else "min")
+    metric = info.get("metric") or spec.metric or next(iter(spec.objectives))
+    return metric, info.get("mode") or spec.mode or spec.objectives.get(metric) \
+        or ("max" if metric.endswith("acc") else "min")
 
 
 def has_tables(run_dir: str | Path) -> bool:

@@ -7,12 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from hpo.report.load import RunData
+from hpo.spec import Spec
 
 
 def rundata(trials: list[dict], history: list[dict], params: dict, *, mode: str = "max",
             scheduler: str = "fifo", max_epochs: int = 3, metric: str = "val_acc") -> RunData:
-    spec = {"name": "t", "metric": metric, "params": params, "budget": {"max_epochs": max_epochs},
-            "scheduler": {"name": scheduler}, "searcher": {"name": "grid"}, "resources": {"cpu": 2}}
+    spec = Spec.model_validate({"name": "t", "trainable": "mlp", "dataset": "mnist_sample", "metric": metric,
+                                "params": params, "budget": {"max_epochs": max_epochs},
+                                "scheduler": {"name": scheduler}, "searcher": {"name": "grid"},
+                                "resources": {"cpu": 2}})
     t = pd.DataFrame(trials)
     for c, v in (("status", "completed"), ("status_detail", "completed"), ("time_s", 1.0)):
         if c not in t:

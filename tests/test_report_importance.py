@@ -63,5 +63,5 @@ def test_not_a_complete_grid():
 
 def test_a_table_without_a_searched_parameter_is_not_a_grid():
     d = _grid(lambda lr, wd: 0.5)
-    d.spec["params"]["activation"] = {"grid": ["relu", "tanh"]}  # the spec says more than the table
+    d.spec.params["activation"] = {"grid": ["relu", "tanh"]}  # the spec says more than the table
     assert grid_cells(d) is None and grid_importance(d) is None

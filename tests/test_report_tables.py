@@ -24,7 +24,7 @@ def test_heatmap_is_rows_by_columns():
 
 def test_no_seed_table_for_random_search():
     d = grid_run()
-    d.spec["params"]["lr"] = {"loguniform": [1e-3, 1]}
+    d.spec.params["lr"] = {"loguniform": [1e-3, 1]}
     assert tables.seed_table(d) is None and tables.heatmap_data(d) is None
 
 
@@ -57,7 +57,7 @@ def test_compute_used():
 
 def test_warnings_edge_of_grid_and_still_improving():
     d = grid_run()
-    d.spec["params"]["weight_decay"] = {"grid": [0.1, 0.01, 0.001, 0.0001]}
+    d.spec.params["weight_decay"] = {"grid": [0.1, 0.01, 0.001, 0.0001]}
     ws = " | ".join(checks.warnings_for(d))
     assert "best weight_decay (0.0001) is the smallest value of the grid" in ws
     assert "still improving at the last epoch" in ws
@@ -117,7 +117,7 @@ def test_a_trial_whose_configuration_was_lost_is_left_out_of_the_study():
 
 def test_compare_progress_and_equal_compute():
     a, b = grid_run(), grid_run()
-    b.spec["name"] = "other"
+    b.spec = b.spec.model_copy(update={"name": "other"})
     p = progress(a)
     assert p["trial_epochs"].tolist() == list(range(1, 9))
     assert p["best_so_far"].iloc[-1] == 0.9 and p["best_so_far"].iloc[0] == pytest.approx(0.1)

@@ -31,6 +31,7 @@ from hpo.report.importance import grid_importance, importance_figure
 from hpo.report.load import RunData, load_run
 from hpo.report.model_size import model_size_figure
 from hpo.report.timeline import timeline_data, timeline_figure
+from hpo.spec import ComponentSpec
 
 __all__ = ["REPORT_FILE", "build_report", "load_run", "render"]
 
@@ -84,19 +85,15 @@ def _drawn(section: Any, data: RunData) -> str:
                 f"</p></section>")
 
 
-def _component(c: dict[str, Any] | str | None) -> str:
-    if not c:
-        return ""
-    if isinstance(c, str):
-        return c
-    opts = ", ".join(f"{k}={v}" for k, v in c.items() if k != "name")
-    return f"{c.get('name')}" + (f" ({opts})" if opts else "")
+def _component(c: ComponentSpec) -> str:
+    opts = ", ".join(f"{k}={v}" for k, v in c.options.items())
+    return c.name + (f" ({opts})" if opts else "")
 
 
 def header(data: RunData) -> str:
     s, info = data.spec, data.info
     ds = info.get("dataset", {})
-    ds_text = (f"{ds.get('name', (s.get('dataset') or {}).get('name'))}: {ds.get('train', '?')} train / "
+    ds_text = (f"{ds.get('name', s.dataset.name)}: {ds.get('train', '?')} train / "
                f"{ds.get('val', '?')} val / {ds.get('test', '?')} test"
                + (" — EMBEDDED SAMPLE, not full MNIST" if ds.get("is_sample") else "")
                + (f" ({ds['source']})" if ds.get("source") else ""))
@@ -107,9 +104,9 @@ def header(data: RunData) -> str:
     hw = info.get("hardware") or {}
     hw_text = f"{hw.get('cpus', '?')} CPUs, {hw.get('platform', '')}" + (
         f", GPUs: {', '.join(hw['gpus'])}" if hw.get("gpus") else "")
-    budget = s.get("budget") or {}
+    budget = s.budget.model_dump()
     pairs = [
-        ("trainable", s.get("trainable")), ("dataset", ds_text),
+        ("trainable", s.trainable), ("dataset", ds_text),
         ("metric", f"{data.metric} ({data.mode})"),
         *([("objectives", ", ".join(f"{k} ({v})" for k, v in pareto.objectives(data).items())
             + f"; primary: {data.metric}")] if pareto.objectives(data) else []),
@@ -120,19 +117,19 @@ def header(data: RunData) -> str:
           if info.get("warm_start") else []),
         *([("extended", "; ".join(f"+{e['more']} samples" for e in info["extended"])
             + " (hpo resume --more)")] if info.get("extended") else []),
-        ("searcher", _component(s.get("searcher"))), ("scheduler", _component(s.get("scheduler"))),
+        ("searcher", _component(s.searcher)), ("scheduler", _component(s.scheduler)),
         ("budget", ", ".join(f"{k}={v}" for k, v in budget.items() if v is not None)),
-        ("resources per trial", ", ".join(f"{k}={v}" for k, v in (s.get("resources") or {}).items())),
+        ("resources per trial", ", ".join(f"{k}={v}" for k, v in s.resources.model_dump().items())),
         ("trials", ", ".join(f"{n} {k}" for k, n in counts.items()) or "none yet"),
         *([("execution", tables.packs(data))] if tables.packs(data) else []),
         ("state", info.get("state", "unknown")),
         ("wall time", f"{wall:.1f} s" if isinstance(wall, (int, float)) else "unknown (unfinished)"),
         ("compute used", f"{comp['trial_epochs']} trial-epochs, {comp['cpu_seconds']:.0f} CPU-s, "
                          f"{comp['gpu_seconds']:.0f} GPU-s"),
-        ("seed", s.get("seed")), ("versions", versions), ("hardware", hw_text),
+        ("seed", s.seed), ("versions", versions), ("hardware", hw_text),
         ("code", info.get("git_commit") or "unknown"), ("run folder", str(data.run_dir)),
     ]
-    desc = f'<p class="desc">{esc(s.get("description", ""))}</p>' if s.get("description") else ""
+    desc = f'<p class="desc">{esc(s.description)}</p>' if s.description else ""
     return f"<h1>{esc(data.name)}</h1>{desc}{kv(pairs)}"
 
 
@@ -276,7 +273,7 @@ def audit_section(data: RunData) -> str:
     if audit is None:
         return ""
     saved = tables.epochs_saved(data)
-    sched = _component(data.spec.get("scheduler") or {})
+    sched = _component(data.spec.scheduler)
     return ("<h2>Early-stopping audit</h2>"
             f"<p>{esc(sched)} used {saved['used']} trial-epochs of the {saved['full']} that running "
             f"every trial to {data.max_epochs} epochs would take: {saved['saved_fraction']:.0%} saved.</p>"

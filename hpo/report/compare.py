@@ -40,8 +40,8 @@ def at_equal_compute(runs: list[RunData]) -> pd.DataFrame:
     budgets = sorted({max(1, round(common * f)) for f in (0.25, 0.5, 1.0)}) if common else []
     rows = []
     for r, p in zip(runs, progs, strict=True):
-        row: dict[str, Any] = {"run": r.name, "searcher": (r.spec.get("searcher") or {}).get("name"),
-                               "scheduler": (r.spec.get("scheduler") or {}).get("name"),
+        row: dict[str, Any] = {"run": r.name, "searcher": r.spec.searcher.name,
+                               "scheduler": r.spec.scheduler.name,
                                "trials": len(r.trials)}
         for b in budgets:
             row[f"best @ {b} trial-epochs"] = p["best_so_far"].iloc[b - 1] if len(p) >= b else None

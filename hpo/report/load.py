@@ -12,12 +12,13 @@ import pandas as pd
 
 from hpo import results
 from hpo.space import Distribution, parse_param
+from hpo.spec import Spec
 
 
 @dataclass
 class RunData:
     run_dir: Path
-    spec: dict[str, Any]
+    spec: Spec
     info: dict[str, Any]
     trials: pd.DataFrame
     history: pd.DataFrame
@@ -27,17 +28,17 @@ class RunData:
 
     @property
     def name(self) -> str:
-        return str(self.spec.get("name", self.run_dir.name))
+        return self.spec.name
 
     @property
     def searched(self) -> dict[str, Distribution]:
         """Searched params, parsed: name -> Distribution (its kind's properties say how to draw)."""
-        return {k: p for k, v in (self.spec.get("params") or {}).items()
+        return {k: p for k, v in self.spec.params.items()
                 if isinstance(p := parse_param(k, v), Distribution)}
 
     @property
     def max_epochs(self) -> int:
-        return int((self.spec.get("budget") or {}).get("max_epochs", 0))
+        return self.spec.budget.max_epochs
 
     @property
     def best_col(self) -> str:

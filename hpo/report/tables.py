@@ -150,12 +150,12 @@ def status_counts(data: RunData) -> dict[str, int]:
 
 def compute_used(data: RunData) -> dict[str, float]:
     t = data.trials
-    res = data.spec.get("resources") or {}
+    res = data.spec.resources
     trial_s = float(t["time_s"].fillna(0).sum()) if len(t) else 0.0
     return {"trial_epochs": int(t["epochs"].sum()) if len(t) else 0,
             "trial_seconds": trial_s,
-            "cpu_seconds": trial_s * float(res.get("cpu", 1)),
-            "gpu_seconds": trial_s * float(res.get("gpu", 0))}
+            "cpu_seconds": trial_s * float(res.cpu),
+            "gpu_seconds": trial_s * float(res.gpu)}
 
 
 def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
@@ -163,7 +163,7 @@ def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
     from hpo.schedulers import SCHEDULERS
 
     t = data.trials
-    sched = (data.spec.get("scheduler") or {}).get("name", "fifo")
+    sched = data.spec.scheduler.name
     if t.empty or (sched in SCHEDULERS and not SCHEDULERS.get(sched).stops_early):
         return None
     rows = []

@@ -123,13 +123,13 @@ class _Run:
         from hpo.schedulers import display_name
 
         spec = read_spec(run_dir)
-        self.params: dict[str, Any] = spec.get("params") or {}
+        self.params: dict[str, Any] = spec.params
         self.modes: dict[str, str] = read_run_info(run_dir).get("metrics", {})
         self.searched = [k for k, v in self.params.items() if isinstance(v, dict)]
-        self.max_epochs = int(spec.get("budget", {}).get("max_epochs", 0))
+        self.max_epochs = spec.budget.max_epochs
         self.aborted = abort_reason(run_dir, log) is not None
         self.budget = abort_reason(run_dir, log, "time_budget")
-        self.stopper = display_name(spec.get("scheduler", {}).get("name", "fifo"))
+        self.stopper = display_name(spec.scheduler.name)
         self.events = trial_events(run_dir, log)
         self.starts: dict[str, float] = {}  # trial id -> when it first started (events.jsonl)
         for e in log:

@@ -158,13 +158,12 @@ def extension_overrides(run_dir: str | Path, more: int) -> list[str]:
                         f"(finish this one first: hpo resume {d}).", file=str(d))
     if more < 1:
         raise SpecError(f"--more takes a number of samples >= 1, got {more}.", field="--more")
-    searcher = spec.get("searcher") or {}
-    name = searcher.get("name", "grid") if isinstance(searcher, dict) else searcher
+    name = spec.searcher.name
     if name == "grid":
         raise SpecError("a grid search is complete when it has run; to repeat it with other "
                         "seeds use `confirm:` or budget.num_samples in a new run.", field="--more")
     trials, _ = results.load_tables(d)
-    seed = (searcher.get("seed") if isinstance(searcher, dict) else None) or spec.get("seed") or 0
+    seed = spec.searcher.options.get("seed") or spec.seed
     out = [f"budget.num_samples={more}", "points_to_evaluate=[]",
            f"searcher.seed={int(seed) + 1000 * (1 + len(info.get('extended', []))) + len(trials)}"]
     if SEARCHERS.get(name).model_based:
