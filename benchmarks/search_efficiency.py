@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hpo.experiment import load_experiment
 from hpo.report.compare import progress
-from hpo.report.load import load_run
+from hpo.results import RunFolder
 from hpo.runner import run
 
 EPOCHS = 4
@@ -63,7 +63,7 @@ def sweep(tmp: Path, name: str, text: str) -> Path:
 
 
 def to_target(run_dir: Path, target: float) -> tuple[float | None, float | None, int, float]:
-    data = load_run(run_dir)
+    data = RunFolder.read(run_dir)
     p = progress(data)
     hit = p[p["best_so_far"] >= target]
     te = float(hit["trial_epochs"].iloc[0]) if len(hit) else None
@@ -83,7 +83,7 @@ def main() -> None:
         tmp = Path(t)
         t0 = time.time()
         grid_dir = sweep(tmp, "grid", BASE.replace("NUM", "1") + "searcher: {name: grid}\n" + PARAMS + GRID)
-        grid_best = load_run(grid_dir).trials["best_val_acc"].max()
+        grid_best = RunFolder.read(grid_dir).trials["best_val_acc"].max()
         target = grid_best - 0.002
         rows = [("grid", [to_target(grid_dir, target)])]
         for name, extra in STRATEGIES.items():

@@ -6,9 +6,11 @@
     run.trials, run.history, run.best_config, run.report_path
     run = hpo.load_run("runs/mine")
 
-A spec is a YAML path, a built-in study's name ("lr_reg"), a dict of the same fields, or a
-validated :class:`hpo.spec.Spec`. Bad input raises :class:`hpo.SpecError` with the same one-line
-message as the CLI, before Ray starts. Nothing is printed unless `progress=True`.
+A spec is a YAML path, a built-in study's name ("lr_reg"), a dict of the same fields, a
+validated :class:`hpo.spec.Spec`, or a checked :class:`hpo.experiment.Experiment`. Bad input
+raises :class:`hpo.SpecError` with the same one-line message as the CLI, before Ray starts.
+Nothing is printed unless `progress=True`. A run comes back as :class:`Run` (the one run type,
+hpo.results.RunFolder), its report built.
 """
 
 from __future__ import annotations
@@ -17,59 +19,27 @@ import copy
 import io
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from hpo.experiment import Experiment, check, check_raw, load_experiment
+from hpo.results import RunFolder
 from hpo.spec import Spec, apply_override
 
-SpecLike = str | Path | dict[str, Any] | Spec
+SpecLike = str | Path | dict[str, Any] | Spec | Experiment
 
 
-@dataclass
-class Run:
-    """A run folder and its results tables (hpo.results), as a notebook wants them."""
-
-    run_dir: Path
-    trials: pd.DataFrame
-    history: pd.DataFrame
-    metric: str
-    mode: str
-    state: str
-    info: dict[str, Any] = field(default_factory=dict)
-    report_path: Path | None = None
-
-    @property
-    def best(self) -> pd.Series | None:
-        """The best trial's row (eligible trials only, ranked by best_<metric>), or None."""
-        from hpo.results import best_trial
-
-        return best_trial(self.trials, self.metric, self.mode)
-
-    @property
-    def best_config(self) -> dict[str, Any] | None:
-        """The configuration the best trial trained with (pastable into a spec's params)."""
-        from hpo.results import trial_config
-
-        best = self.best
-        return None if best is None else trial_config(best)
-
-    def report(self, out: str | Path | None = None) -> Path:
-        self.report_path = build_report(self.run_dir, out)
-        return self.report_path
-
-    def __repr__(self) -> str:
-        best = self.best
-        b = "none yet" if best is None else f"{best[f'best_{self.metric}']:.4g} ({best['trial_id']})"
-        return (f"Run({str(self.run_dir)!r}, state={self.state!r}, trials={len(self.trials)}, "
-                f"best {self.metric}={b})")
+# a run folder and its results tables, as a notebook wants them: the one run type (hpo.results)
+Run = RunFolder
 
 
 def validate(spec: SpecLike, overrides: Sequence[str] = (), local: bool = True) -> Experiment:
-    """Load and check a spec (everything checked before Ray starts); returns the experiment."""
+    """Load and check a spec (everything checked before Ray starts); returns the experiment
+    (an Experiment given without overrides is returned as it is: it was checked)."""
+    if isinstance(spec, Experiment):
+        if not overrides:
+            return spec
+        spec = spec.spec
     if isinstance(spec, Spec):
         if overrides:
             return validate(spec.model_dump(mode="json"), overrides, local)
@@ -91,39 +61,88 @@ def make_plan(spec: SpecLike, overrides: Sequence[str] = ()) -> Any:
 
 def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | None = None,
         name: str | None = None, address: str | None = None, dashboard: bool = False,
-        progress: bool = False, report_dir: str | Path | None = "reports") -> Run:
+        progress: bool = False, report_dir: str | Path | None = "reports", resume: bool = False,
+        force: bool = False, verbose: int = 0, out: Any = None) -> Run:
     """Run an experiment to the end and build its report; returns the Run.
 
     progress=True prints hpo's lines and its one-line progress (as `hpo run` does); otherwise
-    the run is silent. The report is written to <run>/report.html (and report_dir/<run>.html)."""
+    the run is silent (`out`, a file, takes hpo's lines instead). The report is written to
+    <run>/report.html (and report_dir/<run>.html). resume=True (`hpo run --resume`) continues
+    `<storage>/<name>` if it exists, refusing a different spec unless force=True, else starts it."""
+    from hpo.runner import resume as resume_experiment
     from hpo.runner import run as run_experiment
 
     exp = validate(spec, overrides, local=address is None)
-    res = run_experiment(exp, storage=storage, name=name, address=address, dashboard=dashboard,
-                         verbose=0, out=sys.stdout if progress else io.StringIO(), progress=progress)
-    out = build_report(res.run_dir, Path(report_dir) / f"{res.run_dir.name}.html" if report_dir else None)
-    loaded = load_run(res.run_dir)
-    loaded.report_path = out
-    return loaded
+    out = out if out is not None else (sys.stdout if progress else io.StringIO())
+    kw = {"address": address, "dashboard": dashboard, "verbose": verbose, "out": out}
+    if resume:
+        from hpo.storage import open_storage
+
+        st = open_storage(str(storage or exp.spec.storage))
+        run_dir = st.root / (name or exp.spec.name)
+        st.download(run_dir)
+        if (run_dir / "spec.yaml").exists():
+            _check_same_spec(exp, run_dir, force)
+            return _reported(resume_experiment(exp, run_dir, storage=st, **kw), report_dir)
+        print(f"hpo: nothing to resume at {run_dir}; starting it.", file=out)
+    res = run_experiment(exp, storage=storage, name=name, progress=progress, **kw)
+    return _reported(res, report_dir)
 
 
 def resume(run_dir: str | Path, *, more: int | None = None, address: str | None = None,
-           progress: bool = False) -> Run:
+           dashboard: bool = False, progress: bool = False, report_dir: str | Path | None = "reports",
+           verbose: int = 0, out: Any = None) -> Run:
     """Continue an interrupted run in place, or with `more=N` add N samples to a finished one
-    (see `hpo resume`)."""
+    (see `hpo resume`), and build its report. `run_dir` may be a bucket URI (s3://.../<name>)."""
     from hpo.results import require_run_dir
     from hpo.runner import extend, extension_overrides
     from hpo.runner import resume as resume_experiment
+    from hpo.storage import locate
 
-    d = require_run_dir(run_dir)
-    out = sys.stdout if progress else io.StringIO()
+    storage, d = locate(run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
+    require_run_dir(d)
+    out = out if out is not None else (sys.stdout if progress else io.StringIO())
+    kw = {"address": address, "dashboard": dashboard, "verbose": verbose, "storage": storage, "out": out}
     if more is not None:
         exp = load_experiment(d / "spec.yaml", extension_overrides(d, more), local=address is None)
-        extend(exp, d, address=address, dashboard=False, verbose=0, out=out)
-        return load_run(d)
+        return _reported(extend(exp, d, **kw), report_dir)
     exp = load_experiment(d / "spec.yaml", local=address is None)
-    resume_experiment(exp, d, address=address, dashboard=False, verbose=0, out=out)
-    return load_run(d)
+    return _reported(resume_experiment(exp, d, **kw), report_dir)
+
+
+def _reported(res: Run, report_dir: str | Path | None) -> Run:
+    """The run with its report built (and uploaded with the run to a bucket); none when the
+    storage stopped taking writes, and the one there when `hpo resume` changed nothing."""
+    from hpo import report
+
+    outcome = res.outcome
+    if outcome is not None and outcome.fault:
+        return res  # nothing more can be written there; `hpo resume` writes it all once fixed
+    own = res.run_dir / report.REPORT_FILE
+    if outcome is not None and outcome.unchanged and own.exists():
+        res.report_path = own
+        return res
+    res.report_path = build_report(res.run_dir, Path(report_dir) / f"{res.run_dir.name}.html"
+                                   if report_dir else None)
+    if outcome is not None:  # the run folder's own copy goes to the bucket with the run
+        outcome.storage.upload(res.run_dir)
+    return res
+
+
+def _check_same_spec(exp: Experiment, run_dir: Path, force: bool) -> None:
+    import difflib
+
+    from hpo.errors import SpecError
+    from hpo.spec import spec_to_yaml
+
+    old, new = (run_dir / "spec.yaml").read_text(), spec_to_yaml(exp.spec)
+    if old == new or force:
+        return
+    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                        f"{run_dir}/spec.yaml (on disk)", "given spec"))
+    raise SpecError(f"the spec differs from the one this run started with; resuming would mix "
+                    f"two experiments. Use --force to resume anyway, or --name for a new run.\n{diff}",
+                    file=str(run_dir))
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -133,10 +152,7 @@ def load_run(run_dir: str | Path) -> Run:
 
     d = results.require_run_dir(run_dir)
     refresh(d)
-    trials, history = results.load_tables(d)
-    info = results.read_run_info(d)
-    metric, mode = results.metric_and_mode(d)
-    return Run(d, trials, history, metric, mode, info.get("state", "unknown"), info)
+    return RunFolder.read(d)
 
 
 def build_report(run_dir: str | Path | Run, out: str | Path | None = None) -> Path:

@@ -170,29 +170,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hpo.experiment import load_experiment
-    from hpo.runner import resume, run
+    from hpo.api import run
 
     overrides = [*args.overrides, *([f"warm_start={args.warm_start}"] if args.warm_start else [])]
-    exp = load_experiment(args.spec, overrides, local=args.address is None)
-    kw = {"address": args.address, "dashboard": not args.no_dashboard,
-          "verbose": 1 if args.verbose and not args.quiet else 0, "out": _out(args)}
-    storage = None
-    if args.resume:
-        from hpo.storage import open_storage
-
-        storage = open_storage(args.storage or exp.spec.storage)
-        run_dir = storage.root / (args.name or exp.spec.name)
-        storage.download(run_dir)
-    if args.resume and (run_dir / "spec.yaml").exists():
-        _check_same_spec(exp, run_dir, args.force)
-        res = resume(exp, run_dir, storage=storage, **kw)
-    else:
-        if args.resume:
-            print(f"hpo: nothing to resume at {run_dir}; starting it.", file=kw["out"])
-        res = run(exp, storage=args.storage, name=args.name,
-                  progress=not (args.quiet or args.no_progress or args.verbose), **kw)
-    return _finish(res, exp, args.reports, kw["out"])
+    out = _out(args)
+    res = run(args.spec, overrides, storage=args.storage, name=args.name, address=args.address,
+              dashboard=not args.no_dashboard, progress=not (args.quiet or args.no_progress or args.verbose),
+              report_dir=args.reports, resume=args.resume, force=args.force,
+              verbose=1 if args.verbose and not args.quiet else 0, out=out)
+    return _finish(res, out)
 
 
 def _out(args: argparse.Namespace) -> Any:
@@ -203,21 +189,12 @@ def _out(args: argparse.Namespace) -> Any:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hpo.experiment import load_experiment
-    from hpo.results import require_run_dir
-    from hpo.runner import extend, extension_overrides, resume
-    from hpo.storage import locate
+    from hpo.api import resume
 
-    storage, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name>
-    require_run_dir(run_dir)
-    kw = {"address": args.address, "dashboard": not args.no_dashboard,
-          "verbose": 0 if args.quiet or args.no_progress else 1, "storage": storage, "out": _out(args)}
-    if args.more is not None:
-        exp = load_experiment(run_dir / "spec.yaml", extension_overrides(run_dir, args.more),
-                              local=args.address is None)
-        return _finish(extend(exp, run_dir, **kw), exp, out=kw["out"])
-    exp = load_experiment(run_dir / "spec.yaml", local=args.address is None)
-    return _finish(resume(exp, run_dir, **kw), exp, out=kw["out"])
+    out = _out(args)
+    res = resume(args.run_dir, more=args.more, address=args.address, dashboard=not args.no_dashboard,
+                 progress=False, verbose=0 if args.quiet or args.no_progress else 1, out=out)
+    return _finish(res, out)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -238,44 +215,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
-def _check_same_spec(exp: Any, run_dir: Path, force: bool) -> None:
-    import difflib
-
-    from hpo.spec import spec_to_yaml
-
-    old, new = (run_dir / "spec.yaml").read_text(), spec_to_yaml(exp.spec)
-    if old == new or force:
-        return
-    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                        f"{run_dir}/spec.yaml (on disk)", "given spec"))
-    raise SpecError(f"the spec differs from the one this run started with; resuming would mix "
-                    f"two experiments. Use --force to resume anyway, or --name for a new run.\n{diff}",
-                    file=str(run_dir))
-
-
-def _finish(res: Any, exp: Any, reports: str = "reports", out: Any = None) -> int:
-    """The summary and the report; with --quiet (`out` a sink) the report is still written."""
+def _finish(res: Any, out: Any) -> int:
+    """The summary of a run the API ran and reported; with --quiet (`out` a sink) nothing."""
     import contextlib
 
-    with contextlib.redirect_stdout(out or sys.stdout):
-        return _summarize(res, exp, reports)
-
-
-def _summarize(res: Any, exp: Any, reports: str) -> int:
-    from hpo.report import REPORT_FILE, build_report
-
-    _print_summary(res, exp.spec.metric, exp.mode)
-    if res.fault:  # nothing more can be written there; `hpo resume` writes it all once fixed
-        print(f"  report:  not written (the storage stopped taking writes)\n"
-              f"  resume:  hpo resume {res.run_dir}")
-        return 4
-    if getattr(res, "unchanged", False) and (res.run_dir / REPORT_FILE).exists():
-        print(f"  report:  {res.run_dir / REPORT_FILE}  (as it was)")
-        return 0
-    report = build_report(res.run_dir, Path(reports) / f"{res.run_dir.name}.html")
-    # the run folder's own copy goes to the bucket with the run (a local storage: a no-op)
-    res.storage.upload(res.run_dir)
-    print(f"  report:  {report.resolve()}  (and {res.run_dir / REPORT_FILE})")
+    with contextlib.redirect_stdout(out):
+        _print_summary(res)
+        outcome = res.outcome
+        if outcome.fault:
+            print(f"  report:  not written (the storage stopped taking writes)\n"
+                  f"  resume:  hpo resume {res.run_dir}")
+            return 4
+        if outcome.unchanged and res.report_path == res.run_dir / "report.html":
+            print(f"  report:  {res.report_path}  (as it was)")
+            return 0
+        print(f"  report:  {res.report_path.resolve()}  (and {res.run_dir / 'report.html'})")
     return {"finished": 0, "aborted": 3}.get(res.state, 130)
 
 
@@ -288,15 +242,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(res: Any, metric: str, mode: str) -> None:
+def _print_summary(res: Any) -> None:
     import pandas as pd
 
-    from hpo.results import best_trial, read_run_info
-
-    t = res.trials
-    print(f"\nhpo: {res.state} in {res.wall_time_s:.1f} s; trials: "
+    metric, mode, t, info = res.metric, res.mode, res.trials, res.info
+    print(f"\nhpo: {res.state} in {res.outcome.wall_time_s:.1f} s; trials: "
           + ", ".join(f"{n} {s}" for s, n in t["status"].value_counts().items()))
-    info = read_run_info(res.run_dir)
     if info.get("ended_by"):
         print(f"hpo: the {info['ended_by']} ran out: {len(t)} of {info.get('n_trials_planned', '?')} "
               f"planned trial(s) ran (budget.time_budget_s).")
@@ -323,12 +274,11 @@ def _print_summary(res: Any, metric: str, mode: str) -> None:
         print(f"\n{int(t['collapsed'].sum())} trial(s) collapsed (accuracy at chance or the loss "
               f"exploded without NaN); see status_detail in {res.run_dir / 'trials.csv'}")
     from hpo.report.findings import findings
-    from hpo.report.load import load_run
 
-    found = findings(load_run(res.run_dir)) if len(t) and not res.fault else []  # needs the tables
+    found = findings(res) if len(t) and not res.outcome.fault else []
     if found:
         print("\nFindings:\n" + "\n".join(f"  - {f}" for f in found))
-    best = best_trial(t, metric, mode)
+    best = res.best
     if best is not None:
         print("\nBest configuration" + (f" by the primary metric {metric}" if len(objectives) > 1 else "")
               + ":\n" + _best_yaml(best))

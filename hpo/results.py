@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hpo.errors import SpecError
+from hpo.space import Distribution, parse_param
 from hpo.spec import Spec, read_spec_file, validate_partly
 
 TRIAL_COLUMNS = {
@@ -229,3 +231,81 @@ def artifact(run_dir: str | Path, key: str, trial_id: str) -> Any:
     """The last value a trial reported under `key` (e.g. `surface`), or None."""
     p = Path(run_dir) / "artifacts" / f"{key}.json"
     return json.loads(p.read_text()).get(trial_id) if p.exists() else None
+
+
+@dataclass
+class Outcome:
+    """What the command that just ran (or resumed) a run did, beyond what its folder holds."""
+
+    wall_time_s: float
+    storage: Any  # hpo.storage.Storage: where the run folder lives (its bucket, for a URI storage)
+    fault: str | None = None  # the storage stopped taking writes: what happened, in words
+    unchanged: bool = False  # a finished run given to `hpo resume`: nothing was written
+
+
+@dataclass
+class RunFolder:
+    """A run, as its folder's results files hold it: the one run type that the API (`hpo.Run`),
+    the CLI, the report and the runner's result share. `RunFolder.read(d)` reads one; the runner
+    returns one built from the tables it has just written, with the `outcome` of its command."""
+
+    run_dir: Path
+    spec: Spec
+    info: dict[str, Any]
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    metric: str
+    mode: str
+    outcome: Outcome | None = None
+    report_path: Path | None = None
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunFolder:
+        """The run folder's spec, run.json and tables (a SpecError when it has no tables yet)."""
+        d = require_run_dir(run_dir)
+        trials, history = load_tables(d)
+        metric, mode = metric_and_mode(d)
+        return cls(d, read_spec(d), read_run_info(d), trials, history, metric, mode)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def state(self) -> str:
+        return str(self.info.get("state", "unknown"))
+
+    @property
+    def modes(self) -> dict[str, str]:
+        """Every metric the trainable reports -> min | max."""
+        return dict(self.info.get("metrics") or {})
+
+    @property
+    def searched(self) -> dict[str, Distribution]:
+        """Searched params, parsed: name -> Distribution (its kind's properties say how to draw)."""
+        return {k: p for k, v in self.spec.params.items() if isinstance(p := parse_param(k, v), Distribution)}
+
+    @property
+    def max_epochs(self) -> int:
+        return self.spec.budget.max_epochs
+
+    @property
+    def best_col(self) -> str:
+        return f"best_{self.metric}"
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best trial's row (eligible trials only, ranked by best_<metric>), or None."""
+        return best_trial(self.trials, self.metric, self.mode)
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        """The configuration the best trial trained with (pastable into a spec's params)."""
+        best = self.best
+        return None if best is None else trial_config(best)
+
+    def __repr__(self) -> str:
+        best = self.best
+        b = "none yet" if best is None else f"{best[self.best_col]:.4g} ({best['trial_id']})"
+        return (f"Run({str(self.run_dir)!r}, state={self.state!r}, trials={len(self.trials)}, "
+                f"best {self.metric}={b})")

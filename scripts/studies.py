@@ -90,13 +90,13 @@ def md_table(df) -> str:  # noqa: ANN001
 
 def section(name: str, timings: dict) -> str:
     from hpo.report import tables
-    from hpo.report.load import load_run
+    from hpo.results import RunFolder
 
     d = run_dir(name)
     cmd = f"hpo run search_spaces/{name}.yaml"
     if not (d / "trials.csv").exists():
         return f"### {name}\n\n`{cmd}`: not run yet.\n"
-    data = load_run(d)
+    data = RunFolder.read(d)
     t = timings.get(name, {})
     ds = data.info.get("dataset", {})
     counts = ", ".join(f"{n} {k}" for k, n in tables.status_counts(data).items())
@@ -105,7 +105,7 @@ def section(name: str, timings: dict) -> str:
            f"- CPU wall time: **{t.get('wall_s', data.info.get('wall_time_s', 0)):.0f} s** "
            f"({ds.get('name')}: {ds.get('train')} train / {ds.get('val')} val / {ds.get('test')} test; "
            f"{data.max_epochs} epochs max; trials: {counts})"]
-    best = data.best()
+    best = data.best
     if best is not None:
         params = {k.removeprefix("param."): best[k] for k in best.index if k.startswith("param.")}
         groups = {g: p for g, p in data.searched.items() if p.is_group}
@@ -169,13 +169,13 @@ def section(name: str, timings: dict) -> str:
 
 def compare_section(timings: dict) -> str:
     from hpo.report.compare import at_equal_compute
-    from hpo.report.load import load_run
+    from hpo.results import RunFolder
 
     names = [n for n in MNIST if n.startswith("compare/")]
     dirs = [run_dir(n) for n in names if (run_dir(n) / "trials.csv").exists()]
     if len(dirs) < 2:
         return "### compare\n\nnot run yet.\n"
-    runs = [load_run(d) for d in dirs]
+    runs = [RunFolder.read(d) for d in dirs]
     wall = " / ".join(f"{n.split('/')[1]} {timings[n]['wall_s']:.0f} s" for n in names if n in timings)
     return "\n".join([
         "### compare", "", QUESTIONS["compare"], "",

@@ -1,4 +1,4 @@
-"""Small hand-made RunData for the report's data steps (no Ray, no drawing)."""
+"""Small hand-made RunFolder for the report's data steps (no Ray, no drawing)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpo.report.load import RunData
+from hpo.results import RunFolder
 from hpo.spec import Spec
 
 
 def rundata(trials: list[dict], history: list[dict], params: dict, *, mode: str = "max",
-            scheduler: str = "fifo", max_epochs: int = 3, metric: str = "val_acc") -> RunData:
+            scheduler: str = "fifo", max_epochs: int = 3, metric: str = "val_acc") -> RunFolder:
     spec = Spec.model_validate({"name": "t", "trainable": "mlp", "dataset": "mnist_sample", "metric": metric,
                                 "params": params, "budget": {"max_epochs": max_epochs},
                                 "scheduler": {"name": scheduler}, "searcher": {"name": "grid"},
@@ -22,11 +22,11 @@ def rundata(trials: list[dict], history: list[dict], params: dict, *, mode: str 
             t[c] = v
     if "trial_index" not in t:
         t["trial_index"] = range(len(t))
-    return RunData(Path("/nonexistent"), spec, {"started": 0.0}, t, pd.DataFrame(history),
-                   metric, mode, {"val_acc": "max", "train_acc": "max", "test_acc": "max"})
+    info = {"started": 0.0, "metrics": {"val_acc": "max", "train_acc": "max", "test_acc": "max"}}
+    return RunFolder(Path("/nonexistent"), spec, info, t, pd.DataFrame(history), metric, mode)
 
 
-def grid_run(mode: str = "max") -> RunData:
+def grid_run(mode: str = "max") -> RunFolder:
     """A 2x2 grid over lr x weight_decay, 2 epochs each; (0.1, 1e-4) is best."""
     lrs, wds = [1, 0.1], [0.01, 0.0001]
     trials, hist = [], []

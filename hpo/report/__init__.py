@@ -28,12 +28,12 @@ from hpo.report.findings import findings
 from hpo.report.heatmap import heatmap_figure
 from hpo.report.html import esc, figure, fmt, kv, page, table
 from hpo.report.importance import grid_importance, importance_figure
-from hpo.report.load import RunData, load_run
 from hpo.report.model_size import model_size_figure
 from hpo.report.timeline import timeline_data, timeline_figure
+from hpo.results import RunFolder
 from hpo.spec import ComponentSpec
 
-__all__ = ["REPORT_FILE", "build_report", "load_run", "render"]
+__all__ = ["REPORT_FILE", "build_report", "render"]
 
 
 REPORT_FILE = "report.html"
@@ -41,7 +41,7 @@ REPORT_FILE = "report.html"
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Render the report of a run folder into <run>/report.html and `out`; returns `out`."""
-    data = load_run(run_dir)
+    data = RunFolder.read(run_dir)
     html = render(data)
     out = Path(out) if out else Path("reports") / f"{Path(run_dir).name}.html"
     targets = {p.resolve(): p for p in (data.run_dir / REPORT_FILE, out)}  # once when out is that file
@@ -53,7 +53,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
-def render(data: RunData) -> str:
+def render(data: RunFolder) -> str:
     sections = [header, findings_section, warnings_section, best_section, pareto_section, confirm_section,
                 grid_section, surface_section, curves_section, history_section, importance_section,
                 optuna_section, model_size_section, epoch_time_section, audit_section, nodes_section,
@@ -65,7 +65,7 @@ def render(data: RunData) -> str:
 STRICT_ENV = "HPO_REPORT_STRICT"
 
 
-def _drawn(section: Any, data: RunData) -> str:
+def _drawn(section: Any, data: RunFolder) -> str:
     """A section's HTML; one that fails says so in its place, and the rest of the report is still
     written (the run's tables are untouched either way)."""
     import os
@@ -90,7 +90,7 @@ def _component(c: ComponentSpec) -> str:
     return c.name + (f" ({opts})" if opts else "")
 
 
-def header(data: RunData) -> str:
+def header(data: RunFolder) -> str:
     s, info = data.spec, data.info
     ds = info.get("dataset", {})
     ds_text = (f"{ds.get('name', s.dataset.name)}: {ds.get('train', '?')} train / "
@@ -133,7 +133,7 @@ def header(data: RunData) -> str:
     return f"<h1>{esc(data.name)}</h1>{desc}{kv(pairs)}"
 
 
-def pareto_section(data: RunData) -> str:
+def pareto_section(data: RunFolder) -> str:
     front = pareto.pareto_table(data)
     if front is None:
         return ""
@@ -149,22 +149,22 @@ def pareto_section(data: RunData) -> str:
             + (figure(fig, "pareto") if fig is not None else ""))
 
 
-def findings_section(data: RunData) -> str:
+def findings_section(data: RunFolder) -> str:
     fs = findings(data)
     if not fs:
         return ""
     return ("<h2>Findings</h2><ul id='findings'>" + "".join(f"<li>{esc(f)}</li>" for f in fs) + "</ul>")
 
 
-def warnings_section(data: RunData) -> str:
+def warnings_section(data: RunFolder) -> str:
     ws = checks.warnings_for(data)
     if not ws:
         return ""
     return "<h2>Warnings</h2>" + "".join(f'<div class="warn">{esc(w)}</div>' for w in ws)
 
 
-def best_section(data: RunData) -> str:
-    best = data.best()
+def best_section(data: RunFolder) -> str:
+    best = data.best
     if best is None:
         return "<h2>Best configuration</h2><p>No trial with a finite metric yet.</p>"
     cfg = results.trial_config(best)
@@ -178,7 +178,7 @@ def best_section(data: RunData) -> str:
             + table(metrics, sortable=False))
 
 
-def confirm_section(data: RunData) -> str:
+def confirm_section(data: RunFolder) -> str:
     cd = confirm_data(data)
     if cd is None:
         return ""
@@ -195,7 +195,7 @@ def confirm_section(data: RunData) -> str:
             + figure(confirm_figure(cd, data.metric), "confirm"))
 
 
-def grid_section(data: RunData) -> str:
+def grid_section(data: RunFolder) -> str:
     st = tables.seed_table(data)
     if st is None:
         return ""
@@ -211,7 +211,7 @@ def grid_section(data: RunData) -> str:
     return "".join(out)
 
 
-def surface_section(data: RunData) -> str:
+def surface_section(data: RunFolder) -> str:
     sd = surface.surface_data(data)
     if sd is None:
         return ""
@@ -220,7 +220,7 @@ def surface_section(data: RunData) -> str:
             + figure(surface.surface_figure(sd), "surface"))
 
 
-def curves_section(data: RunData) -> str:
+def curves_section(data: RunFolder) -> str:
     if data.history.empty:
         return ""
     by = curves.color_param(data)
@@ -229,7 +229,7 @@ def curves_section(data: RunData) -> str:
             + figure(curves.curves_figure(data, by), "curves"))
 
 
-def history_section(data: RunData) -> str:
+def history_section(data: RunFolder) -> str:
     if data.trials.empty:
         return ""
     out = "<h2>Optimization history</h2>" + figure(history.history_figure(data), "history")
@@ -242,7 +242,7 @@ def history_section(data: RunData) -> str:
     return out
 
 
-def importance_section(data: RunData) -> str:
+def importance_section(data: RunFolder) -> str:
     imp = grid_importance(data)
     if imp is None:
         return ""
@@ -257,7 +257,7 @@ def importance_section(data: RunData) -> str:
             + figure(importance_figure(imp), "grid-importance"))
 
 
-def optuna_section(data: RunData) -> str:
+def optuna_section(data: RunFolder) -> str:
     figs = study.optuna_figures(data)
     if not figs:
         return ""
@@ -268,7 +268,7 @@ def optuna_section(data: RunData) -> str:
     return "".join(out)
 
 
-def audit_section(data: RunData) -> str:
+def audit_section(data: RunFolder) -> str:
     audit = tables.early_stopping_audit(data)
     if audit is None:
         return ""
@@ -280,7 +280,7 @@ def audit_section(data: RunData) -> str:
             + table(audit, sortable=False, table_id="audit-table"))
 
 
-def model_size_section(data: RunData) -> str:
+def model_size_section(data: RunFolder) -> str:
     ms = tables.model_size_data(data)
     if ms is None:
         return ""
@@ -294,7 +294,7 @@ def model_size_section(data: RunData) -> str:
             + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
 
 
-def epoch_time_section(data: RunData) -> str:
+def epoch_time_section(data: RunFolder) -> str:
     et = tables.epoch_time_data(data)
     if et is None:
         return ""
@@ -303,18 +303,18 @@ def epoch_time_section(data: RunData) -> str:
             + table(et, table_id="epoch-time-table"))
 
 
-def nodes_section(data: RunData) -> str:
+def nodes_section(data: RunFolder) -> str:
     nodes = tables.trials_per_node(data)
     if nodes is None:
         return ""
     return "<h2>Where trials ran</h2>" + table(nodes, table_id="nodes-table")
 
 
-def results_section(data: RunData) -> str:
+def results_section(data: RunFolder) -> str:
     t = tables.results_table(data)
     if t.empty:
         return ""
-    best = data.best()
+    best = data.best
     hi = int(t.index[data.trials["trial_id"] == best["trial_id"]][0]) if best is not None else None
     return ("<h2>All trials</h2><p class='note'>Click a column to sort.</p>"
             + table(t, highlight=hi, table_id="results-table"))

@@ -6,10 +6,11 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import RunData, finite, show
+from hpo.report.load import finite, show
+from hpo.results import RunFolder
 
 
-def warnings_for(data: RunData) -> list[str]:
+def warnings_for(data: RunFolder) -> list[str]:
     out: list[str] = []
     t = data.trials
     if t.empty:
@@ -28,7 +29,7 @@ def warnings_for(data: RunData) -> list[str]:
         out.append(f"{len(bad)} of {len(t)} trial(s) collapsed: they trained without NaN but their "
                    f"accuracy stayed at chance or their loss exploded ({where}"
                    f"{', ...' if len(bad) > 4 else ''}); see status_detail.")
-    best = data.best()
+    best = data.best
     if best is None:
         out.append("No trial produced a finite metric.")
         return out
@@ -39,7 +40,7 @@ def warnings_for(data: RunData) -> list[str]:
     return out
 
 
-def edge_of_space(data: RunData, best) -> list[tuple[str, float, str, bool]]:
+def edge_of_space(data: RunFolder, best) -> list[tuple[str, float, str, bool]]:
     """(name, best value, "smaller" | "larger", whether a grid) for each searched number whose
     best value is the grid's end (of >= 3 values) or, sampled, in the outer 10% of its range with
     the metric still improving towards that edge (`_improves_towards_edge`)."""
@@ -64,7 +65,7 @@ WINDOW = 0.25  # the outer part of a sampled range whose trials say which way th
 MIN_WINDOW_TRIALS = 4
 
 
-def _improves_towards_edge(data: RunData, name: str, p: Any, low_side: bool, best_pos: float) -> bool:
+def _improves_towards_edge(data: RunFolder, name: str, p: Any, low_side: bool, best_pos: float) -> bool:
     """Whether the metric still gets better towards that edge. Not when a trial lies between
     the best and the edge (it did worse, being not the best: the optimum is inside the range).
     Else by the trials in the outer WINDOW of the range on that side: Spearman's rank correlation
@@ -86,7 +87,7 @@ def _improves_towards_edge(data: RunData, name: str, p: Any, low_side: bool, bes
     return bool(rho == rho and rho > 0.3)
 
 
-def _edge_warnings(data: RunData, best) -> list[str]:
+def _edge_warnings(data: RunFolder, best) -> list[str]:
     out = []
     for name, v, side, grid in edge_of_space(data, best):
         if grid:
@@ -99,7 +100,7 @@ def _edge_warnings(data: RunData, best) -> list[str]:
     return out
 
 
-def _still_improving(data: RunData, best) -> list[str]:
+def _still_improving(data: RunFolder, best) -> list[str]:
     h = data.history
     if h.empty:
         return []

@@ -12,10 +12,10 @@ import pandas as pd
 from hpo import results
 from hpo.errors import SpecError
 from hpo.report.html import esc, figure, page, table
-from hpo.report.load import RunData, load_run
+from hpo.results import RunFolder
 
 
-def progress(data: RunData) -> pd.DataFrame:
+def progress(data: RunFolder) -> pd.DataFrame:
     """Every epoch report in time order with cumulative trial-epochs and the best so far."""
     h = data.history
     if h.empty or data.metric not in h:
@@ -33,7 +33,7 @@ def progress(data: RunData) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def at_equal_compute(runs: list[RunData]) -> pd.DataFrame:
+def at_equal_compute(runs: list[RunFolder]) -> pd.DataFrame:
     progs = [progress(r) for r in runs]
     totals = [len(p) for p in progs]
     common = min((n for n in totals if n), default=0)
@@ -52,7 +52,7 @@ def at_equal_compute(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_figure(runs: list[RunData]) -> Any:
+def compare_figure(runs: list[RunFolder]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -73,7 +73,7 @@ def compare_figure(runs: list[RunData]) -> Any:
     return fig
 
 
-def edf_figure(runs: list[RunData]) -> Any | None:
+def edf_figure(runs: list[RunFolder]) -> Any | None:
     """Optuna's empirical distribution function of each run's trial values (the share of
     trials at or below each value): a whole search's quality, not only its best."""
     import optuna.visualization as ov
@@ -96,7 +96,7 @@ def build_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
     if len(metrics) > 1:
         raise SpecError(f"the runs select on different metrics {sorted(metrics, key=str)}; compare "
                         f"runs that optimize the same metric.", field="compare")
-    runs = [load_run(d) for d in run_dirs]
+    runs = [RunFolder.read(d) for d in run_dirs]
     body = (f"<h1>Comparison: {esc(', '.join(r.name for r in runs))}</h1>"
             f"<p class='desc'>Best {esc(runs[0].metric)} found so far ({esc(runs[0].mode)}).</p>"
             + figure(compare_figure(runs), "compare")

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from hpo import confirm
-from hpo.report.load import RunData
+from hpo.results import RunFolder
 
 
-def confirm_data(data: RunData) -> dict[str, Any] | None:
+def confirm_data(data: RunFolder) -> dict[str, Any] | None:
     """{table, trials, verdict, seeds} or None when the run has no (readable) confirmation."""
     trials = confirm.confirm_trials(data.run_dir)
     if trials is None:

@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 
 from hpo.report.axes import clip
-from hpo.report.load import RunData, is_log_scale, is_numeric
+from hpo.report.load import is_log_scale, is_numeric
+from hpo.results import RunFolder
 
 
-def color_param(data: RunData) -> str | None:
+def color_param(data: RunFolder) -> str | None:
     """The parameter to colour by: the searched one with the most distinct values."""
     best, n = None, 0
     for p in data.searched:
@@ -22,12 +23,12 @@ def color_param(data: RunData) -> str | None:
     return best
 
 
-def curve_data(data: RunData, color_by: str | None) -> list[dict[str, Any]]:
+def curve_data(data: RunFolder, color_by: str | None) -> list[dict[str, Any]]:
     """One record per trial: epochs, metric and loss series, colour value, best flag, how it ended."""
     h, t = data.history, data.trials
     if h.empty or t.empty:
         return []
-    best = data.best()
+    best = data.best
     best_id = best["trial_id"] if best is not None else None
     values = t[f"param.{color_by}"] if color_by else None
     log = bool(color_by) and is_log_scale(data.searched[color_by], values)
@@ -144,7 +145,7 @@ def _bands(fig: Any, recs: list[dict[str, Any]], mode: str) -> None:
                                  hovertemplate="epoch %{x}: median %{y:.4g}<extra></extra>"), row=1, col=1)
 
 
-def curves_figure(data: RunData, color_by: str | None) -> Any:
+def curves_figure(data: RunFolder, color_by: str | None) -> Any:
     import plotly.graph_objects as go
     from plotly.colors import sample_colorscale
     from plotly.subplots import make_subplots

@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import RunData, finite, show
+from hpo.report.load import finite, show
 from hpo.report.tables import metric_family
+from hpo.results import RunFolder
 
 
-def findings(data: RunData) -> list[str]:
+def findings(data: RunFolder) -> list[str]:
     t = data.trials
-    best = data.best()
+    best = data.best
     if t.empty or best is None:
         return []
     out = [_best_sentence(data, best)]
@@ -33,7 +34,7 @@ def _v(x: Any) -> str:
     return show(x)
 
 
-def noise(data: RunData, p: float) -> tuple[float, int] | None:
+def noise(data: RunFolder, p: float) -> tuple[float, int] | None:
     """(the smallest difference of two accuracies on the validation set that is not noise, the
     set's size): twice the standard error of a difference of two binomial proportions near `p`,
     2 * sqrt(2 p (1 - p) / n). None for a metric that is not an accuracy on the validation set."""
@@ -45,7 +46,7 @@ def noise(data: RunData, p: float) -> tuple[float, int] | None:
     return 2 * math.sqrt(2 * p * (1 - p) / n), int(n)
 
 
-def _within_noise(data: RunData, spread: float, level: float) -> str:
+def _within_noise(data: RunFolder, spread: float, level: float) -> str:
     """The clause that says a spread is within the validation set's noise, or ''."""
     got = noise(data, level)
     if got is None or spread >= got[0]:
@@ -63,7 +64,7 @@ def _params(row: pd.Series, names: list[str]) -> str:
                      if f"param.{n}" in row and known(row[f"param.{n}"]))
 
 
-def _best_sentence(data: RunData, best: pd.Series) -> str:
+def _best_sentence(data: RunFolder, best: pd.Series) -> str:
     from hpo.report.study import conditional
 
     n = len(results.eligible(data.trials, data.metric))
@@ -72,7 +73,7 @@ def _best_sentence(data: RunData, best: pd.Series) -> str:
             f"{data.best_col} {_v(float(best[data.best_col]))}.")
 
 
-def _importance(data: RunData) -> list[str]:
+def _importance(data: RunFolder) -> list[str]:
     from hpo.report.importance import grid_cells, grid_importance
 
     imp = grid_importance(data)
@@ -109,7 +110,7 @@ def _importance(data: RunData) -> list[str]:
             f"({means[bad]:.4g}), a spread of {spread:.3g}{quiet}."]
 
 
-def _edges(data: RunData, best: pd.Series) -> list[str]:
+def _edges(data: RunFolder, best: pd.Series) -> list[str]:
     from hpo.report.checks import edge_of_space
 
     return [f"The best {name} ({_v(v)}) is at the {side} edge of what was searched: the optimum may "
@@ -117,7 +118,7 @@ def _edges(data: RunData, best: pd.Series) -> list[str]:
             for name, v, side, grid in edge_of_space(data, best)]
 
 
-def _failures(data: RunData) -> list[str]:
+def _failures(data: RunFolder) -> list[str]:
     t = data.trials
     out = []
     names = list(data.searched)
@@ -143,7 +144,7 @@ def _shared_values(bad: pd.DataFrame, t: pd.DataFrame, names: list[str]) -> str:
     return ", ".join(parts)
 
 
-def _pareto(data: RunData) -> list[str]:
+def _pareto(data: RunFolder) -> list[str]:
     objs = data.info.get("objectives") or {}
     front = results.pareto_set(data.trials, objs, data.metric, data.mode)
     if len(objs) < 2 or front.empty:
@@ -156,7 +157,7 @@ def _pareto(data: RunData) -> list[str]:
             f"{', '.join(other)}: from {span}."]
 
 
-def _confirmation(data: RunData) -> list[str]:
+def _confirmation(data: RunFolder) -> list[str]:
     from hpo.report.confirm import confirm_data
 
     cd = confirm_data(data)

@@ -7,10 +7,11 @@ from typing import Any
 import pandas as pd
 
 from hpo.report.axes import clip
-from hpo.report.load import RunData, finite
+from hpo.report.load import finite
+from hpo.results import RunFolder
 
 
-def history_data(data: RunData) -> pd.DataFrame:
+def history_data(data: RunFolder) -> pd.DataFrame:
     """Per trial in creation order: its best metric, when it ended, and the best so far."""
     t = data.trials
     if t.empty:
@@ -39,7 +40,7 @@ def _running_best(values: pd.Series, mode: str) -> list[float | None]:
     return out
 
 
-def history_figure(data: RunData) -> Any:
+def history_figure(data: RunFolder) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

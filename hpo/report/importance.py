@@ -17,12 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import RunData
 from hpo.report.tables import grid_params
+from hpo.results import RunFolder
 from hpo.space import thaw
 
 
-def grid_cells(data: RunData) -> tuple[pd.DataFrame, int] | None:
+def grid_cells(data: RunFolder) -> tuple[pd.DataFrame, int] | None:
     """(one row per grid cell: each parameter's value label and the cell's mean value, the
     number of cells filled with the worst value) when the run is a complete grid whose
     parameters have >= 2 values each; None otherwise."""
@@ -81,7 +81,7 @@ def decomposition(cells: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_importance(data: RunData) -> dict[str, Any] | None:
+def grid_importance(data: RunFolder) -> dict[str, Any] | None:
     """The decomposition of a complete grid of >= 2 parameters, with what it rests on; None
     otherwise."""
     got = grid_cells(data)

@@ -1,60 +1,14 @@
-"""Everything a report needs, read from a run folder's results files (hpo.results): spec.yaml,
-run.json and the trials / history tables. Never Ray's trial folders."""
+"""What the report's sections share in reading a run (hpo.results.RunFolder): which columns are
+numbers, which axes are logarithmic, how a value is written for a reader."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hpo import results
-from hpo.space import Distribution, parse_param
-from hpo.spec import Spec
-
-
-@dataclass
-class RunData:
-    run_dir: Path
-    spec: Spec
-    info: dict[str, Any]
-    trials: pd.DataFrame
-    history: pd.DataFrame
-    metric: str
-    mode: str
-    modes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def searched(self) -> dict[str, Distribution]:
-        """Searched params, parsed: name -> Distribution (its kind's properties say how to draw)."""
-        return {k: p for k, v in self.spec.params.items()
-                if isinstance(p := parse_param(k, v), Distribution)}
-
-    @property
-    def max_epochs(self) -> int:
-        return self.spec.budget.max_epochs
-
-    @property
-    def best_col(self) -> str:
-        return f"best_{self.metric}"
-
-    def best(self) -> pd.Series | None:
-        return results.best_trial(self.trials, self.metric, self.mode)
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    run_dir = results.require_run_dir(run_dir)
-    spec = results.read_spec(run_dir)
-    info = results.read_run_info(run_dir)
-    trials, history = results.load_tables(run_dir)
-    metric, mode = results.metric_and_mode(run_dir)
-    return RunData(run_dir, spec, info, trials, history, metric, mode, info.get("metrics", {}))
+from hpo.space import Distribution
 
 
 def is_numeric(s: pd.Series) -> bool:

@@ -9,14 +9,15 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import RunData, finite
+from hpo.report.load import finite
+from hpo.results import RunFolder
 
 
-def objectives(data: RunData) -> dict[str, str]:
+def objectives(data: RunFolder) -> dict[str, str]:
     return dict(data.info.get("objectives") or {})
 
 
-def pareto_table(data: RunData) -> pd.DataFrame | None:
+def pareto_table(data: RunFolder) -> pd.DataFrame | None:
     """The Pareto-optimal trials, best primary metric first: trial, each objective, config."""
     objs = objectives(data)
     if len(objs) < 2 or "pareto" not in data.trials:
@@ -24,7 +25,7 @@ def pareto_table(data: RunData) -> pd.DataFrame | None:
     return results.pareto_set(data.trials, objs, data.metric, data.mode)
 
 
-def pareto_figure(data: RunData) -> Any | None:
+def pareto_figure(data: RunFolder) -> Any | None:
     """Optuna's plot_pareto_front (2 or 3 objectives): every finished trial, the front
     highlighted, infeasible trials greyed (when the run has constraints)."""
     import optuna

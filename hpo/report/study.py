@@ -8,11 +8,12 @@ import json
 import warnings
 from typing import Any
 
-from hpo.report.load import RunData, finite
+from hpo.report.load import finite
+from hpo.results import RunFolder
 from hpo.space import optuna_category
 
 
-def distributions(data: RunData) -> dict[str, Any]:
+def distributions(data: RunFolder) -> dict[str, Any]:
     """Optuna distributions of the searched parameters and of the parameters sampled inside
     cases (hpo.optuna_space.flat_distributions), with a grid of numbers drawn as the numbers
     it is: a numeric axis, logarithmic when its values are spaced by ratios (lr 1, 0.1, 0.05,
@@ -36,7 +37,7 @@ def distributions(data: RunData) -> dict[str, Any]:
     return out
 
 
-def conditional(data: RunData) -> set[str]:
+def conditional(data: RunFolder) -> set[str]:
     """Parameters that exist in some trials only (sampled inside a case)."""
     from hpo.space import Distribution
 
@@ -57,7 +58,7 @@ def _value(dist: Any, v: Any) -> Any:
     return min(max(float(v), dist.low), dist.high)
 
 
-def build_study(data: RunData, name: str | None = None) -> Any | None:
+def build_study(data: RunFolder, name: str | None = None) -> Any | None:
     """A study of the finished trials with a finite metric (named `name`); None when there are
     fewer than 2."""
     import optuna
@@ -99,7 +100,7 @@ def build_study(data: RunData, name: str | None = None) -> Any | None:
     return study
 
 
-def _case_studies(data: RunData, study: Any) -> dict[str, Any]:
+def _case_studies(data: RunFolder, study: Any) -> dict[str, Any]:
     """One study per case of a conditional group: the trials that ran that case."""
     import optuna
 
@@ -154,7 +155,7 @@ def _visible_colours(fig: Any) -> None:
             trace.marker.colorscale = "Viridis"
 
 
-def optuna_figures(data: RunData) -> dict[str, Any]:
+def optuna_figures(data: RunFolder) -> dict[str, Any]:
     """Title -> plotly figure; a plot Optuna cannot draw for this study is left out."""
     import optuna.visualization as ov
 

@@ -15,10 +15,11 @@ import numpy as np
 
 from hpo import results
 from hpo.data import synthetic
-from hpo.report.load import RunData, finite
+from hpo.report.load import finite
+from hpo.results import RunFolder
 
 
-def surface_data(data: RunData) -> dict[str, Any] | None:
+def surface_data(data: RunFolder) -> dict[str, Any] | None:
     ds = data.info.get("dataset") or {}
     if ds.get("name") != "regression2d" or data.trials.empty:
         return None

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import RunData, show
+from hpo.report.load import show
+from hpo.results import RunFolder
 from hpo.space import thaw
 
 
@@ -17,7 +18,7 @@ def metric_family(metric: str) -> str:
     return metric.split("_", 1)[1] if "_" in metric else metric
 
 
-def at_best_epoch(data: RunData) -> pd.DataFrame:
+def at_best_epoch(data: RunFolder) -> pd.DataFrame:
     """Per trial: train/val/test values of the metric family at the best validation epoch."""
     fam = metric_family(data.metric)
     rows = []
@@ -36,7 +37,7 @@ def at_best_epoch(data: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_params(data: RunData) -> list[str]:
+def grid_params(data: RunFolder) -> list[str]:
     """The searched params when the sweep is a pure grid, else []."""
     searched = data.searched
     if not searched or not all(p.enumerated for p in searched.values()):
@@ -44,7 +45,7 @@ def grid_params(data: RunData) -> list[str]:
     return list(searched)
 
 
-def seed_table(data: RunData) -> pd.DataFrame | None:
+def seed_table(data: RunFolder) -> pd.DataFrame | None:
     """The classic study table: one row per grid value (1-D) or value pair (2-D), columns
     train / val / test of the metric family at the best validation epoch, plus epochs/status.
     Repeats (num_samples > 1) are averaged."""
@@ -78,14 +79,14 @@ def _key(v: Any) -> str:
     return str(v)
 
 
-def _grid_order(data: RunData, p: str) -> dict[str, int]:
+def _grid_order(data: RunFolder, p: str) -> dict[str, int]:
     import json
 
     values = [thaw(v) for v in data.searched[p].values]
     return {(_key(json.dumps(v)) if isinstance(v, list) else _key(v)): i for i, v in enumerate(values)}
 
 
-def heatmap_data(data: RunData) -> dict[str, Any] | None:
+def heatmap_data(data: RunFolder) -> dict[str, Any] | None:
     """2-D grid: z[i][j] = mean best metric for (row value i, column value j)."""
     params = grid_params(data)
     if len(params) != 2 or data.trials.empty:
@@ -119,7 +120,7 @@ def colour_range(values: Any, mode: str) -> dict[str, Any]:
     return {"zmin": float(kept.min()), "zmax": float(kept.max()), "clipped": int(bad.sum())}
 
 
-def results_table(data: RunData) -> pd.DataFrame:
+def results_table(data: RunFolder) -> pd.DataFrame:
     """One row per trial: params, best and final metric, train/test, epochs, time, status."""
     t = data.trials
     if t.empty:
@@ -132,7 +133,7 @@ def results_table(data: RunData) -> pd.DataFrame:
     return out.rename(columns={c: c.removeprefix("param.") for c in out.columns})
 
 
-def packs(data: RunData) -> str | None:
+def packs(data: RunFolder) -> str | None:
     """"16 trials in 2 vectorized packs (8, 8)" when the run packed trials, else None."""
     t = data.trials
     if t.empty or "pack" not in t or t["pack"].isna().all():
@@ -142,13 +143,13 @@ def packs(data: RunData) -> str | None:
             f"{', '.join(map(str, sizes.tolist()))} (see the `pack` column of All trials)")
 
 
-def status_counts(data: RunData) -> dict[str, int]:
+def status_counts(data: RunFolder) -> dict[str, int]:
     if data.trials.empty:
         return {}
     return {str(k): int(v) for k, v in data.trials["status"].value_counts().items()}
 
 
-def compute_used(data: RunData) -> dict[str, float]:
+def compute_used(data: RunFolder) -> dict[str, float]:
     t = data.trials
     res = data.spec.resources
     trial_s = float(t["time_s"].fillna(0).sum()) if len(t) else 0.0
@@ -158,7 +159,7 @@ def compute_used(data: RunData) -> dict[str, float]:
             "gpu_seconds": trial_s * float(res.gpu)}
 
 
-def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
+def early_stopping_audit(data: RunFolder) -> pd.DataFrame | None:
     """Per epoch milestone (rung): trials that reached it, went on, or were stopped there."""
     from hpo.schedulers import SCHEDULERS
 
@@ -178,13 +179,13 @@ def early_stopping_audit(data: RunData) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def epochs_saved(data: RunData) -> dict[str, float]:
+def epochs_saved(data: RunFolder) -> dict[str, float]:
     used = int(data.trials["epochs"].sum()) if len(data.trials) else 0
     full = len(data.trials) * data.max_epochs
     return {"used": used, "full": full, "saved_fraction": 1 - used / full if full else 0.0}
 
 
-def trials_per_node(data: RunData) -> pd.DataFrame | None:
+def trials_per_node(data: RunFolder) -> pd.DataFrame | None:
     """Trials and trial-epochs per Ray node (host, short node id)."""
     t = data.trials
     if t.empty or "node_id" not in t or t["node_id"].isna().all():
@@ -198,7 +199,7 @@ def trials_per_node(data: RunData) -> pd.DataFrame | None:
 GAP = {"max": "train - test gap", "min": "test - train gap"}  # overfitting, positive
 
 
-def model_size_data(data: RunData) -> pd.DataFrame | None:
+def model_size_data(data: RunFolder) -> pd.DataFrame | None:
     """Per trial with a finite metric: parameter count, best validation value and the
     train-test gap at the best validation epoch; None unless model size varies."""
     t = data.trials
@@ -223,7 +224,7 @@ def model_size_data(data: RunData) -> pd.DataFrame | None:
     return pd.DataFrame(rows).sort_values("n_params").reset_index(drop=True)
 
 
-def epoch_time_data(data: RunData) -> pd.DataFrame | None:
+def epoch_time_data(data: RunFolder) -> pd.DataFrame | None:
     """When batch size is searched: per batch size, seconds per epoch, epochs to the best
     validation value and the best value reached."""
     col = "param.batch_size"

@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import RunData
+from hpo.results import RunFolder
 
 COLOURS = {"completed": "#2a9d8f", "stopped": "#e9c46a", "diverged": "#e76f51", "error": "#9b2226",
            "incomplete": "#8d99ae"}
 
 
-def timeline_data(data: RunData) -> pd.DataFrame | None:
+def timeline_data(data: RunFolder) -> pd.DataFrame | None:
     """trial_index, trial_id, start_s, end_s (seconds since the first start), status, detail,
     `slot` (the lane it ran in: trials that overlap get different lanes) and `pack` (the
     vectorized pack it trained in, or None). A pack is one Ray trial: its members share one lane,

@@ -1,6 +1,6 @@
 """Run a checked experiment on Ray Tune and leave its results on disk.
 
-    run(exp) -> RunResult      a new run in a fresh folder <storage>/<name>
+    run(exp) -> RunFolder      a new run in a fresh folder <storage>/<name> (hpo.results.RunFolder)
     resume(exp, run_dir)       continue an interrupted run in place
     extend(exp, run_dir)       add samples to a finished run in place (hpo resume --more N)
 
@@ -15,7 +15,7 @@ tables, report) works without it.
 
 from typing import Any
 
-__all__ = ["RunResult", "claim_run_dir", "extend", "extension_overrides", "resume", "run"]
+__all__ = ["claim_run_dir", "extend", "extension_overrides", "resume", "run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,13 +11,14 @@ from typing import Any
 from hpo import confirm, results
 from hpo.data import ArrayDataset
 from hpo.experiment import Experiment, check
+from hpo.results import RunFolder
 from hpo.runner import record, tuning
-from hpo.runner.folder import RunResult, execute, run_info
+from hpo.runner.folder import execute, run_info
 from hpo.spec import load_spec, spec_to_yaml
 from hpo.storage import Storage
 
 
-def run_confirm(exp: Experiment, data: ArrayDataset, main: RunResult, verbose: int, out: Any,
+def run_confirm(exp: Experiment, data: ArrayDataset, main: RunFolder, verbose: int, out: Any,
                 restore: bool, storage: Storage) -> None:
     spec, d = exp.spec, confirm.confirm_dir(main.run_dir)
     assert spec.confirm is not None

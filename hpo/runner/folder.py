@@ -13,31 +13,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from hpo import environment, results
+from hpo import environment
 from hpo.data import ArrayDataset
 from hpo.errors import STORAGE_ERRNOS, StorageFault
 from hpo.experiment import Experiment
+from hpo.results import Outcome, RunFolder
 from hpo.runner import collect
 from hpo.storage import Storage
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    trials: pd.DataFrame
-    history: pd.DataFrame
-    best: pd.Series | None
-    wall_time_s: float
-    state: str
-    storage: Storage  # where the run folder lives (its bucket, for a URI storage)
-    fault: str | None = None  # the storage stopped taking writes: what happened, in words
-    unchanged: bool = False  # a finished run given to `hpo resume`: nothing was written
 
 
 def claim_run_dir(storage: Storage | Path, name: str) -> Path:
@@ -125,7 +110,7 @@ def storage_fault(e: OSError, run_dir: Path) -> str:
 
 
 def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out: Any,
-            fit: Callable[[], None], storage: Storage) -> RunResult:
+            fit: Callable[[], None], storage: Storage) -> RunFolder:
     """Run `fit`, then always write the tables and the run's state, whatever happened (for a
     URI storage: fetch Ray's trial folders first, upload the driver's files after)."""
     prior = float(info.get("wall_time_s") or 0.0)
@@ -177,8 +162,8 @@ def execute(exp: Experiment, run_dir: Path, info: dict[str, Any], t0: float, out
     elif state == "interrupted":
         print("hpo: INTERRUPTED: finished trials are kept; unfinished ones restart from their last "
               f"checkpoint with `hpo resume {run_dir}`.", file=out, flush=True)
-    best = results.best_trial(trials, exp.spec.metric, exp.mode)
-    return RunResult(run_dir, trials, history, best, time.time() - t0, state, storage, fault)
+    return RunFolder(run_dir, exp.spec, info, trials, history, exp.spec.metric, exp.mode,
+                     outcome=Outcome(time.time() - t0, storage, fault))
 
 
 def _peak_rss_mb() -> float:

@@ -11,16 +11,17 @@ from typing import Any
 from hpo import results
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
-from hpo.runner.folder import RunResult, claim_run_dir, execute, run_info
+from hpo.results import Outcome, RunFolder
+from hpo.runner.folder import claim_run_dir, execute, run_info
 from hpo.spec import spec_to_yaml
 from hpo.storage import Storage, open_storage
 
-__all__ = ["RunResult", "claim_run_dir", "extend", "extension_overrides", "resume", "run"]
+__all__ = ["claim_run_dir", "extend", "extension_overrides", "resume", "run"]
 
 
 def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None = None,
         address: str | None = None, dashboard: bool = True, verbose: int = 1,
-        out: Any = sys.stdout, progress: bool = False) -> RunResult:
+        out: Any = sys.stdout, progress: bool = False) -> RunFolder:
     """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one).
     `verbose`: Ray's progress table; `progress`: hpo's one-line view instead (hpo run's default)."""
     from hpo.runner import session, tuning
@@ -63,7 +64,7 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
 
 def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
            dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout,
-           storage: Storage | None = None) -> RunResult:
+           storage: Storage | None = None) -> RunFolder:
     """Continue a run in place from hpo's own record of it (hpo.runner.record), never from Ray's
     snapshot: finished trials are kept as they are and never rerun; unfinished ones continue
     from their last checkpoint; plan items never started run; a searcher that learns is told
@@ -90,8 +91,8 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
             trials, history = write_tables(run_dir)
         print(f"hpo: {run_dir} is finished ({len(trials)} trial(s)); nothing to resume, nothing "
               f"changed. `hpo resume {run_dir} --more N` adds N samples.", file=out, flush=True)
-        return RunResult(run_dir, trials, history, results.best_trial(trials, exp.spec.metric, exp.mode),
-                         float(info.get("wall_time_s") or 0.0), "finished", st, unchanged=True)
+        return RunFolder(run_dir, exp.spec, info, trials, history, exp.spec.metric, exp.mode,
+                         outcome=Outcome(float(info.get("wall_time_s") or 0.0), st, unchanged=True))
     t0 = time.time()
     info = info or {}
     info.setdefault("resumed", []).append(t0)
@@ -123,7 +124,7 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
 
 
 def _start_in_place(exp: Experiment, run_dir: Path, info: dict[str, Any], st: Storage,
-                    address: str | None, dashboard: bool, verbose: int, out: Any) -> RunResult:
+                    address: str | None, dashboard: bool, verbose: int, out: Any) -> RunFolder:
     from hpo.runner import session, tuning
 
     t0 = time.time()
@@ -173,7 +174,7 @@ def extension_overrides(run_dir: str | Path, more: int) -> list[str]:
 
 def extend(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
            dashboard: bool = True, verbose: int = 1, out: Any = sys.stdout,
-           storage: Storage | None = None) -> RunResult:
+           storage: Storage | None = None) -> RunFolder:
     """Add `exp.spec.budget.num_samples` new trials to a finished run in place (`exp` from
     :func:`extension_overrides`): a new Tuner in the same folder; the trials already there are
     not touched, and the tables then hold both."""
