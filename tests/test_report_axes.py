@@ -80,3 +80,28 @@ def test_trials_that_all_ended_together_get_no_wall_time_panel():
     data.history["timestamp"] = 5.0  # a pack: every member's epochs at the pack's times
     h = history.history_figure(data)
     assert [a.text for a in h.layout.annotations if a.text.startswith("by")] == ["by trial index"]
+
+
+def test_the_slice_plot_gets_the_same_axes_on_every_panel():
+    import optuna
+    import optuna.distributions as od
+    from optuna.visualization import plot_slice
+
+    from hpo.report.study import _readable_slice
+
+    def study(values):
+        s = optuna.create_study(direction="minimize")
+        dists = {"lr": od.FloatDistribution(1e-4, 1, log=True), "wd": od.FloatDistribution(0, 1)}
+        for i, v in enumerate(values):
+            s.add_trial(optuna.trial.create_trial(params={"lr": 10 ** -(i % 4), "wd": i / 10}, distributions=dists,
+                                                  value=v))
+        return s
+
+    decades = study([1e-4, 3e-3, 0.02, 0.2, 0.05])  # a regression's errors: log, said once
+    fig = _readable_slice(plot_slice(decades), decades, "min")
+    assert {ax.type for ax in (fig.layout.yaxis, fig.layout.yaxis2)} == {"log"}
+    assert [a.text for a in fig.layout.annotations if "log scale" in a.text] != []
+    collapsed = study([0.97, 0.96, 0.975, 0.965, 0.97, 0.1])  # one at chance accuracy: clipped, said
+    fig = _readable_slice(plot_slice(collapsed), collapsed, "max")
+    assert fig.layout.yaxis.range[0] > 0.5 and fig.layout.yaxis2.range[0] > 0.5
+    assert any("1 trial(s) below it" in a.text for a in fig.layout.annotations)

@@ -229,15 +229,11 @@ def optuna_figures(data: RunFolder) -> dict[str, Any]:
 
 
 def _readable_slice(fig: Any, study: Any, mode: str) -> Any:
-    """The slice plot's value axes (one per parameter, shared values) kept readable when some
-    trials collapsed (hpo.report.axes), with the note once."""
-    from hpo.report.axes import readable_range
+    """The slice plot's value axes (one per parameter, the same values on each) kept readable
+    when values span decades or some trials collapsed (hpo.report.axes.clip on every axis), with
+    the note once on the figure."""
+    from hpo.report.axes import clip
 
-    values = {str(t.number): [t.value] for t in study.trials if t.value is not None}
-    rng, note = readable_range(values, mode)
-    if rng is None:
-        return fig
-    fig.update_yaxes(range=rng)
-    fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=1.08, showarrow=False,
-                       xanchor="left", font=dict(size=10, color="#b00"))
+    clip(fig, {str(t.number): [t.value] for t in study.trials if t.value is not None}, mode,
+         xref="paper", yref="paper")
     return fig
