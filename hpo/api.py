@@ -16,15 +16,23 @@ hpo.results.RunFolder), its report built.
 from __future__ import annotations
 
 import copy
+import difflib
 import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hpo import plan, report, results
+from hpo.errors import SpecError
 from hpo.experiment import Experiment, check, check_raw, load_experiment
-from hpo.results import RunFolder
-from hpo.spec import Spec, apply_override
+from hpo.results import RunFolder, require_run_dir
+from hpo.runner import extend, extension_overrides
+from hpo.runner import resume as resume_experiment
+from hpo.runner import run as run_experiment
+from hpo.runner.collect import refresh
+from hpo.spec import Spec, apply_override, spec_to_yaml
+from hpo.storage import locate
 
 SpecLike = str | Path | dict[str, Any] | Spec | Experiment
 
@@ -54,8 +62,6 @@ def validate(spec: SpecLike, overrides: Sequence[str] = (), local: bool = True) 
 
 def make_plan(spec: SpecLike, overrides: Sequence[str] = ()) -> Any:
     """What running the spec would take (trials, epochs, a wall-time estimate): hpo.plan.Plan."""
-    from hpo import plan
-
     return plan.make_plan(validate(spec, overrides))
 
 
@@ -69,9 +75,6 @@ def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | 
     the run is silent (`out`, a file, takes hpo's lines instead). The report is written to
     <run>/report.html (and report_dir/<run>.html). resume=True (`hpo run --resume`) continues
     `<storage>/<name>` if it exists, refusing a different spec unless force=True, else starts it."""
-    from hpo.runner import resume as resume_experiment
-    from hpo.runner import run as run_experiment
-
     exp = validate(spec, overrides, local=address is None)
     out = out if out is not None else (sys.stdout if progress else io.StringIO())
     kw = {"address": address, "dashboard": dashboard, "verbose": verbose, "out": out}
@@ -94,11 +97,6 @@ def resume(run_dir: str | Path, *, more: int | None = None, address: str | None 
            verbose: int = 0, out: Any = None) -> Run:
     """Continue an interrupted run in place, or with `more=N` add N samples to a finished one
     (see `hpo resume`), and build its report. `run_dir` may be a bucket URI (s3://.../<name>)."""
-    from hpo.results import require_run_dir
-    from hpo.runner import extend, extension_overrides
-    from hpo.runner import resume as resume_experiment
-    from hpo.storage import locate
-
     storage, d = locate(run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
     require_run_dir(d)
     out = out if out is not None else (sys.stdout if progress else io.StringIO())
@@ -113,8 +111,6 @@ def resume(run_dir: str | Path, *, more: int | None = None, address: str | None 
 def _reported(res: Run, report_dir: str | Path | None) -> Run:
     """The run with its report built (and uploaded with the run to a bucket); none when the
     storage stopped taking writes, and the one there when `hpo resume` changed nothing."""
-    from hpo import report
-
     outcome = res.outcome
     if outcome is not None and outcome.fault:
         return res  # nothing more can be written there; `hpo resume` writes it all once fixed
@@ -130,11 +126,6 @@ def _reported(res: Run, report_dir: str | Path | None) -> Run:
 
 
 def _check_same_spec(exp: Experiment, run_dir: Path, force: bool) -> None:
-    import difflib
-
-    from hpo.errors import SpecError
-    from hpo.spec import spec_to_yaml
-
     old, new = (run_dir / "spec.yaml").read_text(), spec_to_yaml(exp.spec)
     if old == new or force:
         return
@@ -147,9 +138,6 @@ def _check_same_spec(exp: Experiment, run_dir: Path, force: bool) -> None:
 
 def load_run(run_dir: str | Path) -> Run:
     """A run folder's tables (written first if the run has not written its own)."""
-    from hpo import results
-    from hpo.runner.collect import refresh
-
     d = results.require_run_dir(run_dir)
     refresh(d)
     return RunFolder.read(d)
@@ -158,10 +146,6 @@ def load_run(run_dir: str | Path) -> Run:
 def build_report(run_dir: str | Path | Run, out: str | Path | None = None) -> Path:
     """Build the HTML report of a run folder; returns the report's path (<run>/report.html
     when `out` is None)."""
-    from hpo import report
-    from hpo.results import require_run_dir
-    from hpo.runner.collect import refresh
-
     d = require_run_dir(run_dir.run_dir if isinstance(run_dir, Run) else run_dir)
     refresh(d)
     written = report.build_report(d, out or d / report.REPORT_FILE)

@@ -23,14 +23,19 @@ Bad input exits with code 2 and one message, before Ray starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from hpo.errors import SpecError
+from hpo.runner import head, served
+from hpo.storage import Storage, locate, open_storage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _served(argv: list[str]) -> int | None:
     """`hpo run` by the warm head of `hpo up`, when one runs and takes it (hpo.runner.served)."""
-    from hpo.runner import head, served
-
     rec = None if served.IN_HEAD else head.running()
     return served.try_served(argv, rec) if rec else None
 
@@ -183,8 +186,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _out(args: argparse.Namespace) -> Any:
     """Where hpo's own lines go: stdout, or nowhere with --quiet (errors still reach stderr)."""
-    import io
-
     return io.StringIO() if args.quiet else sys.stdout
 
 
@@ -217,8 +218,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def _finish(res: Any, out: Any) -> int:
     """The summary of a run the API ran and reported; with --quiet (`out` a sink) nothing."""
-    import contextlib
-
     with contextlib.redirect_stdout(out):
         _print_summary(res)
         outcome = res.outcome
@@ -328,10 +327,7 @@ def _best_yaml(row: Any) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import time
-
     from hpo.api import build_report
-    from hpo.storage import locate
 
     t0 = time.perf_counter()
     _, run_dir = locate(args.run_dir)  # a folder, or s3://bucket/runs/<name> (fetched first)
@@ -402,7 +398,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hpo.results import runs_table
-    from hpo.storage import Storage, open_storage
 
     st = open_storage(args.storage) if "://" in args.storage else Storage(Path(args.storage).resolve())
     table = runs_table(st.run_dirs())
@@ -426,8 +421,6 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from hpo.runner import head
-
     for flag in ("num_cpus", "num_gpus"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             raise SpecError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
@@ -447,8 +440,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from hpo.runner import head
-
     rec = head.down()
     print(f"hpo: stopped the warm Ray (process {rec['pid']})." if rec else "hpo: no warm Ray is running.")
     return 0

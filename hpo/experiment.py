@@ -15,12 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from hpo import trackers
+from hpo.contract import expand_cases
 from hpo.data import DatasetInfo, dataset_info
 from hpo.errors import SpecError, did_you_mean, unknown_name
+from hpo.optuna_space import point_error
+from hpo.refs import add_search_path
 from hpo.schedulers import SCHEDULERS, SchedulerEntry
 from hpo.searchers import SEARCHERS, SearcherEntry
 from hpo.space import Distribution, Param, grid_size, groups, parse_param, sample_configs, searched, thaw
 from hpo.spec import Spec, read_raw, validate_partly
+from hpo.studies_index import resolve
 from hpo.trainables import TrainableInfo, get_trainable
 
 
@@ -62,9 +67,6 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
                     local: bool = True) -> Experiment:
     """Load, validate and check a spec file or a built-in study's name (e.g. "lr_reg");
     `local=False` skips this machine's resource check."""
-    from hpo.refs import add_search_path
-    from hpo.studies_index import resolve
-
     path = resolve(path)
     try:
         raw = read_raw(path, overrides)
@@ -112,8 +114,6 @@ class _Errors:
 
 def check(spec: Spec, local: bool = True, errs: _Errors | None = None) -> Experiment:
     """Every check of a valid spec before Ray; `errs` may hold problems found earlier, said first."""
-    from hpo import trackers
-
     errs = errs or _Errors()
     got: dict[str, Any] = {}
     with errs.stage():
@@ -239,9 +239,6 @@ def _check_objectives(spec: Spec, targets: dict[str, str]) -> None:
 def _check_points(spec: Spec, params: dict[str, Param], searcher: SearcherEntry,
                   trainable: TrainableInfo) -> None:
     """Each known point gives every searched parameter a value of its distribution."""
-    from hpo.contract import expand_cases
-    from hpo.optuna_space import point_error
-
     if not spec.points_to_evaluate:
         return
     if not searcher.points:

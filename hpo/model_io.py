@@ -13,6 +13,7 @@ imported (an export moved to another machine or folder).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,6 @@ class _Program(_module_base()):  # type: ignore[misc]
 def _program(run_dir: Path, dst: Path) -> str | None:
     """Write the best model as a torch.export program to dst/PROGRAM (inputs as hpo feeds them,
     any batch size); None, or why it could not be."""
-    import math
-
     import torch
 
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,8 +205,6 @@ def halving(exp: Any) -> Halving | None:
 
 
 def auto_size(batch_size: int, exp: Any) -> int:
-    import math
-
     info = exp.dataset
     n_train = min(info.n_train, exp.spec.dataset.train_size or info.n_train)
     per_member = min(batch_size, n_train) * math.prod(info.input_shape) * 4

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo.data import DATASETS, default_data_dir
 from hpo.experiment import Experiment
 from hpo.results import bound_text
 from hpo.space import sample_configs as space_samples
@@ -64,8 +65,6 @@ def make_plan(exp: Experiment, time_it: bool = True) -> Plan:
 def _data(exp: Experiment) -> tuple[Any, str]:
     """(the DatasetInfo a run will train on, a line saying so): a dataset whose files are not
     on disk is downloaded when online; offline it is its fallback (the embedded sample)."""
-    from hpo.data import DATASETS, default_data_dir
-
     ds, info = exp.spec.dataset, exp.dataset
     if info.present is None:
         return info, f"data: `{ds.name}`"

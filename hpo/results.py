@@ -21,7 +21,9 @@ folder whose trial folders were deleted reads the same. No Ray, no torch.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +63,6 @@ DONE = ("completed", "stopped")  # trials that trained to their end without fail
 
 def require_run_dir(run_dir: str | Path) -> Path:
     """`run_dir` as a Path, or a SpecError when it is not a run folder."""
-    from hpo.errors import SpecError
-
     p = Path(run_dir)
     if not (p / "spec.yaml").exists():
         raise SpecError("not a run folder (no spec.yaml); give <storage>/<name>.", file=str(p))
@@ -119,8 +119,6 @@ def broken_tables(run_dir: str | Path) -> list[str]:
 
 def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, history) as the collector wrote them; a SpecError when there are none yet."""
-    from hpo.errors import SpecError
-
     d = Path(run_dir)
     if not has_tables(d):
         raise SpecError("no results tables here yet (trials.parquet, history.parquet); "
@@ -134,9 +132,6 @@ def load_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def runs_table(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per run, newest first: name, state, trials done of planned, best value so far,
     started, wall time. From run.json and the trials table (as last written)."""
-    import datetime as dt
-    import time
-
     rows = []
     for d in run_dirs:
         info = read_run_info(d)

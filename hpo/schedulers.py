@@ -16,7 +16,7 @@ from hpo.contract import rungs
 from hpo.errors import SpecError
 from hpo.ray_compat import require
 from hpo.registry import Registry
-from hpo.space import Param, searched, thaw
+from hpo.space import Param, searched, thaw, to_tune
 
 # hpo's own epoch count, not Ray's `training_iteration`: a trial that continues one cut by a stop
 # is a new Ray trial (its iterations start at 1) that reports the epochs it goes on from
@@ -132,8 +132,6 @@ def _median(o: MedianOptions, params: dict[str, Param], max_epochs: int, seed: i
 
 def pbt_mutations(params: dict[str, Param]) -> dict[str, Any]:
     """PBT resamples the searched parameters from their own distributions."""
-    from hpo.space import to_tune
-
     out: dict[str, Any] = {}
     for k, p in searched(params).items():
         out[k] = [thaw(v) for v in p.values] if p.is_categorical else to_tune(p)

@@ -7,6 +7,7 @@ Ray/Optuna/Nevergrad lazily (:mod:`hpo.adapters.optuna_search`).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -152,7 +153,6 @@ def _nevergrad_check(params: dict[str, Param], opts: NevergradOptions, goals: di
         if p.q is not None:
             raise SpecError(f"Nevergrad takes no quantized distributions (`{p.kind}`); use "
                             f"{p.kind[1:]} or randint.", field=f"params.{name}.{p.kind}")
-    import importlib.util
 
     if importlib.util.find_spec("nevergrad") is None:
         raise SpecError("searcher `nevergrad` needs the `nevergrad` package, which is not "

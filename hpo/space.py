@@ -10,6 +10,7 @@ when converting. A group of cases may hold distributions of its own (a condition
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,8 +159,6 @@ class Distribution:
 
 def optuna_category(v: Any) -> Any:
     """Optuna categories must be None/bool/int/float/str: lists and mappings become JSON."""
-    import json
-
     return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
 
 

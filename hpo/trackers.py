@@ -18,10 +18,13 @@ into the driver.
 from __future__ import annotations
 
 import importlib.util
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -67,9 +70,6 @@ REACH_TIMEOUT_S = 3.0
 def reachable(uri: str | None) -> str | None:
     """None when an http(s) tracking URI's host accepts a connection within REACH_TIMEOUT_S
     (or the URI is not a server: a folder, file:, databricks, ...); else why not, in words."""
-    import socket
-    from urllib.parse import urlsplit
-
     parts = urlsplit(uri or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
@@ -84,8 +84,6 @@ def reachable(uri: str | None) -> str | None:
 
 
 def _mlflow_reach(o: MlflowOptions) -> str | None:
-    import os
-
     uri = o.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     why = reachable(uri)
     return None if why is None else f"cannot reach the MLflow server at {uri} ({why})"
@@ -104,8 +102,6 @@ def _mlflow(o: MlflowOptions, run_dir: Path, exp: Any) -> Any:
 
 
 def _wandb(o: WandbOptions, run_dir: Path, exp: Any) -> Any:
-    import os
-
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     if o.mode != "online":  # Ray's callback asks for an API key unless WANDB_MODE says otherwise

@@ -413,6 +413,12 @@ def test_cut_short_files_are_detected_and_rebuilt(tmp_path, ray_session):
     (d / "trials.parquet").write_bytes(b"PAR1 cut")
     got = api.load_run(d)
     pd.testing.assert_frame_equal(got.trials, want)
+    # `hpo resume` of the finished run whose table was cut: rebuilt, nothing rerun, nothing lost
+    (d / "trials.parquet").write_bytes(b"PAR1 cut")
+    again = api.resume(d, report_dir=None)
+    assert again.outcome.unchanged and again.state == "finished"
+    pd.testing.assert_frame_equal(again.trials, want)
+    pd.testing.assert_frame_equal(pd.read_parquet(d / "trials.parquet"), want)
     log = sorted(d.glob("trial_*/trial.jsonl"))[0]
     text = log.read_text()
     log.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the last line cut

@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
@@ -67,8 +69,6 @@ class TrainableInfo:
         module without `Config`: it receives a plain dict of the trial's parameters."""
         if ":" not in self.name or not self.takes_context or hook(self.module, "Config") is not None:
             return False
-        import typing
-        from collections.abc import Mapping
 
         fn = self.function_obj
         first = next(iter(inspect.signature(fn).parameters))
@@ -93,7 +93,6 @@ class TrainableInfo:
         """The pydantic model annotated on a context-style function's first argument, or None."""
         if ":" not in self.name:
             return None
-        import typing
 
         from pydantic import BaseModel
 

@@ -13,7 +13,7 @@ from pydantic import Field, PositiveInt
 
 from hpo.contract import Packing, Reporter, Settings
 from hpo.data.base import ArrayDataset
-from hpo.trainables import cnn
+from hpo.trainables import cnn, func_pack
 from hpo.trainables.metrics import CLASSIFICATION_METRICS
 
 METRICS = CLASSIFICATION_METRICS
@@ -49,7 +49,6 @@ def train(config: dict[str, Any], data: ArrayDataset, settings: Settings,
 
 def train_packed(configs: list[dict[str, Any]], data: ArrayDataset, settings: Settings,
                  report: Any, state: dict[str, Any] | None = None) -> None:
-    from hpo.trainables import func_pack
     from hpo.trainables.augment import random_crop_flip
 
     shape = cnn._shape(data.x_train.shape[1:])

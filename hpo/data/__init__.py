@@ -7,6 +7,7 @@ read from the loaded arrays (:func:`dataset_info`), which are checked when loade
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,8 +125,6 @@ _USER_CACHE: dict[str, ArrayDataset] = {}
 def _load_user(ds: Any) -> ArrayDataset:
     """A user's dataset, loaded and checked once per process (the experiment checks and the
     runner share it)."""
-    import json
-
     from hpo.data import arrays
 
     key = json.dumps([ds.name, ds.path, ds.label, ds.task, ds.val_size, ds.n_classes,

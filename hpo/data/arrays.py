@@ -15,12 +15,15 @@ trial).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hpo import environment
 from hpo.data.base import ArrayDataset, split_train_val
 from hpo.errors import SpecError
 from hpo.refs import import_ref
@@ -91,8 +94,6 @@ def _check_classes(a: dict[str, np.ndarray], k: int, where: str, declared: bool,
                    names: list[str] | None) -> None:
     """Every validation and test label is one of the k classes (else refused: which split,
     which labels, how many rows); a class no training label has is named (a warning)."""
-    import warnings
-
     def say(labels: Any) -> str:
         return ", ".join(repr(names[int(v)]) if names else str(int(v)) for v in list(labels)[:8])
 
@@ -166,9 +167,7 @@ def to_dataset(arrays: dict[str, Any], where: str, name: str, val_size: int | No
 
 
 def _check_size(path: Path) -> None:
-    from hpo.environment import total_memory_bytes
-
-    size, mem = path.stat().st_size, total_memory_bytes()
+    size, mem = path.stat().st_size, environment.total_memory_bytes()
     if mem and size > MEMORY_FRACTION * mem:
         raise SpecError(f"{path}: {size / 2**30:.1f} GiB, more than half of this machine's "
                         f"{mem / 2**30:.1f} GiB of memory; hpo holds a dataset in memory (and once "
@@ -254,8 +253,6 @@ def load_csv(path: str | None, label: str | None, val_size: int | None, task: st
 
 def _standardized(ds: ArrayDataset) -> ArrayDataset:
     """Tabular features: each column standardized with the training set's mean and std."""
-    from dataclasses import replace
-
     mean = ds.x_train.mean(axis=0)
     std = ds.x_train.std(axis=0)
     std[std == 0] = 1.0

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hpo.data.base import ArrayDataset, default_val, split_train_val, torchvision_download
+from hpo.data.cifar import read_batch
 from hpo.data.idx import idx_length, read_idx
 from hpo.data.mnist import md5
 from hpo.errors import SpecError
@@ -76,8 +77,6 @@ def _read_idx_family(fam: Family, data_dir: Path) -> dict[str, np.ndarray]:
 
 
 def _read_cifar100(fam: Family, data_dir: Path) -> dict[str, np.ndarray]:
-    from hpo.data.cifar import read_batch
-
     out = {}
     for split in ("train", "test"):
         path = fam.path(data_dir, f"{split}_x")

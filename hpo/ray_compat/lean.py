@@ -47,12 +47,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, ExperimentAnalysis
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.progress_reporter import TrialProgressCallback
 
@@ -105,7 +106,6 @@ def no_result_frames() -> Iterator[None]:
     if not usable("no_result_frames"):
         yield
         return
-    from ray.tune import ExperimentAnalysis
 
     fetch = ExperimentAnalysis.__dict__["_fetch_trial_dataframes"]  # a rename fails the tests
     ExperimentAnalysis._fetch_trial_dataframes = _no_frames
@@ -190,8 +190,6 @@ def unstage(storages: list[Any]) -> list[Any]:
     snapshot that no longer lists it, and later syncs need not see them. (Copying them at once
     instead put the run folder ahead of the snapshot: a kill then had the resume replay the
     trial's last epoch into a result file that already had it.)"""
-    import shutil
-
     left = []
     for st in storages:
         local = Path(st.trial_driver_staging_path)

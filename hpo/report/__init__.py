@@ -16,6 +16,8 @@ module, each with a data step testable without drawing.
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,6 @@ STRICT_ENV = "HPO_REPORT_STRICT"
 def _drawn(section: Any, data: RunFolder) -> str:
     """A section's HTML; one that fails says so in its place, and the rest of the report is still
     written (the run's tables are untouched either way)."""
-    import os
-    import warnings
-
     try:
         return section(data) or ""
     except Exception as e:

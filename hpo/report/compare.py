@@ -12,6 +12,7 @@ import pandas as pd
 from hpo import results
 from hpo.errors import SpecError
 from hpo.report.html import esc, figure, page, table
+from hpo.report.study import build_study
 from hpo.results import RunFolder
 
 
@@ -77,8 +78,6 @@ def edf_figure(runs: list[RunFolder]) -> Any | None:
     """Optuna's empirical distribution function of each run's trial values (the share of
     trials at or below each value): a whole search's quality, not only its best."""
     import optuna.visualization as ov
-
-    from hpo.report.study import build_study
 
     studies = [s for r in runs if (s := build_study(r, name=r.name)) is not None]
     if len(studies) < 2:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo import confirm
+from hpo.report.html import esc
 from hpo.results import RunFolder
 
 
@@ -33,8 +34,6 @@ def confirm_data(data: RunFolder) -> dict[str, Any] | None:
 
 def confirm_figure(cd: dict[str, Any], metric: str) -> Any:
     import plotly.graph_objects as go
-
-    from hpo.report.html import esc
 
     trials: pd.DataFrame = cd["trials"]
     col = f"param.{confirm.GROUP}"

@@ -6,12 +6,17 @@ Shown at the top of the report and printed at the end of `hpo run`."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
 from hpo import results
+from hpo.report.checks import edge_of_space
+from hpo.report.confirm import confirm_data
+from hpo.report.importance import grid_cells, grid_importance
 from hpo.report.load import finite, show
+from hpo.report.study import conditional
 from hpo.report.tables import metric_family
 from hpo.results import RunFolder
 
@@ -38,8 +43,6 @@ def noise(data: RunFolder, p: float) -> tuple[float, int] | None:
     """(the smallest difference of two accuracies on the validation set that is not noise, the
     set's size): twice the standard error of a difference of two binomial proportions near `p`,
     2 * sqrt(2 p (1 - p) / n). None for a metric that is not an accuracy on the validation set."""
-    import math
-
     n = (data.info.get("dataset") or {}).get("val")
     if not data.metric.startswith("val_") or metric_family(data.metric) != "acc" or not n or not 0 < p < 1:
         return None
@@ -65,8 +68,6 @@ def _params(row: pd.Series, names: list[str]) -> str:
 
 
 def _best_sentence(data: RunFolder, best: pd.Series) -> str:
-    from hpo.report.study import conditional
-
     n = len(results.eligible(data.trials, data.metric))
     names = [*data.searched, *sorted(conditional(data))]  # a case's own parameters too
     return (f"The best of {n} trial(s) is {_params(best, names) or best['trial_id']} with "
@@ -74,8 +75,6 @@ def _best_sentence(data: RunFolder, best: pd.Series) -> str:
 
 
 def _importance(data: RunFolder) -> list[str]:
-    from hpo.report.importance import grid_cells, grid_importance
-
     imp = grid_importance(data)
     if imp is None:
         got = grid_cells(data)
@@ -111,8 +110,6 @@ def _importance(data: RunFolder) -> list[str]:
 
 
 def _edges(data: RunFolder, best: pd.Series) -> list[str]:
-    from hpo.report.checks import edge_of_space
-
     return [f"The best {name} ({_v(v)}) is at the {side} edge of what was searched: the optimum may "
             f"lie beyond it; extend the {'grid' if grid else 'range'} towards {side} values."
             for name, v, side, grid in edge_of_space(data, best)]
@@ -158,8 +155,6 @@ def _pareto(data: RunFolder) -> list[str]:
 
 
 def _confirmation(data: RunFolder) -> list[str]:
-    from hpo.report.confirm import confirm_data
-
     cd = confirm_data(data)
     v = cd and cd["verdict"]
     if not v:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpo.report.html import esc
+
 
 def heatmap_figure(hm: dict[str, Any], mode: str) -> Any:
     import plotly.graph_objects as go
-
-    from hpo.report.html import esc
 
     clipped = hm.get("clipped", 0)
     fig = go.Figure(go.Heatmap(

@@ -7,14 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.report.html import esc
+
 LABELLED = 8  # up to this many points carry their configuration as text; more: on hover only
 
 
 def model_size_figure(ms: pd.DataFrame, best_col: str, gap: str) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-
-    from hpo.report.html import esc
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=(esc(best_col), esc(gap)))
     text = [esc(c) for c in ms["config"]]

@@ -5,12 +5,16 @@ re-implementing them."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from typing import Any
 
-from hpo.report.load import finite
+from hpo.optuna_space import flat_distributions
+from hpo.report.axes import clip
+from hpo.report.importance import grid_importance
+from hpo.report.load import finite, is_log_scale
 from hpo.results import RunFolder
-from hpo.space import optuna_category
+from hpo.space import Distribution, optuna_category
 
 
 def distributions(data: RunFolder) -> dict[str, Any]:
@@ -20,9 +24,6 @@ def distributions(data: RunFolder) -> dict[str, Any]:
     0.01), so Optuna's slice, contour and parallel-coordinate plots place them truly."""
     import optuna.distributions as od
     import pandas as pd
-
-    from hpo.optuna_space import flat_distributions
-    from hpo.report.load import is_log_scale
 
     out = flat_distributions(data.searched)
     for name, p in data.searched.items():
@@ -39,8 +40,6 @@ def distributions(data: RunFolder) -> dict[str, Any]:
 
 def conditional(data: RunFolder) -> set[str]:
     """Parameters that exist in some trials only (sampled inside a case)."""
-    from hpo.space import Distribution
-
     return {k for p in data.searched.values() if p.is_conditional
             for case in p.values for k, v in case.items() if isinstance(v, Distribution)}
 
@@ -140,8 +139,6 @@ def _drawn(study: Any) -> tuple[Any, str]:
 def _visible_colours(fig: Any) -> None:
     """Optuna draws parallel coordinates in Blues, the worst trials nearly white (invisible on
     the page): recolour the same order in Viridis, whose low end is dark."""
-    import re
-
     from plotly.colors import sample_colorscale
 
     light, dark = 247.0, 8.0  # Blues' red channel at its two ends
@@ -164,8 +161,6 @@ def optuna_figures(data: RunFolder) -> dict[str, Any]:
         return {}
     drawn, sampled = _drawn(study)
     import optuna.distributions as od
-
-    from hpo.report.importance import grid_importance
 
     def PedAnovaImportanceEvaluator() -> Any:  # noqa: N802 - imported only where drawn
         # optuna.importance imports its fANOVA's scikit-learn (1.6 s here) however little is used
@@ -232,8 +227,6 @@ def _readable_slice(fig: Any, study: Any, mode: str) -> Any:
     """The slice plot's value axes (one per parameter, the same values on each) kept readable
     when values span decades or some trials collapsed (hpo.report.axes.clip on every axis), with
     the note once on the figure."""
-    from hpo.report.axes import clip
-
     clip(fig, {str(t.number): [t.value] for t in study.trials if t.value is not None}, mode,
          xref="paper", yref="paper")
     return fig

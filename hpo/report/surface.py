@@ -15,6 +15,7 @@ import numpy as np
 
 from hpo import results
 from hpo.data import synthetic
+from hpo.report.html import esc
 from hpo.report.load import finite
 from hpo.results import RunFolder
 
@@ -52,8 +53,6 @@ def surface_data(data: RunFolder) -> dict[str, Any] | None:
 def surface_figure(sd: dict[str, Any]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-
-    from hpo.report.html import esc
 
     titles = ["truth: " + sd["formula"]] + [
         f"{p['label']} (test MSE {p['test_mse']:.2e})" for p in sd["panels"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 from hpo import results
 from hpo.report.load import show
 from hpo.results import RunFolder
+from hpo.schedulers import SCHEDULERS
 from hpo.space import thaw
 
 
@@ -80,8 +82,6 @@ def _key(v: Any) -> str:
 
 
 def _grid_order(data: RunFolder, p: str) -> dict[str, int]:
-    import json
-
     values = [thaw(v) for v in data.searched[p].values]
     return {(_key(json.dumps(v)) if isinstance(v, list) else _key(v)): i for i, v in enumerate(values)}
 
@@ -161,8 +161,6 @@ def compute_used(data: RunFolder) -> dict[str, float]:
 
 def early_stopping_audit(data: RunFolder) -> pd.DataFrame | None:
     """Per epoch milestone (rung): trials that reached it, went on, or were stopped there."""
-    from hpo.schedulers import SCHEDULERS
-
     t = data.trials
     sched = data.spec.scheduler.name
     if t.empty or (sched in SCHEDULERS and not SCHEDULERS.get(sched).stops_early):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.report.html import esc
 from hpo.results import RunFolder
 
 COLOURS = {"completed": "#2a9d8f", "stopped": "#e9c46a", "diverged": "#e76f51", "error": "#9b2226",
@@ -77,8 +78,6 @@ def timeline_data(data: RunFolder) -> pd.DataFrame | None:
 
 def timeline_figure(tl: pd.DataFrame) -> Any:
     import plotly.graph_objects as go
-
-    from hpo.report.html import esc
 
     fig = go.Figure()
     packed = "pack" in tl and tl["pack"].notna().any()

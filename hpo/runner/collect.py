@@ -12,14 +12,25 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hpo.contract import CHECKPOINT_NOTE, PACK_KEY, RAY_DROPPED, RAY_KEPT, RECORD_KEY
-from hpo.results import has_tables, read_run_info, read_spec
-from hpo.space import case_label
+from hpo.results import (
+    ELIGIBLE,
+    best_trial,
+    broken_tables,
+    has_tables,
+    objective_column,
+    read_run_info,
+    read_spec,
+)
+from hpo.schedulers import display_name
+from hpo.space import Distribution, case_label, parse_param
 from hpo.storage import TRIAL_LOG
 
 _PACK_KEEP = ("node_id", "worker_peak_rss_mb", CHECKPOINT_NOTE)  # a pack's own, shared by its members
@@ -120,8 +131,6 @@ class _Run:
     """What every trial row needs from the run: spec, metric modes, events."""
 
     def __init__(self, run_dir: Path, log: list[dict[str, Any]]) -> None:
-        from hpo.schedulers import display_name
-
         spec = read_spec(run_dir)
         self.params: dict[str, Any] = spec.params
         self.modes: dict[str, str] = read_run_info(run_dir).get("metrics", {})
@@ -241,8 +250,6 @@ def _history_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, A
 
 def _parsed(params: dict[str, Any]) -> dict[str, Any]:
     """The spec's searched parameters, parsed (a spec the run started from is valid)."""
-    from hpo.space import Distribution, parse_param
-
     out = {}
     for k, v in params.items():
         try:
@@ -375,10 +382,6 @@ def _keep_missing(run_dir: Path, trials: pd.DataFrame,
                   history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Never fewer trials than the tables had: trials the readable tables hold whose folders
     are gone (deleted, not copied) keep their rows as the tables had them, and it is said."""
-    import sys
-
-    from hpo.results import broken_tables
-
     if not has_tables(run_dir) or broken_tables(run_dir):
         return trials, history
     old_t, old_h = pd.read_parquet(run_dir / "trials.parquet"), pd.read_parquet(run_dir / "history.parquet")
@@ -440,8 +443,6 @@ def mark_goals(trials: pd.DataFrame, objectives: dict[str, str],
                constraints: dict[str, list[float | None]]) -> pd.DataFrame:
     """`feasible` (within every constraint) and `pareto` (no eligible, feasible trial is at
     least as good in every objective and better in one) columns, when the run has them."""
-    from hpo.results import ELIGIBLE, objective_column
-
     if trials.empty:
         return trials
     trials = trials.copy()
@@ -469,10 +470,6 @@ def mark_goals(trials: pd.DataFrame, objectives: dict[str, str],
 def keep_best_model(run_dir: Path, trials: pd.DataFrame) -> None:
     """Copy the best trial's best-validation weights (the best_model.pt of its last checkpoint)
     to <run>/best_model/model.pt with model.json saying how to rebuild it (hpo.model_io)."""
-    import shutil
-
-    from hpo.results import best_trial
-
     info = read_run_info(run_dir)
     best = best_trial(trials, info.get("metric", ""), info.get("mode", "max")) if info.get("metric") else None
     if best is None:
@@ -512,8 +509,6 @@ def checkpoints(run_dir: Path, trial_id: str) -> list[Path]:
 def refresh(run_dir: str | Path) -> None:
     """Write the tables of a run that has not written its own: one still running, or killed
     before the end (run.json says `running`), or whose tables are missing or unreadable."""
-    from hpo.results import broken_tables
-
     run_dir = Path(run_dir)
     if _trial_dirs(run_dir) and (not has_tables(run_dir) or broken_tables(run_dir)
                                  or read_run_info(run_dir).get("state", "running") == "running"):

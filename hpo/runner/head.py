@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpo.runner import served
 from hpo.runner.warm import _alive, home, record_path, running  # noqa: F401 (hpo.runner.head's API)
 
 START_TIMEOUT_S = 120
@@ -80,7 +81,6 @@ def serve(record: Path, dashboard: bool, num_cpus: int | None, num_gpus: int | N
     and run the `hpo run` commands clients send it (hpo.runner.served), until SIGTERM."""
     import ray
 
-    from hpo.runner import served
     from hpo.runner.folder import SIGTERM_SEEN
     from hpo.runner.session import init_ray, tune_env
 

@@ -24,6 +24,7 @@ from typing import Any
 from ray.tune import Callback
 
 from hpo.contract import PACK_KEY
+from hpo.optuna_space import flat_distributions, flat_values
 
 JOURNAL = "optuna.journal"
 
@@ -142,8 +143,6 @@ class OptunaMirror(Callback):
         return [(trial.trial_id, cfg)]
 
     def _start(self, trial: Any) -> None:
-        from hpo.optuna_space import flat_distributions, flat_values
-
         storage, study_id = self._open()
         dists = flat_distributions(self.params)
         for key, cfg in self._members(trial):

@@ -12,7 +12,9 @@ from hpo import results
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
 from hpo.results import Outcome, RunFolder
+from hpo.runner import record, session, tuning
 from hpo.runner.folder import claim_run_dir, execute, run_info
+from hpo.searchers import SEARCHERS
 from hpo.spec import spec_to_yaml
 from hpo.storage import Storage, open_storage
 
@@ -24,8 +26,6 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
         out: Any = sys.stdout, progress: bool = False) -> RunFolder:
     """Start a new run in a fresh folder `<storage>/<name>` (never reusing an existing one).
     `verbose`: Ray's progress table; `progress`: hpo's one-line view instead (hpo run's default)."""
-    from hpo.runner import session, tuning
-
     spec = exp.spec
     st = open_storage(str(storage or spec.storage))
     run_dir = claim_run_dir(st, name or spec.name)
@@ -70,8 +70,6 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     from their last checkpoint; plan items never started run; a searcher that learns is told
     the finished trials; ASHA and the median rule are rebuilt from the recorded results. A
     finished run is left as it is."""
-    from hpo.runner import record, session, tuning
-
     run_dir = Path(run_dir).resolve()
     st = storage or Storage(run_dir.parent)
     info = results.read_run_info(run_dir)
@@ -84,8 +82,9 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     confirming = bool(exp.spec.confirm) and results.read_run_info(
         run_dir / "confirm").get("state") != "finished"
     if not work.n and info.get("state") == "finished" and not found.ended and not confirming:
-        trials, history = results.load_tables(run_dir) if results.has_tables(run_dir) else (None, None)
-        if trials is None:
+        if results.has_tables(run_dir) and not results.broken_tables(run_dir):
+            trials, history = results.load_tables(run_dir)
+        else:  # missing or cut short (a kill while they were written): rebuilt from the record
             from hpo.runner.collect import write_tables
 
             trials, history = write_tables(run_dir)
@@ -125,8 +124,6 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
 
 def _start_in_place(exp: Experiment, run_dir: Path, info: dict[str, Any], st: Storage,
                     address: str | None, dashboard: bool, verbose: int, out: Any) -> RunFolder:
-    from hpo.runner import session, tuning
-
     t0 = time.time()
     data = session.start(exp, address, dashboard, out, run_dir.name)
     info = info or run_info(exp, data)
@@ -150,8 +147,6 @@ def extension_overrides(run_dir: str | Path, more: int) -> list[str]:
     """The spec changes that turn a finished run's spec into `more` new samples of it: that
     many samples, no known points (they ran), a searcher seed of its own (new draws, not the
     first run's again) and, for a searcher that learns, the run's own trials as a warm start."""
-    from hpo.searchers import SEARCHERS
-
     d = results.require_run_dir(run_dir)
     info, spec = results.read_run_info(d), results.read_spec(d)
     if info.get("state") != "finished":
@@ -178,8 +173,6 @@ def extend(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     """Add `exp.spec.budget.num_samples` new trials to a finished run in place (`exp` from
     :func:`extension_overrides`): a new Tuner in the same folder; the trials already there are
     not touched, and the tables then hold both."""
-    from hpo.runner import session, tuning
-
     run_dir = Path(run_dir).resolve()
     st = storage or Storage(run_dir.parent)
     t0 = time.time()

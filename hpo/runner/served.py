@@ -29,10 +29,13 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hpo import refs
+from hpo.errors import SpecError
 from hpo.ray_compat import usable
 from hpo.ray_compat.ray_init import raylet
 
@@ -210,7 +213,6 @@ def declined(argv: list[str], parser: Callable[[], argparse.ArgumentParser]) -> 
     valid (an invalid one is run: its error is printed as without a head). Only `hpo run` of a spec with
     hpo's own trainables and datasets: user code imported into the long-lived head would stay
     there, and edits to it would be missed by the next run."""
-    from hpo.errors import SpecError
     from hpo.experiment import load_experiment
 
     try:
@@ -233,8 +235,6 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
     directory and environment (Ray's own variables stay the head's), the default SIGINT
     handler; after: all as before, and no module, sys.path entry or search path the command
     added from outside the installed packages."""
-    from hpo import refs
-
     saved_fds = [os.dup(i) for i in (0, 1, 2)]
     saved_std = sys.stdin, sys.stdout, sys.stderr
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
@@ -310,8 +310,6 @@ def wait_idle_workers(n: int, timeout_s: float = 20) -> int:
     """Wait until `n` idle workers of this job have finished starting (Python, Ray, torch: their
     CPU time stops growing), at most `timeout_s`; how many have. `hpo up` returns after this,
     so its first `hpo run` finds them ready."""
-    import time
-
     import psutil
 
     if not usable("prestart_workers"):

@@ -8,10 +8,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hpo import ray_compat
 from hpo.data import ArrayDataset, load_spec_dataset
 from hpo.errors import SpecError
 from hpo.experiment import Experiment
 from hpo.ray_compat.ray_init import TOKEN_LOGGER, loopback_only, token_auth_like_the_head
+from hpo.runner import served
 
 
 def tune_env() -> None:
@@ -27,8 +29,6 @@ def start(exp: Experiment, address: str | None, dashboard: bool, out: Any,
           run_name: str | None = None) -> ArrayDataset:
     """Start (or join) Ray while the dataset is read, then check the cluster's resources. First
     the private Ray names hpo relies on are checked (hpo.ray_compat): one line per feature off."""
-    from hpo import ray_compat
-
     ray_compat.announce(out)
     tune_env()
     with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds, mostly the dashboard) overlaps
@@ -127,8 +127,6 @@ _SNAPSHOT_FAILED = _NoTraceback("Saving experiment state to storage")
 
 def check_cluster(exp: Experiment) -> None:
     import ray
-
-    from hpo.runner import served
 
     have = ray.cluster_resources()
     res = exp.spec.resources

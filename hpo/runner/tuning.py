@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo import packing
+from hpo import packing, trackers
 from hpo.adapters import Search
 from hpo.contract import PACK_KEY, RECORD_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
 from hpo.errors import SpecError, StorageFault
-from hpo.experiment import Experiment
+from hpo.experiment import Experiment, prior_from
+from hpo.ray_compat.ray_init import callbacks_counted_by_name
 from hpo.refs import search_path
 from hpo.runner import record
-from hpo.space import groups
+from hpo.runner.collect import write_tables
+from hpo.space import groups, searched
 from hpo.storage import Storage
 
 
@@ -203,7 +205,6 @@ def _fit_checked(tuner: Any, forget: bool, quiet: bool = False, pending: int | N
     or a ConcurrencyLimiter, so with hpo's plan searcher a second worker was never started while
     the first was busy, and trials ran one at a time at max_concurrent_trials 2."""
     from hpo.ray_compat.lean import forgetting_ended, no_result_frames, release_frames
-    from hpo.ray_compat.ray_init import callbacks_counted_by_name
     from hpo.runner.events import Events
 
     Events.active = None
@@ -310,7 +311,6 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
     """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
     mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
     memory down (hpo.ray_compat.lean)."""
-    from hpo import trackers
     from hpo.ray_compat.lean import CsvLog, JsonLog, LeanTrials, Silent
 
     spec = exp.spec
@@ -347,10 +347,6 @@ def resume_work(exp: Experiment, run_dir: Path, storage: Storage) -> Resumption:
     again without one), unless the rebuilt scheduler stops it or it had trained to its end,
     in which case it is ended as such; plan items never started run; a searcher that learns is
     told the run's finished trials and draws the samples left."""
-    from hpo.experiment import prior_from
-    from hpo.runner.collect import write_tables
-    from hpo.space import searched
-
     spec = exp.spec
     plan = record.read_plan(run_dir)
     if not plan:  # a run from before hpo kept a plan: drawn again as the run drew it
