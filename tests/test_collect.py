@@ -35,3 +35,14 @@ def test_tables_never_lose_trials_whose_folders_are_gone(tmp_path, capsys):
     assert "2 trial(s) of the tables have no trial folder" in capsys.readouterr().err
     pd.testing.assert_frame_equal(pd.read_parquet(d / "trials.parquet").drop(columns=["collapsed"], errors="ignore"),
                                   trials.drop(columns=["collapsed"], errors="ignore"), check_like=True)
+    # the trials table deleted as well (its CSV copy left), or both trials files: the history
+    # keeps every epoch, the trials table every trial it can still be told
+    (d / "trials.parquet").unlink()
+    trials3, history3 = write_tables(d)
+    assert len(trials3) == 4 and len(history3) == 12
+    assert sorted(trials3["trial_id"]) == ["t0", "t1", "t2", "t3"]
+    (d / "trials.parquet").unlink()
+    (d / "trials.csv").unlink()
+    trials4, history4 = write_tables(d)
+    assert sorted(trials4["trial_id"]) == ["t0", "t2"] and len(history4) == 12
+    assert "2 trial(s) of the tables have no trial folder" in capsys.readouterr().err

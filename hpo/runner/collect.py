@@ -378,29 +378,55 @@ def write_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return trials, history
 
 
+def _old_table(run_dir: Path, name: str) -> pd.DataFrame | None:
+    """A table as the run folder last had it: its parquet file if readable, else (the trials
+    table) its CSV copy; None when neither is there."""
+    p = run_dir / f"{name}.parquet"
+    if p.exists() and name + ".parquet" not in broken_tables(run_dir):
+        return pd.read_parquet(p)
+    csv = run_dir / f"{name}.csv"
+    if csv.exists():
+        try:
+            return pd.read_csv(csv)
+        except (ValueError, OSError):  # cut short as well
+            return None
+    return None
+
+
 def _keep_missing(run_dir: Path, trials: pd.DataFrame,
                   history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Never fewer trials than the tables had: trials the readable tables hold whose folders
-    are gone (deleted, not copied) keep their rows as the tables had them, and it is said."""
-    if not has_tables(run_dir) or broken_tables(run_dir):
-        return trials, history
-    old_t, old_h = pd.read_parquet(run_dir / "trials.parquet"), pd.read_parquet(run_dir / "history.parquet")
+    """Never fewer trials or epochs than the tables had: trials whose folders are gone (deleted,
+    not copied) keep their rows as the tables had them (each table on its own: the trials table
+    from its CSV copy when the parquet file is gone), and it is said."""
+    old_t, old_h = _old_table(run_dir, "trials"), _old_table(run_dir, "history")
     have = set(trials["trial_id"]) if len(trials) else set()
     # (a trial whose place another now holds was run again: a resume of a lost trial)
     taken = set(trials["trial_index"]) if len(trials) and "trial_index" in trials else set()
-    gone = [t for t, i in zip(old_t["trial_id"], old_t.get("trial_index", [None] * len(old_t)), strict=True)
-            if t not in have and i not in taken]
+    gone: list[Any] = []
+    if old_t is not None and "trial_id" in old_t:
+        places = old_t.get("trial_index", [None] * len(old_t))
+        gone = [t for t, i in zip(old_t["trial_id"], places, strict=True) if t not in have and i not in taken]
+    if old_h is not None and "trial_id" in old_h:
+        listed = set(gone) | (set(old_t["trial_id"]) if old_t is not None and "trial_id" in old_t else set())
+        gone += [t for t in dict.fromkeys(old_h["trial_id"]) if t not in have and t not in listed]
     if not gone:
         return trials, history
+    rows = set(old_t["trial_id"]) if old_t is not None and "trial_id" in old_t else set()
+    rowless = [t for t in gone if t not in rows]
     print(f"hpo: {len(gone)} trial(s) of the tables have no trial folder in {run_dir} any more "
           f"({', '.join(map(str, gone[:5]))}{', ...' if len(gone) > 5 else ''}): their rows are kept "
           f"as the tables had them. Copy their trial_<id> folders back (e.g. from the run's bucket "
-          f"or a backup) and run `hpo report {run_dir}` to rebuild them.", file=sys.stderr)
-    keep_t = old_t[old_t["trial_id"].isin(gone)]
-    keep_h = old_h[old_h["trial_id"].isin(gone)] if "trial_id" in old_h else old_h.iloc[0:0]
-    trials = pd.concat([trials, keep_t], ignore_index=True) if len(trials) else keep_t.reset_index(drop=True)
-    history = (pd.concat([history, keep_h], ignore_index=True) if len(history)
-               else keep_h.reset_index(drop=True))
+          f"or a backup) and run `hpo report {run_dir}` to rebuild them."
+          + (f" {len(rowless)} of them had no row left in the trials table (trials.parquet and "
+             f"trials.csv gone): only their epochs are kept." if rowless else ""), file=sys.stderr)
+    if old_t is not None and "trial_id" in old_t:
+        keep_t = old_t[old_t["trial_id"].isin(gone)]
+        trials = (pd.concat([trials, keep_t], ignore_index=True) if len(trials)
+                  else keep_t.reset_index(drop=True))
+    if old_h is not None and "trial_id" in old_h:
+        keep_h = old_h[old_h["trial_id"].isin(gone)]
+        history = (pd.concat([history, keep_h], ignore_index=True) if len(history)
+                   else keep_h.reset_index(drop=True))
     if "trial_index" in trials:
         trials = trials.sort_values("trial_index", kind="stable").reset_index(drop=True)
     return trials, history
