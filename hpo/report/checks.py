@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import finite, show
+from hpo.report.values import finite, show
 from hpo.results import RunFolder
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.report.axes import clip
-from hpo.report.load import is_log_scale, is_numeric
+from hpo.report.values import is_log_scale, is_numeric
 from hpo.results import RunFolder
 
 

@@ -15,9 +15,9 @@ from hpo import results
 from hpo.report.checks import edge_of_space
 from hpo.report.confirm import confirm_data
 from hpo.report.importance import grid_cells, grid_importance
-from hpo.report.load import finite, show
 from hpo.report.study import conditional
 from hpo.report.tables import metric_family
+from hpo.report.values import finite, show
 from hpo.results import RunFolder
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.report.axes import clip
-from hpo.report.load import finite
+from hpo.report.values import finite
 from hpo.results import RunFolder
 
 

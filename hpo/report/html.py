@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.report.load import show
+from hpo.report.values import show
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import finite
+from hpo.report.values import finite
 from hpo.results import RunFolder
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from hpo.optuna_space import flat_distributions
 from hpo.report.axes import clip
 from hpo.report.importance import grid_importance
-from hpo.report.load import finite, is_log_scale
+from hpo.report.values import finite, is_log_scale
 from hpo.results import RunFolder
 from hpo.space import Distribution, optuna_category
 

@@ -16,7 +16,7 @@ import numpy as np
 from hpo import results
 from hpo.data import synthetic
 from hpo.report.html import esc
-from hpo.report.load import finite
+from hpo.report.values import finite
 from hpo.results import RunFolder
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hpo import results
-from hpo.report.load import show
+from hpo.report.values import show
 from hpo.results import RunFolder
 from hpo.schedulers import SCHEDULERS
 from hpo.space import thaw

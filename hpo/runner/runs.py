@@ -13,6 +13,7 @@ from hpo.errors import SpecError
 from hpo.experiment import Experiment
 from hpo.results import Outcome, RunFolder
 from hpo.runner import record, session, tuning
+from hpo.runner.confirm_stage import run_confirm
 from hpo.runner.folder import claim_run_dir, execute, run_info
 from hpo.searchers import SEARCHERS
 from hpo.spec import spec_to_yaml
@@ -53,13 +54,7 @@ def run(exp: Experiment, *, storage: str | Path | None = None, name: str | None 
               f"baseline", file=out, flush=True)
     print(f"hpo: live view: hpo dashboard {st.root}  (optuna-dashboard on http://127.0.0.1:8080; "
           f"this run is study `{run_dir.name}`)", file=out, flush=True)
-    res = execute(exp, run_dir, info, t0, out,
-                  lambda: tuning.fit(exp, data, run_dir, verbose, st, progress, out=out), st)
-    if spec.confirm and res.state == "finished":
-        from hpo.runner.confirm_stage import run_confirm
-
-        run_confirm(exp, data, res, verbose, out, restore=False, storage=st)
-    return res
+    return _fit(exp, data, run_dir, info, t0, st, verbose, out, progress=progress)
 
 
 def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
@@ -112,27 +107,26 @@ def resume(exp: Experiment, run_dir: str | Path, *, address: str | None = None,
     if not work.n and not confirming:  # trained to the end already: tables and state now
         return execute(exp, run_dir, info or run_info_fallback(exp, run_dir), t0, out, lambda: None, st)
     data = session.start(exp, address, dashboard, out, run_dir.name)
-    info = info or run_info(exp, data)
-    res = execute(exp, run_dir, info, t0, out,
-                  lambda: tuning.fit(exp, data, run_dir, verbose, st, work=work, out=out), st)
-    if exp.spec.confirm and res.state == "finished":
-        from hpo.runner.confirm_stage import run_confirm
-
-        run_confirm(exp, data, res, verbose, out, restore=True, storage=st)
-    return res
+    return _fit(exp, data, run_dir, info or run_info(exp, data), t0, st, verbose, out, work=work,
+                restore=True)
 
 
 def _start_in_place(exp: Experiment, run_dir: Path, info: dict[str, Any], st: Storage,
                     address: str | None, dashboard: bool, verbose: int, out: Any) -> RunFolder:
     t0 = time.time()
     data = session.start(exp, address, dashboard, out, run_dir.name)
-    info = info or run_info(exp, data)
-    res = execute(exp, run_dir, info, t0, out,
-                  lambda: tuning.fit(exp, data, run_dir, verbose, st, out=out), st)
-    if exp.spec.confirm and res.state == "finished":
-        from hpo.runner.confirm_stage import run_confirm
+    return _fit(exp, data, run_dir, info or run_info(exp, data), t0, st, verbose, out)
 
-        run_confirm(exp, data, res, verbose, out, restore=False, storage=st)
+
+def _fit(exp: Experiment, data: Any, run_dir: Path, info: dict[str, Any], t0: float, st: Storage,
+         verbose: int, out: Any, progress: bool = False, work: Any = None,
+         restore: bool = False) -> RunFolder:
+    """The Tuner's fit to the end (`execute`: the tables and the state whatever happens), then
+    the confirm stage of a finished run (`restore`: picking up one a kill cut)."""
+    res = execute(exp, run_dir, info, t0, out,
+                  lambda: tuning.fit(exp, data, run_dir, verbose, st, progress, work=work, out=out), st)
+    if exp.spec.confirm and res.state == "finished":
+        run_confirm(exp, data, res, verbose, out, restore=restore, storage=st)
     return res
 
 
