@@ -115,6 +115,8 @@ def test_the_warm_head_runs_sweeps_on_workers_it_started_before(tmp_path, monkey
         time.sleep(2)
         assert json.loads((runs / "lost" / "run.json").read_text())["state"] == "interrupted"
         assert len(pd.read_csv(runs / "lost" / "trials.csv")) == 2
+        # what a client that is gone cannot hear is in the head's log (a traceback would be too)
+        assert "--name lost`: exit 130" in (tmp_path / "home" / "ray_head.log").read_text()
         # after it, the head serves again; a bad spec's error reaches the client's stderr
         r = cli("run", str(spec), "--storage", str(runs), "--name", "again", "--no-progress", cwd=tmp_path)
         assert r.returncode == 0 and f"run by the warm head of `hpo up` (process {pid})" in r.stdout, \

@@ -30,6 +30,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Server:
         """`main` runs one command line and `parser` parses one: the CLI's, handed down by the
         head's entry point (hpo.warm_head), which sits above the CLI."""
         self.main, self.parser = main, parser
+        self._log = os.dup(2)  # the head's own stderr (its log): what the clients' commands did
         path.unlink(missing_ok=True)
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,6 +124,7 @@ class Server:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+            os.close(self._log)
         self.path.unlink(missing_ok=True)
 
     def _accept(self) -> None:
@@ -195,11 +198,16 @@ class Server:
         except KeyboardInterrupt:
             rc = 130
         except BaseException:  # noqa: BLE001  (as an uncaught error would print and exit 1)
-            import traceback
-
-            traceback.print_exc()
+            text = traceback.format_exc()
+            print(text, end="", file=sys.stderr)  # the client's
+            self._say(text)  # and the head's log: a client that is gone hears nothing
             rc = 1
+        self._say(f"hpo: served `hpo {' '.join(argv)}`: exit {rc}\n")
         return rc
+
+    def _say(self, text: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._log, text.encode("utf-8", "backslashreplace"))
 
     def interrupt(self) -> None:
         """SIGINT to the command being served (a no-op between commands)."""
