@@ -153,7 +153,8 @@ class Storage:
 
     def upload(self, run_dir: Path) -> None:
         """Copy the driver's own files (every regular file outside trial folders, and each
-        trial's own log) to the URI."""
+        trial's own log) to the URI: the trials' logs first, so that a kill during the copy never
+        leaves the bucket an event log that ends a trial whose epochs are not there yet."""
         if not self.is_remote:
             return
         import pyarrow.fs as pafs
@@ -161,7 +162,7 @@ class Storage:
         fs, _ = self._fs()
         dst = self.remote_path(run_dir)
         local = pafs.LocalFileSystem()
-        for p in sorted(run_dir.rglob("*")):
+        for p in sorted(run_dir.rglob("*"), key=lambda p: (p.name != TRIAL_LOG, p)):
             rel = p.relative_to(run_dir)
             if p.is_file() and (p.name == TRIAL_LOG or not any(
                     part.startswith("trial_") for part in rel.parts[:-1])) and not p.name.endswith(".tmp"):

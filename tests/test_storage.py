@@ -203,3 +203,38 @@ params:
     assert len(t) == 4 and t["trial_id"].is_unique and (t["status"] == "completed").all()
     assert (t["epochs"] == 3).all() and before <= set(t["trial_id"])
     assert sorted(bucket_completes()) == sorted(set(bucket_completes()))  # each trial ended once
+
+
+def test_a_trials_epochs_reach_the_bucket_before_the_event_that_ends_it(s3, tmp_path, monkeypatch):
+    """A kill between two uploads must never leave the bucket an end event without the epochs
+    it ends: a resume elsewhere would keep that trial as finished, with nothing (CI saw a
+    trial kept with 0 epochs). The trial's log goes first, as the trial ends and at the end."""
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+
+    from hpo.runner.events import Events
+
+    monkeypatch.setenv("HPO_STAGING_DIR", str(tmp_path / "staging"))
+    st = open_storage(s3)
+    d = st.root / "order"
+    (d / "trial_t1").mkdir(parents=True)
+    for f in ("spec.yaml", "run.json", "plan.json", "events.jsonl", "trials.csv", "trial_t1/trial.jsonl"):
+        (d / f).write_text("{}\n")
+    order: list[str] = []
+
+    class Recorder:
+        is_remote = True
+
+        def upload_files(self, run_dir, rels):
+            order.extend(rels)
+
+    ev = Events(d, None, storage=Recorder())
+    ev.on_trial_complete(0, [], SimpleNamespace(trial_id="t1", config={}))
+    assert order.index("trial_t1/trial.jsonl") < order.index("events.jsonl"), order
+    copied: list[str] = []
+    real = pafs.copy_files
+    monkeypatch.setattr(pafs, "copy_files", lambda src, dst, **kw: (copied.append(src), real(src, dst, **kw)))
+    st.upload(d)
+    names = [os.path.relpath(c, d) for c in copied]
+    assert names.index("trial_t1/trial.jsonl") < names.index("events.jsonl"), names

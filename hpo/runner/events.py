@@ -143,14 +143,16 @@ class Events(Callback):
 
     def _publish(self, trial: Any) -> None:
         """A bucket's run: the record's files this trial changed go to the bucket now (its
-        start, end, and every PUBLISH_EVERY_S its checkpoints), not only at the run's end."""
+        start, end, and every PUBLISH_EVERY_S its checkpoints), not only at the run's end. The
+        trial's log first: a kill between the two uploads never leaves the bucket an end event
+        without the epochs it ends (a resume would keep that trial as finished, with nothing)."""
         if self.storage is None or not self.storage.is_remote:
             return
         head = [] if self._published else ["spec.yaml", "run.json"]  # once: what the run is
         self._published[hpo_id(trial)] = time.time()
         log = f"{trial_dir_name(hpo_id(trial))}/{TRIAL_LOG}"
         try:
-            self.storage.upload_files(self.run_dir, [*head, "plan.json", "events.jsonl", log])
+            self.storage.upload_files(self.run_dir, [log, *head, "plan.json", "events.jsonl"])
         except OSError as e:  # the run goes on; the bucket gets the record at the end
             self._fault(e, self.run_dir / log) if e.errno in STORAGE_ERRNOS else None
 
