@@ -32,7 +32,7 @@ from hpo.runner import resume as resume_experiment
 from hpo.runner import run as run_experiment
 from hpo.runner.collect import refresh
 from hpo.spec import Spec, apply_override, spec_to_yaml
-from hpo.storage import locate
+from hpo.storage import locate, open_storage
 
 SpecLike = str | Path | dict[str, Any] | Spec | Experiment
 
@@ -79,8 +79,6 @@ def run(spec: SpecLike, overrides: Sequence[str] = (), *, storage: str | Path | 
     out = out if out is not None else (sys.stdout if progress else io.StringIO())
     kw = {"address": address, "dashboard": dashboard, "verbose": verbose, "out": out}
     if resume:
-        from hpo.storage import open_storage
-
         st = open_storage(str(storage or exp.spec.storage))
         run_dir = st.root / (name or exp.spec.name)
         st.download(run_dir)
