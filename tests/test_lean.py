@@ -1,6 +1,6 @@
-"""A finished trial's running statistics are dropped from the driver, and the driver forgets the
-trial itself (hpo.ray_compat.lean), on Ray's own Trial and controller: if Ray renames what holds
-them, these fail."""
+"""A finished trial's running statistics are dropped from the driver (hpo.ray_compat.lean), on
+Ray's own Trial: if Ray renames what holds them, these fail; and a long sweep runs as several
+Tuners, so that the driver lets each part's trials go (hpo.runner.tuning.fit)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ import pytest
 from ray.tune.experiment import Trial
 
 from hpo.experiment import load_experiment
-from hpo.ray_compat import lean
 from hpo.ray_compat.lean import LeanTrials, drop_summary
 from hpo.runner.events import trial_name
-from hpo.runner.tuning import forgets_ended
+from hpo.runner.tuning import trials_per_fit
 from tests.conftest import MINIMAL, write_spec
 
 
@@ -115,13 +114,13 @@ params:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("verbose", [0, 1])
-def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, ray_session, monkeypatch,
-                                                                      verbose):
-    """Without Ray's table (verbose 0) Ray's controller holds only the trials that have not
-    finished, the experiment snapshot lists only those, finished trials' folders leave the
-    driver's staging folder, and the tables and Ray's own files in the run folder still have
-    every trial with every epoch; with Ray's table (which counts the trials held) every trial
-    stays."""
+def test_a_long_sweep_runs_as_tuners_that_each_let_their_trials_go(tmp_path, ray_session, monkeypatch,
+                                                                    verbose):
+    """Without Ray's table (verbose 0) a sweep runs as one Tuner per HPO_TRIALS_PER_FIT trials:
+    the driver holds only the trials of the part that runs, each experiment snapshot lists only
+    those, finished trials' folders leave the driver's staging folder, and the tables and Ray's
+    own files in the run folder still have every trial with every epoch; with Ray's table (it
+    counts the trials of the whole sweep) one Tuner runs them all."""
     import ray
     from ray.tune.experiment import Trial
 
@@ -138,74 +137,43 @@ def test_the_driver_forgets_finished_trials_but_none_of_their_results(tmp_path, 
                         and o.storage.experiment_dir_name == name for o in gc.get_objects()))
 
     monkeypatch.setattr(LeanTrials, "_ended", counting)
-    # Ray's snapshot and sync after every step (else every ~10 s): a finished trial's staging
-    # folder goes once a sync has copied it, so a short sweep can show it on a slow machine
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    monkeypatch.setenv("HPO_TRIALS_PER_FIT", "4")
     exp = load_experiment(write_spec(tmp_path, SWEEP.replace("forget_lean", name)))
-    assert forgets_ended(exp, verbose) == (verbose == 0)
+    assert trials_per_fit(exp, verbose) == (4 if verbose == 0 else 1 << 62)
     res = run(exp, storage=tmp_path / "runs", dashboard=False, verbose=verbose)
     t, h = res.trials, res.history
     assert res.state == "finished" and len(t) == 14 and (t["status"] == "completed").all()
     assert len(h) == 28 and not h.duplicated(["trial_id", "epoch"]).any()
+    assert sorted(t["trial_index"]) == list(range(14))  # every configuration of the plan, once
     for tid in t["trial_id"]:  # Ray's own files of every trial are in the run folder, whole
         folder = res.run_dir / f"trial_{tid}"
         assert [json.loads(x)["epoch"] for x in (folder / "result.json").read_text().splitlines()] == [1, 2]
         assert json.loads((folder / "params.json").read_text())["lr"] > 0
         assert len((folder / "progress.csv").read_text().splitlines()) == 3
-    state = json.loads(sorted(res.run_dir.glob("experiment_state-*.json"))[-1].read_text())
+    states = sorted(res.run_dir.glob("experiment_state-*.json"))
     info = json.loads((res.run_dir / "run.json").read_text())
     assert 0 < info["driver_sweep_peak_rss_mb"] <= info["driver_peak_rss_mb"]  # before / after the tables
     session = Path(ray._private.worker._global_node.get_session_dir_path())
     staged = list(session.glob(f"artifacts/*/{name}/driver_artifacts/trial_*"))
     assert len(held) == 14
     if verbose:
-        assert held[-1] == 14 and len(state["trial_data"]) == 14 and len(staged) == 14
-    else:  # the two running, the one just ended, and the few the searcher has proposed ahead
-        assert max(held) <= 6, held
-        assert len(state["trial_data"]) <= 2
-        # finished trials' folders left the driver's staging folder once copied: Ray's syncs no
-        # longer copy them again
-        assert len(staged) <= 4, staged
+        assert held[-1] == 14
+        assert len(json.loads(states[-1].read_text())["trial_data"]) == 14
+    else:  # the part's trials (4), and the Trial objects of a part just ended not yet collected
+        assert max(held) <= 8, held
+        assert held[-1] <= 4, held  # the last part: 14 = 4 + 4 + 4 + 2
+        assert [len(json.loads(s.read_text())["trial_data"]) for s in states][-1] == 2
+    assert staged == [], staged  # each Tuner's trials left the staging folder once it ended
 
 
-def test_schedulers_that_read_ended_trials_back_keep_them(tmp_path):
+def test_schedulers_that_read_ended_trials_back_run_in_one_tuner(tmp_path, monkeypatch):
     """PBT copies ended trials' checkpoints and HyperBand's brackets hold their trials: with
-    them the driver forgets nothing; with ASHA (its rungs keep trial ids) it does."""
-    for name, forgets in (("pbt", False), ("hyperband", False), ("asha", True), ("median", True)):
+    them one Tuner runs the whole sweep; with ASHA (its rungs keep hpo's trial ids, and the one
+    scheduler spans the Tuners) it is split."""
+    monkeypatch.setenv("HPO_TRIALS_PER_FIT", "5")
+    for name, split in (("pbt", False), ("hyperband", False), ("asha", True), ("median", True)):
         extra = ", reduction_factor: 2" if name == "hyperband" else ""
         spec = SWEEP.replace("budget:", f"scheduler: {{name: {name}{extra}}}\nbudget:").replace(
             "max_epochs: 2", "max_epochs: 4")
         exp = load_experiment(write_spec(tmp_path, spec, f"{name}.yaml"))
-        assert forgets_ended(exp, 0) is forgets, name
-
-
-class _Controller:
-    """The parts of Ray's TuneController that `forget_ended` touches."""
-
-
-def test_forget_ended_keeps_running_errored_and_unreleased_trials():
-    from ray.tune.execution.tune_controller import TuneController
-
-    assert "step" in TuneController.__dict__  # what forgetting_ended wraps
-    trials = {s: Trial("__fake", stub=True) for s in ("done", "busy", "running", "error")}
-    trials["done"].status = trials["busy"].status = "TERMINATED"
-    trials["running"].status, trials["error"].status = "RUNNING", "ERROR"
-    c = _Controller()
-    c._trials = list(trials.values())
-    c._stopped_trials = {trials["done"], trials["busy"]}
-    c._live_trials = {trials["running"]}
-    c._trial_to_actor = {trials["busy"]: object()}  # its actor not yet released
-    c._trials_to_cache = {trials["done"], trials["running"]}
-    c._trial_metadata = {t.trial_id: "{}" for t in trials.values()}
-    c._cached_trial_decisions, c._queued_trial_decisions = {trials["done"].trial_id: "STOP"}, {}
-    c._checkpoint_manager = type("M", (), {})()
-    c._checkpoint_manager._trial_num_checkpoints_since_last_sync = {trials["done"]: 1}
-    same = c._trials
-    assert lean.forget_ended(c) == [trials["done"]]
-    assert c._trials is same and [t.trial_id for t in c._trials] == [
-        trials[s].trial_id for s in ("busy", "running", "error")]
-    assert c._stopped_trials == {trials["busy"]} and c._trials_to_cache == {trials["running"]}
-    assert trials["done"].trial_id not in c._trial_metadata and len(c._trial_metadata) == 3
-    assert c._cached_trial_decisions == {} and c._checkpoint_manager._trial_num_checkpoints_since_last_sync == {}
-    assert lean.forget_ended(c) == []
-
+        assert (trials_per_fit(exp, 0) == 5) is split, name

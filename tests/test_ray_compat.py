@@ -85,18 +85,17 @@ def test_a_missing_name_switches_its_feature_off_in_one_line(missing, key):
         assert ray_compat.announce(out) == [key] and out.getvalue().count("\n") == 1  # once per process
 
 
-def test_without_the_controller_names_nothing_of_ray_is_replaced(missing):
+def test_without_the_analysis_name_nothing_of_ray_is_replaced(missing):
     from ray.tune import ExperimentAnalysis
-    from ray.tune.execution.tune_controller import TuneController
 
-    from hpo.ray_compat.lean import forgetting_ended, no_result_frames, release_frames
+    from hpo.ray_compat.lean import no_result_frames, release_frames
 
-    step, fetch = TuneController.step, ExperimentAnalysis._fetch_trial_dataframes
-    with forgetting_ended(), no_result_frames():
-        assert TuneController.step is not step and ExperimentAnalysis._fetch_trial_dataframes is not fetch
-    missing("forget_ended", "no_result_frames", "optuna_frames")
-    with forgetting_ended(), no_result_frames():
-        assert TuneController.step is step and ExperimentAnalysis._fetch_trial_dataframes is fetch
+    fetch = ExperimentAnalysis._fetch_trial_dataframes
+    with no_result_frames():
+        assert ExperimentAnalysis._fetch_trial_dataframes is not fetch
+    missing("no_result_frames", "optuna_frames")
+    with no_result_frames():
+        assert ExperimentAnalysis._fetch_trial_dataframes is fetch
     release_frames()
 
 

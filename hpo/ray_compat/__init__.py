@@ -40,26 +40,7 @@ class Touch:
     essential: bool = False  # refuse what needs it, before any trial, when a name is gone
 
 
-_TC = "ray.tune.execution.tune_controller:TuneController"
 TOUCHES: dict[str, Touch] = {
-    "forget_ended": Touch(
-        "the driver forgets finished trials (memory flat in long sweeps)",
-        (f"{_TC}.step", *(f"{_TC}.__init__@{a}" for a in (
-            "_stopped_trials", "_trial_to_actor", "_live_trials", "_trials", "_trials_to_cache",
-            "_checkpoint_manager", "_trial_metadata", "_cached_trial_decisions",
-            "_queued_trial_decisions", "_storage")),
-         "ray.tune.execution.experiment_state:_ExperimentCheckpointManager.__init__"
-         "@_trial_num_checkpoints_since_last_sync",
-         "ray.train._internal.syncer:_BackgroundSyncer.__init__@_sync_process"),
-        "Tune's controller keeps every Trial for the whole run; there is no public way to let one go",
-        "the driver keeps every finished trial (~30 KB each): memory grows with the sweep; results "
-        "are the same"),
-    "writers_forget": Touch(
-        "Ray's result writers forget finished trials",
-        ("ray.tune.logger:JsonLoggerCallback.__init__@_trial_configs",
-         "ray.tune.logger:CSVLoggerCallback.__init__@_trial_continue"),
-        "the writers keep a config and a flag per trial for the whole run",
-        "the writers keep one config per trial (memory grows a little with the sweep)"),
     "no_result_frames": Touch(
         "Ray skips the end-of-fit DataFrames hpo never reads",
         ("ray.tune:ExperimentAnalysis._fetch_trial_dataframes",),

@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, ExperimentAnalysis
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.progress_reporter import TrialProgressCallback
 
 from hpo.ray_compat import usable
@@ -119,120 +118,6 @@ def _no_frames(self: Any) -> dict[str, Any]:
     return {}
 
 
-@contextlib.contextmanager
-def forgetting_ended(on: bool = True) -> Iterator[None]:
-    """While inside (and `on`): after each step of Ray Tune's controller, the trials that have
-    finished are forgotten (`forget_ended`)."""
-    if not on or not usable("forget_ended"):
-        yield
-        return
-    from ray.tune.execution.tune_controller import TuneController
-
-    step = TuneController.__dict__["step"]  # a rename fails the tests
-    # forgotten trials' storage contexts, each batch with the syncs Ray started since (the one
-    # current when they were forgotten first)
-    staged: list[tuple[list[Any], list[Any]]] = []
-
-    @functools.wraps(step)
-    def lean_step(self: Any) -> None:
-        step(self)
-        current = self._storage.syncer._sync_process  # a new object per sync; None once waited for
-        if self._stopped_trials and (gone := forget_ended(self)):  # a set Ray keeps: free to ask
-            staged.append(([current], [t.storage for t in gone]))
-        for batch in list(staged):
-            syncs, storages = batch
-            if current is not None and current not in syncs:
-                syncs.append(current)
-            if any(not sync.is_running for sync in syncs[1:]):  # a sync started since has ended
-                staged.remove(batch)
-                if left := unstage(storages):  # not (yet) in the run folder: wait for another
-                    staged.append(([current], left))
-
-    TuneController.step = lean_step
-    try:
-        yield
-    finally:
-        TuneController.step = step
-
-
-def forget_ended(controller: Any) -> list[Any]:
-    """Drop the trials that finished (TERMINATED, their actor released) from Ray Tune's
-    `controller`: its trial list and sets and the cached JSON of each for the experiment
-    snapshot. Returns them. Errored trials stay (a resume may retry them)."""
-    gone = {t for t in controller._stopped_trials if t.status == "TERMINATED"
-            and t not in controller._trial_to_actor and t not in controller._live_trials}
-    if not gone:
-        return []
-    controller._trials[:] = [t for t in controller._trials if t not in gone]  # the callbacks' list
-    controller._stopped_trials -= gone
-    controller._trials_to_cache -= gone
-    # checkpoints since the last snapshot, per trial (Ray forces one when a trial wrote too many)
-    written = controller._checkpoint_manager._trial_num_checkpoints_since_last_sync
-    for t in gone:
-        written.pop(t, None)
-        controller._trial_metadata.pop(t.trial_id, None)
-        controller._cached_trial_decisions.pop(t.trial_id, None)
-        controller._queued_trial_decisions.pop(t.trial_id, None)
-    return sorted(gone, key=lambda t: t.trial_id)
-
-
-def unstage(storages: list[Any]) -> list[Any]:
-    """Remove finished trials' folders from the driver's staging folder once Ray has copied
-    them to the run folder; returns the storage contexts of those whose files are not all there
-    yet (a sync that failed).
-
-    Ray writes a trial's `params.json`, `params.pkl`, `result.json` and `progress.csv` into a
-    staging folder next to the driver, and every sync copies that whole folder, every trial's
-    files, to the run folder again: O(trials) files listed and copied per sync, the driver's
-    peak memory growing with the sweep (~17 MB at 2,000 trials). A forgotten trial's files are
-    final. Ray starts each sync in the controller's step, after writing its experiment
-    snapshot: one started after a trial was forgotten copies the trial's final files with a
-    snapshot that no longer lists it, and later syncs need not see them. (Copying them at once
-    instead put the run folder ahead of the snapshot: a kill then had the resume replay the
-    trial's last epoch into a result file that already had it.)"""
-    left = []
-    for st in storages:
-        local = Path(st.trial_driver_staging_path)
-        if local.resolve() == Path(st.trial_fs_path).resolve():  # never the run folder itself
-            continue
-        if local.is_dir() and not _in_run_folder(local, st):
-            left.append(st)
-            continue
-        shutil.rmtree(local, ignore_errors=True)
-    return left
-
-
-def _in_run_folder(local: Path, st: Any) -> bool:
-    """Whether every file of the staging folder `local` is in the trial's run folder, same size."""
-    files = [f for f in local.rglob("*") if f.is_file()]
-    try:
-        infos = st.storage_filesystem.get_file_info(
-            [f"{st.trial_fs_path}/{f.relative_to(local).as_posix()}" for f in files])
-        return all(i.size == f.stat().st_size for i, f in zip(infos, files, strict=True))
-    except Exception:  # noqa: BLE001 - unreadable: keep the folder for Ray's next sync
-        return False
-
-
-class JsonLog(JsonLoggerCallback):
-    """Ray's `result.json` and `params.json` writer, which keeps no trial once it has ended
-    (Ray's keeps each trial's config for the whole run; a trial that runs again sets it anew)."""
-
-    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        super().log_trial_end(trial, failed)
-        if usable("writers_forget"):
-            self._trial_configs.pop(trial, None)
-
-
-class CsvLog(CSVLoggerCallback):
-    """Ray's `progress.csv` writer, which keeps no trial once it has ended (Ray's keeps whether
-    each trial's file had rows; a trial that runs again looks again)."""
-
-    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        super().log_trial_end(trial, failed)
-        if usable("writers_forget"):
-            self._trial_continue.pop(trial, None)
-
-
 class Silent(TrialProgressCallback):
     """Ray's per-trial result printer of its older console output (what a quiet run uses:
     tuning._fit_checked), printing nothing and keeping no trial: Ray's keeps every trial's last
@@ -250,10 +135,14 @@ class Silent(TrialProgressCallback):
 
 
 class LeanTrials(Callback):
-    """Last of a run's callbacks: every other one has seen the trial's end before it."""
+    """Last of a Tuner's callbacks: every other one has seen the trial's end before it. Drops
+    each ended trial's running summary, hands freed memory back every TRIM_EVERY ended trials,
+    counts them (`ended`) and, once the fit has ended, removes their folders from the driver's
+    staging folder (`unstage`)."""
 
     def __init__(self) -> None:
         self.ended = 0  # (pickled with the Tuner: no ctypes handle kept here)
+        self.staged: list[tuple[str, str]] = []  # (staging folder, run folder) of ended trials
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._ended(trial)
@@ -264,5 +153,35 @@ class LeanTrials(Callback):
     def _ended(self, trial: Any) -> None:
         drop_summary(trial)
         self.ended += 1
+        with contextlib.suppress(Exception):  # a trial without storage (a stub): nothing staged
+            self.staged.append((str(trial.local_path), str(trial.path)))
         if self.ended % TRIM_EVERY == 0 and (trim := malloc_trim()) is not None:
             trim(0)
+
+    def unstage(self) -> None:
+        """Remove the ended trials' folders from the driver's staging folder, once their fit
+        has ended (Ray's last sync of it, awaited, has copied them to the run folder).
+
+        Ray writes a trial's `params.json`, `params.pkl`, `result.json` and `progress.csv` into
+        a staging folder next to the driver, and every sync copies that whole folder, every
+        trial's files, to the run folder again: O(trials) files listed and copied per sync. A
+        long sweep runs as several Tuners (hpo.runner.tuning.fit): each starts with an empty
+        staging folder. A local run folder's copy is checked first (every file there, same
+        size); a bucket's is the one Ray's awaited sync wrote."""
+        staged, self.staged = self.staged, []
+        for local, run in staged:
+            here, there = Path(local), Path(run)
+            if not here.is_dir() or here.resolve() == there.resolve():  # never the run folder itself
+                continue
+            if there.is_dir() and not _copied(here, there):
+                continue  # kept for Ray's next sync
+            shutil.rmtree(here, ignore_errors=True)
+
+
+def _copied(local: Path, run: Path) -> bool:
+    """Whether every file of the staging folder `local` is in the run folder `run`, same size."""
+    try:
+        return all((run / f.relative_to(local)).stat().st_size == f.stat().st_size
+                   for f in local.rglob("*") if f.is_file())
+    except OSError:
+        return False

@@ -127,13 +127,23 @@ def plan_work(exp: Experiment, run_dir: Path, pack: packing.PackPlan | None) -> 
 def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storage: Storage,
         progress: bool = False, mirror: bool | None = None, work: Work | None = None,
         out: Any = None) -> None:
-    """A new Tuner for the run folder `run_dir`, fitted to the end: a new run's work (drawn
+    """New Tuners for the run folder `run_dir`, fitted to the end: a new run's work (drawn
     into its plan here), or `work` (what a resume has left). `verbose`: Ray's own progress
     table (1) or not (0); `progress`: hpo's one-line progress (hpo.runner.progress); `out`:
-    where hpo's own lines go (the caller's: a quiet API run hands a buffer)."""
-    from ray import tune
+    where hpo's own lines go (the caller's: a quiet API run hands a buffer).
 
+    A long sweep runs as one Tuner per `trials_per_fit` trials (`parts`), one after another,
+    all with the same searcher, scheduler, event log, trackers, mirror and progress line: Ray
+    Tune's controller keeps every Trial it ran until its fit ends (there is no public way to let
+    one go), so the driver forgets each part's trials by ending its fit, and its memory stays
+    flat however long the sweep (BENCHMARKS.md, benchmarks/scaling.py)."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from hpo.ray_compat.lean import LeanTrials, Silent
     from hpo.runner.events import Events, trial_name
+    from hpo.runner.plan_search import PlanSearcher
+    from hpo.runner.spanning import Spanning
 
     spec = exp.spec
     if work is None:
@@ -143,34 +153,73 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         pack = packing.PackPlan([], packing.halving(exp)) if work.packed else None
     if not work.n:
         return
-    search_alg, param_space = _search(exp, work, out or sys.stdout)
+    inner, param_space, max_concurrent = _search(exp, work, out or sys.stdout)
     scheduler = None if work.packed else _scheduler(exp, work)
     events = Events(run_dir, spec.failure.max_failed_trials, storage)
-    tuner = tune.Tuner(
-        trainable(exp, data, pack, storage.run_root(run_dir)),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            # metric and mode: the scheduler and the searcher have their own
-            search_alg=search_alg, scheduler=scheduler, num_samples=work.n,
-            reuse_actors=True,  # one worker process trains many trials: no re-import per trial
-            # a module's function, pickled by name: a lambda is pickled whole, 1.4 KB of hex in
-            # every trial's snapshot, twice
-            trial_name_creator=trial_name, trial_dirname_creator=trial_name,
-        ),
-        run_config=tune.RunConfig(
-            name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
-            # PBT restores trials from other trials' older checkpoints: keep them all
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(exp)),
-            failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
-            callbacks=_callbacks(exp, run_dir, storage, events, progress, mirror, quiet=int(verbose) == 0),
-            stop=events.stopper(spec.budget.time_budget_s),
-            log_to_file=True,
-        ),
-    )
-    work.configs.clear()  # handed to the searcher, which lets each go once its trial is made
-    _fit_checked(tuner, forget=forgets_ended(exp, verbose), quiet=int(verbose) == 0,
-                 pending=search_alg.max_pending())
+    stop = events.stopper(spec.budget.time_budget_s)
+    spanning = Spanning(_callbacks(exp, run_dir, storage, events, progress, mirror))
+    quiet = int(verbose) == 0
+    Events.active = None
+    fn = trainable(exp, data, pack, storage.run_root(run_dir))  # the data in Ray's store once
+    each = trials_per_fit(exp, verbose)
+    configs, samples = list(work.configs), work.samples
+    work.configs.clear()  # handed to the searchers, which let each go once its trial is made
+    while configs or samples:
+        part = configs[:each]
+        del configs[:len(part)]
+        n_samples = min(samples, each - len(part))
+        samples -= n_samples
+        spanning.last = not (configs or samples)
+        search_alg = PlanSearcher(part, inner if n_samples else None, work.segment, max_concurrent)
+        n = len(part) + n_samples
+        lean = LeanTrials()
+        tuner = tune.Tuner(
+            fn, param_space=param_space if n_samples else {},
+            tune_config=tune.TuneConfig(
+                # metric and mode: the scheduler and the searcher have their own
+                search_alg=search_alg, scheduler=scheduler, num_samples=n,
+                reuse_actors=True,  # one worker process trains many trials: no re-import per trial
+                # a module's function, pickled by name: a lambda is pickled whole, 1.4 KB of hex
+                # in every trial's snapshot, twice
+                trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=run_dir.name, verbose=verbose, **storage.ray_location(run_dir),
+                # PBT restores trials from other trials' older checkpoints: keep them all
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=None if exp.scheduler.needs_checkpoints else keep_checkpoints(exp)),
+                failure_config=tune.FailureConfig(max_failures=spec.failure.retries),
+                # Ray's result files (params.json, result.json, progress.csv), then what spans
+                # the parts, and last what keeps the driver's memory down (hpo.ray_compat.lean)
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), spanning,
+                           *([Silent()] if quiet else []), lean],
+                stop=stop,
+                log_to_file=True,
+            ),
+        )
+        del part
+        _fit_checked(tuner, quiet=quiet, pending=search_alg.max_pending())
+        del tuner, search_alg  # the part's Trials go with its Tuner
+        lean.unstage()
+        if not spanning.last and (lean.ended < n or events.abort or events.stop_now or (
+                spec.budget.time_budget_s and stop.stop_all())):
+            # stopped (Ctrl-C, the abort rule, the time budget): no more parts
+            spanning.last = True
+            spanning.on_experiment_end([])
+            break
+
+
+def trials_per_fit(exp: Experiment, verbose: int) -> int:
+    """How many trials one Tuner runs (`fit`): TRIALS_PER_FIT (the environment's
+    HPO_TRIALS_PER_FIT, if set), unless the scheduler reads ended trials back (PBT, HyperBand:
+    SchedulerEntry.reads_ended_trials) or Ray's own table is shown (it counts the trials of the
+    whole sweep): then one Tuner runs them all."""
+    if exp.scheduler.reads_ended_trials or int(verbose) != 0:
+        return 1 << 62
+    return max(1, int(os.environ.get("HPO_TRIALS_PER_FIT") or TRIALS_PER_FIT))
+
+
+TRIALS_PER_FIT = 1000
 
 
 @contextlib.contextmanager
@@ -188,29 +237,20 @@ def _env(**values: str | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def forgets_ended(exp: Experiment, verbose: int) -> bool:
-    """Whether the driver forgets each trial once it has finished (hpo.ray_compat.lean): unless the
-    scheduler reads ended trials back, or Ray's own table is shown (it counts the trials the
-    driver holds)."""
-    return not exp.scheduler.reads_ended_trials and int(verbose) == 0
-
-
-def _fit_checked(tuner: Any, forget: bool, quiet: bool = False, pending: int | None = None) -> None:
+def _fit_checked(tuner: Any, quiet: bool = False, pending: int | None = None) -> None:
     """Fit the Tuner; a storage that stopped taking writes ends it with a StorageFault.
-    `forget`: the driver forgets each trial once it has finished (hpo.ray_compat.lean); `quiet`:
-    Ray prints nothing (its new console output prints a configuration box even at verbose 0;
-    Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at 0).
-    `pending`: how many trials Tune may hold waiting for resources (its documented switch
+    `quiet`: Ray prints nothing (its new console output prints a configuration box even at
+    verbose 0; Ray's documented switch RAY_AIR_NEW_OUTPUT=0 gives its older reporter, silent at
+    0). `pending`: how many trials Tune may hold waiting for resources (its documented switch
     TUNE_MAX_PENDING_TRIALS_PG): Tune allows one for any searcher but its own variant generator
     or a ConcurrencyLimiter, so with hpo's plan searcher a second worker was never started while
     the first was busy, and trials ran one at a time at max_concurrent_trials 2."""
-    from hpo.ray_compat.lean import forgetting_ended, no_result_frames, release_frames
+    from hpo.ray_compat.lean import no_result_frames, release_frames
     from hpo.runner.events import Events
 
-    Events.active = None
     try:
         # Ray's end-of-run DataFrames of every trial: hpo reads none
-        with no_result_frames(), forgetting_ended(forget), callbacks_counted_by_name(), \
+        with no_result_frames(), callbacks_counted_by_name(), \
                 _env(RAY_AIR_NEW_OUTPUT="0" if quiet else None,
                      TUNE_MAX_PENDING_TRIALS_PG=str(pending) if pending else None):
             tuner.fit()
@@ -272,11 +312,9 @@ def _search_args(exp: Experiment, max_concurrent: int | None, samples: int | Non
         directions={**exp.metrics, **exp.trainable.attributes})
 
 
-def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any]]:
-    """(the searcher with the cap on running trials, the param space) of `work`: its fixed
-    configurations first, then the searcher that learns."""
-    from hpo.runner.plan_search import PlanSearcher
-
+def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any], int | None]:
+    """(the searcher that learns, its param space, the cap on running trials) of `work`; the
+    plan searcher of each Tuner hands out the fixed configurations first, then asks it."""
     spec = exp.spec
     max_concurrent = spec.budget.max_concurrent_trials
     if exp.scheduler.pauses_trials and max_concurrent:
@@ -291,7 +329,7 @@ def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any]]
             exp, max_concurrent, work.samples, work.prior, work.points, work.reseed))
         if "seed" not in exp.params:
             param_space["seed"] = spec.seed
-    return PlanSearcher(work.configs, inner, work.segment, max_concurrent), param_space
+    return inner, param_space, max_concurrent
 
 
 def _scheduler(exp: Experiment, work: Work) -> Any:
@@ -307,14 +345,11 @@ def _scheduler(exp: Experiment, work: Work) -> Any:
 
 
 def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, progress: bool,
-               mirror: bool | None, quiet: bool = False) -> list[Any]:
-    """Ray's result files (the collector reads them), hpo's event log, the trackers, the live
-    mirror (unless HPO_MIRROR=0), the terminal progress line and, last, what keeps the driver's
-    memory down (hpo.ray_compat.lean)."""
-    from hpo.ray_compat.lean import CsvLog, JsonLog, LeanTrials, Silent
-
+               mirror: bool | None) -> list[Any]:
+    """hpo's event log, the trackers, the live mirror (unless HPO_MIRROR=0) and the terminal
+    progress line: what spans a run's Tuners (`Spanning`)."""
     spec = exp.spec
-    out = [JsonLog(), CsvLog(), events, *trackers.callbacks(exp.tracking, run_dir, exp)]
+    out = [events, *trackers.callbacks(exp.tracking, run_dir, exp)]
     if mirror if mirror is not None else os.environ.get("HPO_MIRROR", "1") != "0":
         from hpo.runner.mirror import OptunaMirror, journal_path
 
@@ -324,10 +359,7 @@ def _callbacks(exp: Experiment, run_dir: Path, storage: Storage, events: Any, pr
         from hpo.runner.progress import Progress
 
         out.append(Progress(spec.metric, exp.mode, exp.n_trials, exp.searched_names))
-    if quiet:  # Ray's own per-trial printer, which keeps every trial: one that prints nothing
-        out.append(Silent())
-    return [*out, LeanTrials()]
-
+    return out
 
 
 @dataclass
