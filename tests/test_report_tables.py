@@ -324,3 +324,21 @@ def test_a_section_that_fails_says_so_in_its_place_and_the_rest_is_written(monke
         html = report._drawn(history_section, grid_run())
     assert "The history section could not be drawn: KeyError: &#x27;87b2fc37&#x27;" in html
     assert report._drawn(report.curves_section, grid_run()) == report.curves_section(grid_run())
+
+
+def test_a_cell_whose_trial_diverged_at_its_first_epoch_says_so_instead_of_a_number():
+    """Its reported value (the worst, what the searcher was told) is no measurement: the cell
+    reads "no result (diverged)", is left out of the colour scale, and the other cells keep
+    their numbers."""
+    from hpo.report.heatmap import heatmap_figure
+
+    d = grid_run()
+    d.trials["best_epoch"] = [0, 2, 2, 2]
+    d.trials.loc[0, "best_val_acc"] = 0.0
+    d.trials.loc[0, "status"] = "diverged"
+    hm = tables.heatmap_data(d)
+    row = next(i for i, y in enumerate(hm["y"]) if y == str(d.trials.loc[0, "param.lr"]))
+    col = hm["x"].index(str(d.trials.loc[0, "param.weight_decay"]))
+    assert hm["z"][row][col] is None and hm["text"][row][col] == "no result (diverged)"
+    assert sum(v is not None for r in hm["z"] for v in r) == 3 and hm["zmin"] > 0
+    assert list(heatmap_figure(hm, "max").data[0].text[row]).count("no result (diverged)") == 1

@@ -15,8 +15,10 @@ def heatmap_figure(hm: dict[str, Any], mode: str) -> Any:
     fig = go.Figure(go.Heatmap(
         x=[esc(x) for x in hm["x"]], y=[esc(y) for y in hm["y"]], z=hm["z"],
         zmin=hm.get("zmin"), zmax=hm.get("zmax"),
-        colorscale="Viridis", reversescale=mode == "min", texttemplate="%{z:.4g}",
-        hovertemplate=f"{esc(hm['y_name'])}=%{{y}}, {esc(hm['x_name'])}=%{{x}}: %{{z:.4g}}<extra></extra>",
+        colorscale="Viridis", reversescale=mode == "min", text=hm.get("text"),
+        texttemplate="%{text}" if hm.get("text") else "%{z:.4g}",
+        hovertemplate=f"{esc(hm['y_name'])}=%{{y}}, {esc(hm['x_name'])}=%{{x}}: "
+                      + ("%{text}" if hm.get("text") else "%{z:.4g}") + "<extra></extra>",
         colorbar=dict(title=esc(hm["metric"]) + ("<br>(clipped)" if clipped else ""))))
     if "best" in hm:  # the best cell, framed
         x, y = hm["best"]

@@ -92,14 +92,21 @@ def heatmap_data(data: RunFolder) -> dict[str, Any] | None:
     if len(params) != 2 or data.trials.empty:
         return None
     a, b = params
-    t = data.trials
-    pv = t.pivot_table(index=f"param.{a}", columns=f"param.{b}", values=data.best_col, aggfunc="mean")
+    t = data.trials.copy()
+    # a trial that diverged at its first epoch has no measured value: the worst value it reported
+    # (what the searcher is told) is not a result, and its cell says so instead of a number
+    if "best_epoch" in t:
+        t[data.best_col] = t[data.best_col].where(pd.to_numeric(t["best_epoch"], errors="coerce") != 0)
+    pv = t.pivot_table(index=f"param.{a}", columns=f"param.{b}", values=data.best_col, aggfunc="mean",
+                       dropna=False)
     oa, ob = _grid_order(data, a), _grid_order(data, b)
     pv = pv.loc[sorted(pv.index, key=lambda v: oa.get(_key(v), 0)),
                 sorted(pv.columns, key=lambda v: ob.get(_key(v), 0))]
-    z = pv.to_numpy()
+    z = pv.to_numpy(dtype=float)
+    text = [[f"{v:.4g}" if np.isfinite(v) else "no result (diverged)" for v in row] for row in z]
     out = {"x": [str(c) for c in pv.columns], "y": [str(i) for i in pv.index],
-           "z": z.tolist(), "x_name": b, "y_name": a, "metric": data.best_col}
+           "z": [[v if np.isfinite(v) else None for v in row] for row in z], "text": text,
+           "x_name": b, "y_name": a, "metric": data.best_col}
     finite = z[np.isfinite(z)]
     if finite.size:
         i, j = np.unravel_index(np.nanargmax(z) if data.mode == "max" else np.nanargmin(z), z.shape)
