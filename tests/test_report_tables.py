@@ -342,3 +342,17 @@ def test_a_cell_whose_trial_diverged_at_its_first_epoch_says_so_instead_of_a_num
     assert hm["z"][row][col] is None and hm["text"][row][col] == "no result (diverged)"
     assert sum(v is not None for r in hm["z"] for v in r) == 3 and hm["zmin"] > 0
     assert list(heatmap_figure(hm, "max").data[0].text[row]).count("no result (diverged)") == 1
+
+
+def test_model_size_draws_errors_spanning_decades_on_a_log_axis_and_says_so():
+    import pandas as pd
+
+    from hpo.report.model_size import model_size_figure
+
+    ms = pd.DataFrame({"config": ["a", "b", "c"], "n_params": [65, 257, 8577],
+                       "best_val_mse": [2.9e-3, 1.6e-4, 2.0e-5], "gap": [6e-4, 1e-5, 2e-6]})
+    fig = model_size_figure(ms, "best_val_mse", "gap", "min")
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type != "log"
+    assert any("log scale" in a.text for a in fig.layout.annotations)
+    close = model_size_figure(ms.assign(best_val_mse=[0.95, 0.96, 0.97]), "best_val_mse", "gap", "max")
+    assert close.layout.yaxis.type != "log"

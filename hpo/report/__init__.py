@@ -289,7 +289,7 @@ def model_size_section(data: RunFolder) -> str:
     return (f"<h2>Model size</h2><p class='note'>{esc(what)} and overfitting ({esc(gap)} at the best "
             f"validation epoch: positive means the model does better on what it trained on) against "
             f"the number of parameters.</p>"
-            + figure(model_size_figure(ms, data.best_col, gap), "model-size")
+            + figure(model_size_figure(ms, data.best_col, gap, data.mode), "model-size")
             + table(ms.drop(columns="trial_id"), table_id="model-size-table"))
 
 
