@@ -78,8 +78,8 @@ class SchedulerEntry:
     # it ends by itself, instead of at every improvement (hpo.contract.Settings.test_epochs)
     stop_epochs: Callable[[Any, int], set[int]] | None = None
     # it reads ended trials back from Ray's controller (PBT copies an ended trial's checkpoint;
-    # HyperBand's brackets hold their trials until they fill): the driver then keeps every
-    # Trial (hpo.ray_compat.lean.forgetting_ended), else it forgets a trial once it has ended
+    # HyperBand's brackets hold their trials until they fill): one Tuner then runs the whole
+    # sweep, else a long one runs as several (hpo.runner.tuning.trials_per_fit)
     reads_ended_trials: bool = False
 
 

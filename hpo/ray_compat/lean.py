@@ -1,23 +1,17 @@
-"""Driver memory flat in long sweeps: the driver forgets a trial once it has finished.
+"""Driver memory flat in long sweeps.
 
 Four things grew the driver by ~130 KB per trial, then Ray's Trials themselves ~30 KB per trial
-more; with all of them gone it grows ~4-6 KB per trial (hpo's own event ids and the live
-mirror's Optuna journal; benchmarks/scaling.py, BENCHMARKS.md):
+more (benchmarks/scaling.py, BENCHMARKS.md):
 
-- Ray Tune's controller keeps every Trial for the whole run (config, last result, checkpoint
+- Ray Tune's controller keeps every Trial for the whole fit (config, last result, checkpoint
   results, storage context, placement group factory), with the cached JSON of each for its
   experiment snapshot, and so do its result-file writers (a config and a flag per trial) and
-  its snapshot's checkpoint counter. `forgetting_ended` has the controller drop a trial once it
-  has finished (TERMINATED, its actor released) from all of these (`forget_ended`), and
-  `JsonLog` / `CsvLog` drop it from the writers. Nothing needs it back: hpo's tables come from
-  the trial folders and events.jsonl, the searchers and ASHA / the median rule have seen its
-  results (ASHA keeps trial ids), and Ray's end-of-run result grid is not read. Ray's experiment
-  snapshot then lists only the trials that have not finished; nothing reads it (`hpo resume`
-  reads hpo's own record, hpo.runner.record). Not with a scheduler that reads ended trials
-  back (PBT, HyperBand: SchedulerEntry.reads_ended_trials), nor under Ray's own table (it
-  counts the trials the driver holds). A forgotten trial's folder in the driver's staging folder
-  (Ray's result files, which each of Ray's syncs copied again) is removed once a sync has copied
-  it to the run folder (`unstage`).
+  its snapshot's checkpoint counter; there is no public way to let one go. A long sweep
+  therefore runs as one Tuner per `HPO_TRIALS_PER_FIT` trials (hpo.runner.tuning.fit): ending a
+  fit lets its Trials go. (hpo once removed them from the controller's private lists after each
+  step: 13 private names, gone.) Each Tuner's ended trials' folders in the driver's staging
+  folder (Ray's result files, which each of Ray's syncs copies again, whole) are removed once
+  its fit has ended (`LeanTrials.unstage`).
 - Ray keeps with each Trial (every one, where none is forgotten) a running summary of every
   number it ever reported (max, min, average, last, last-5 and last-10 averages, and the
   windows behind them: ~1.7 KB per reported number, ~35 KB per hpo trial), which every experiment
