@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hpo import trackers
+from hpo.adapters import Search
 from hpo.contract import expand_cases
 from hpo.data import DatasetInfo, dataset_info
 from hpo.errors import SpecError, did_you_mean, unknown_name
@@ -451,3 +452,22 @@ def _check_resources(spec: Spec) -> None:
             raise SpecError(f"{spec.resources.gpu} GPU per trial, but no CUDA GPU is visible "
                             f"here. Set resources.gpu: 0, or run on a GPU node (--address).",
                             field="resources.gpu")
+
+
+def search_args(exp: Experiment, max_concurrent: int | None, samples: int | None = None,
+                 prior: tuple[Any, ...] = (), points: bool = True, reseed: int = 0) -> Search:
+    """What the registry's searcher is built from. `reseed`: added to the searcher's seed (a
+    resumed searcher that learns must not draw its first run's random start-up points again)."""
+    spec = exp.spec
+    options, seed = exp.searcher_options, spec.seed
+    if reseed:
+        own = getattr(options, "seed", None)
+        seed = (seed if own is None else own) + reseed
+        if own is not None:
+            options = options.model_copy(update={"seed": seed})
+    return Search(
+        exp.params, options, seed, max_concurrent, spec.metric, exp.mode,
+        objectives=exp.objectives, constraints=exp.constraints,
+        points=tuple(spec.points_to_evaluate) if points else (), prior=prior,
+        num_samples=spec.budget.num_samples if samples is None else samples,
+        directions={**exp.metrics, **exp.trainable.attributes})

@@ -6,9 +6,11 @@ timing probe of a torch.func pack, imported when it runs.)
 Packing needs every configuration up front and member-level stopping we implement ourselves, so
 it applies to: a trainable that declares `PACKING` (the `mlp` without batch norm, hand-written;
 the `cnn`, `cifar_cnn` and a user's `model:` without dropout, through torch.func), a
-classification dataset, searcher `grid`, and a scheduler whose entry says how packs follow it
-(fifo; asha as successive halving inside each pack at ASHA's rungs, with an explicit size N
-only: `auto`, the default, packs only where members reproduce ordinary trials exactly).
+classification dataset, a searcher that draws every configuration up front (`grid`, and
+`random`: its draws with the run's seed, as the unpacked run draws them), and a scheduler whose
+entry says how packs follow it (fifo; asha as successive halving inside each pack at ASHA's
+rungs, with an explicit size N only: `auto`, the default, packs only where members reproduce
+ordinary trials exactly).
 Anything else runs as ordinary trials, with the reason printed. Members are grouped by the
 trainable's pack keys (for the `mlp`: hidden widths, batch size, activation, optimizer; for the
 others every field but the per-member ones); `auto` packs up to 8 per group, fewer when the
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo.contract import PER_MEMBER, Halving, expand_cases
+from hpo.experiment import search_args
 from hpo.space import Constant, Distribution, groups, thaw
 
 AUTO_SIZE = 8
@@ -59,8 +62,9 @@ def why_not(exp: Any) -> str | None:
     if packing is None:
         packable = ", ".join(f"`{n}`" for n in _packable_trainables()) or "none"
         return f"trainable `{spec.trainable}` (packing supports {packable})"
-    if spec.searcher.name != "grid":
-        return f"searcher `{spec.searcher.name}` (packing needs every configuration up front: grid)"
+    if exp.searcher.draw is None:
+        return (f"searcher `{spec.searcher.name}` (packing needs every configuration up front: "
+                f"grid or random)")
     if exp.scheduler.in_packs is None:
         from hpo.schedulers import SCHEDULERS
 
@@ -146,8 +150,12 @@ def _packable_trainables() -> list[str]:
 
 
 def configs(exp: Any) -> list[dict[str, Any]]:
-    """Every trial's trainable config, in grid order (first parameter varies slowest)."""
+    """Every trial's trainable config: a grid's in grid order (first parameter varies slowest);
+    a random search's as its searcher draws them (hpo.searchers.draw, with the run's seed)."""
     params = exp.params
+    if exp.spec.searcher.name != "grid":
+        extra = None if "seed" in params else {"seed": exp.spec.seed}
+        return exp.searcher.draw(search_args(exp, exp.spec.budget.max_concurrent_trials), extra)
     base = {k: thaw(p.value) for k, p in params.items() if isinstance(p, Constant)}
     grid = {k: [thaw(v) for v in p.values] for k, p in params.items()
             if isinstance(p, Distribution) and p.kind == "grid"}

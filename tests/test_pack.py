@@ -188,7 +188,8 @@ def test_plan_groups_by_shape_and_auto_limits_the_packed_batch(tmp_path):
 
 @pytest.mark.parametrize("overrides,reason", [
     (["trainable=cnn", "params.hidden=null", "params.dropout=0.5"], "dropout 0.5 (under torch.func.vmap"),
-    (["searcher.name=random"], "searcher `random`"),
+    (["searcher.name=optuna", "params.lr={loguniform: [0.01, 0.3]}", "params.batch_size=64"],
+     "searcher `optuna` (packing needs every configuration up front: grid or random)"),
     (["scheduler.name=median"], "scheduler `median`"),
     (["params.batch_norm=true"], "batch_norm"),
 ])
@@ -196,6 +197,26 @@ def test_what_cannot_be_packed_runs_unpacked(tmp_path, overrides, reason):
     text = SPEC.replace("  hidden: [16]\n", "") if "trainable=cnn" in overrides else SPEC
     ovr = [o for o in overrides if o != "params.hidden=null"]
     assert reason in why_not(load_experiment(write_spec(tmp_path, text), ovr))
+
+
+def test_a_random_search_packs_the_configurations_the_unpacked_run_draws(tmp_path):
+    """Random search draws every configuration into the run's plan before the first trial, so
+    it packs: the members are exactly the unpacked run's draws (same seed, same order of
+    indices), grouped by shape."""
+    from hpo.experiment import search_args
+
+    spec = SPEC.replace("  lr: {grid: [0.3, 0.1, 0.01]}\n", "  lr: {loguniform: [0.01, 0.3]}\n").replace(
+        "budget: {", "searcher: {name: random, seed: 7}\nbudget: {num_samples: 5, ")
+    exp = load_experiment(write_spec(tmp_path, spec))
+    assert why_not(exp) is None
+    drawn = exp.searcher.draw(search_args(exp, 2), {"seed": exp.spec.seed})  # what tuning.plan_work draws
+    assert len(drawn) == 10  # 5 samples x the 2 batch sizes of the grid inside
+    members = {m["_index"]: m for pk in plan(exp).packs for m in pk}
+    assert sorted(members) == list(range(10))
+    for i, cfg in enumerate(drawn):
+        assert {k: v for k, v in members[i].items() if k != "_index"} == cfg
+    for pk in plan(exp).packs:  # one shape per pack
+        assert len({m["batch_size"] for m in pk}) == 1
 
 
 def test_auto_is_the_default_and_packs_only_where_members_reproduce_ordinary_trials(tmp_path):
@@ -219,12 +240,17 @@ def test_bad_pack_setting(tmp_path):
         load_experiment(write_spec(tmp_path, SPEC), ["execution.pack=sometimes"])
 
 
+RANDOM = SPEC.replace("  lr: {grid: [0.3, 0.1, 0.01]}\n", "  lr: {loguniform: [0.01, 0.3]}\n").replace(
+    "budget: {", "searcher: {name: random, seed: 7}\nbudget: {num_samples: 3, ")
+
+
 @pytest.mark.slow
-def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session):
+@pytest.mark.parametrize("spec", [SPEC, RANDOM], ids=["grid", "random"])
+def test_packed_run_matches_the_unpacked_run(tmp_path, ray_session, spec):
     from hpo.report import build_report
     from hpo.runner import run
 
-    path = write_spec(tmp_path, SPEC)
+    path = write_spec(tmp_path, spec)
     packed_res = run(load_experiment(path), storage=tmp_path / "runs", dashboard=False, verbose=0)
     plain_res = run(load_experiment(path, ["execution.pack=off"]), storage=tmp_path / "runs",
                     dashboard=False, verbose=0)

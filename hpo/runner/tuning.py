@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from hpo import packing, trackers
-from hpo.adapters import Search
 from hpo.contract import PACK_KEY, RECORD_KEY, EarlyStop, Settings
 from hpo.data import ArrayDataset
 from hpo.errors import SpecError, StorageFault
-from hpo.experiment import Experiment, prior_from
+from hpo.experiment import Experiment, prior_from, search_args
 from hpo.ray_compat.ray_init import callbacks_counted_by_name
 from hpo.refs import search_path
 from hpo.runner import record
@@ -95,7 +94,7 @@ class Work:
     prior: tuple[Any, ...] = ()
     replay: list[Any] = field(default_factory=list)
     points: bool = True  # the spec's points_to_evaluate go to the searcher that learns
-    reseed: int = 0  # added to the searcher's seed (a resume: hpo.runner.tuning._search_args)
+    reseed: int = 0  # added to the searcher's seed (a resume: hpo.experiment.search_args)
 
     @property
     def n(self) -> int:
@@ -114,7 +113,7 @@ def plan_work(exp: Experiment, run_dir: Path, pack: packing.PackPlan | None) -> 
     if pack is not None:
         configs: list[dict[str, Any]] | None = [{PACK_KEY: p} for p in pack.packs]
     elif exp.searcher.draw is not None:
-        configs = exp.searcher.draw(_search_args(exp, spec.budget.max_concurrent_trials),
+        configs = exp.searcher.draw(search_args(exp, spec.budget.max_concurrent_trials),
                                     None if "seed" in exp.params else {"seed": spec.seed})
     else:
         configs = None
@@ -293,25 +292,6 @@ def keep_checkpoints(exp: Experiment) -> int | None:
     return max(2, spec.checkpoint.keep)
 
 
-def _search_args(exp: Experiment, max_concurrent: int | None, samples: int | None = None,
-                 prior: tuple[Any, ...] = (), points: bool = True, reseed: int = 0) -> Search:
-    """What the registry's searcher is built from. `reseed`: added to the searcher's seed (a
-    resumed searcher that learns must not draw its first run's random start-up points again)."""
-    spec = exp.spec
-    options, seed = exp.searcher_options, spec.seed
-    if reseed:
-        own = getattr(options, "seed", None)
-        seed = (seed if own is None else own) + reseed
-        if own is not None:
-            options = options.model_copy(update={"seed": seed})
-    return Search(
-        exp.params, options, seed, max_concurrent, spec.metric, exp.mode,
-        objectives=exp.objectives, constraints=exp.constraints,
-        points=tuple(spec.points_to_evaluate) if points else (), prior=prior,
-        num_samples=spec.budget.num_samples if samples is None else samples,
-        directions={**exp.metrics, **exp.trainable.attributes})
-
-
 def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any], int | None]:
     """(the searcher that learns, its param space, the cap on running trials) of `work`; the
     plan searcher of each Tuner hands out the fixed configurations first, then asks it."""
@@ -325,7 +305,7 @@ def _search(exp: Experiment, work: Work, out: Any) -> tuple[Any, dict[str, Any],
     inner, param_space = None, {}
     if work.samples:
         assert exp.searcher.build is not None  # (a searcher that draws up front has no samples)
-        inner, param_space = exp.searcher.build(_search_args(
+        inner, param_space = exp.searcher.build(search_args(
             exp, max_concurrent, work.samples, work.prior, work.points, work.reseed))
         if "seed" not in exp.params:
             param_space["seed"] = spec.seed
