@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hpo.adapters import Search
 from hpo.errors import SpecError
-from hpo.ray_compat import require
 from hpo.registry import Registry
 from hpo.space import Param, searched, to_param_space
 
@@ -123,7 +122,6 @@ def _sampled(params: dict[str, Param], who: str) -> None:
 
 
 def _optuna_check(params: dict[str, Param], opts: OptunaOptions, goals: dict[str, str]) -> None:
-    require("optuna_search", "searcher.name")  # hpo's OptunaSearch needs Ray's private names
     _sampled(params, "Optuna")
     sampler = SAMPLERS[opts.sampler]
     if len(goals) > 1 and not sampler.multi_objective:

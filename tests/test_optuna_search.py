@@ -27,7 +27,7 @@ def test_warm_started_tpe_proposes_around_the_known_best(seed):
     lrs = 10 ** rng.uniform(-4, 0, 20)
     prior = tuple(({"lr": float(x)}, {"val_acc": 1 - abs(math.log10(x) + 1) / 3}) for x in lrs)
     alg = _search(LR, prior, seed=seed, n_startup_trials=5)
-    assert len(alg._ot_study.trials) == 20
+    assert len(alg.study.trials) == 20
     proposed = [alg.suggest(f"t{i}")["lr"] for i in range(5)]
     off = lambda v: np.median(np.abs(np.log10(v) + 1))  # noqa: E731
     assert off(proposed) < off(lrs) / 2
@@ -56,7 +56,7 @@ def test_conditional_cases_are_sampled_under_their_own_names():
         else:
             assert set(case) == {"optimizer", "lr"} and 1e-4 <= case["lr"] <= 1e-2
     assert seen == {"sgd", "adam"}
-    names = set().union(*(t.params for t in alg._ot_study.trials))
+    names = set().union(*(t.params for t in alg.study.trials))
     assert {"setup", "lr[optimizer=sgd]", "momentum[optimizer=sgd]", "lr[optimizer=adam]"} <= names
 
 
@@ -78,9 +78,9 @@ def test_constraints_reach_the_sampler_for_told_and_known_trials():
     alg.suggest("t0")
     alg.on_trial_result("t0", {"val_acc": 0.7, "n_params": 2000, "training_iteration": 1})
     alg.on_trial_complete("t0", {"val_acc": 0.6, "n_params": 2000, "training_iteration": 2})
-    got = [t.constraints for t in alg._ot_study.trials]
+    got = [t.constraints for t in alg.study.trials]
     assert got == [{"n_params<=1000": 4000.0}, {"n_params<=1000": -990.0}, {"n_params<=1000": 1000.0}]
-    assert alg._ot_study.trials[2].values == [0.7]  # told its best over epochs, not its last
+    assert alg.study.trials[2].values == [0.7]  # told its best over epochs, not its last
 
 
 def test_flat_values_name_a_case_by_its_label_and_keep_its_own_parameters():

@@ -153,7 +153,6 @@ params: {lr: {grid: [0.1, 0.01, 0.001]}, hidden: [8], batch_size: 100}
 
 @pytest.mark.parametrize("override,key,field", [
     ("scheduler.name=hyperband", "hyperband", "scheduler.name"),
-    ("searcher.name=optuna", "optuna_search", "searcher.name"),
 ])
 def test_what_needs_an_essential_name_is_refused_before_any_trial(tmp_path, missing, override, key, field):
     """At the spec's checks (`hpo validate`, `plan`, `run`), and again where it is built."""

@@ -2,8 +2,8 @@
 
 hpo is built on Ray Tune's and Optuna's public APIs. Where they lack something hpo needs, hpo
 reaches a private name, and only in this package: `lean` (the driver's memory in long sweeps),
-`hyperband` (Ray's HyperBand without its deadlock), `optuna` (hpo's OptunaSearch),
-`ray_init` (a loopback-only local Ray, the warm head's workers, Ray's log lines). `TOUCHES`
+`hyperband` (Ray's HyperBand without its deadlock), `ray_init` (a loopback-only local Ray, the
+warm head's workers, Ray's log lines). `TOUCHES`
 lists each: which names, what Ray or Optuna lacks, the upstream issue where there is one, and
 what happens without it.
 
@@ -81,15 +81,6 @@ TOUCHES: dict[str, Touch] = {
          "ray.tune.schedulers:HyperBandScheduler.__init__@_hyperbands"),
         "a bracket is processed only through a private method, and never again once flagged",
         "scheduler `hyperband` could hang on a failed trial: refused (use asha)",
-        essential=True),
-    "optuna_search": Touch(
-        "hpo's OptunaSearch: the configuration only, best-over-epochs values, constraints",
-        ("ray.tune.search.optuna:OptunaSearch._suggest_from_define_by_run_func",
-         "ray.tune.search.optuna:OptunaSearch.__init__@_ot_trials",
-         "optuna.study._constrained_optimization:_CONSTRAINTS_KEY"),
-        "OptunaSearch tells a trial's last result and returns Optuna's names; constraints of an "
-        "added trial have no public key",
-        "searcher `optuna` would rank trials by their last epoch and ignore constraints: refused",
         essential=True),
     "log_filters": Touch(
         "Ray's notices that hpo says in its own words are filtered",

@@ -111,7 +111,11 @@ def plan_work(exp: Experiment, run_dir: Path, pack: packing.PackPlan | None) -> 
     number of samples a searcher that learns draws."""
     spec = exp.spec
     if pack is not None:
-        configs: list[dict[str, Any]] | None = [{PACK_KEY: p} for p in pack.packs]
+        # members are numbered after the configurations the run already has (an extension)
+        before = sum(len(c[PACK_KEY]) if PACK_KEY in c else 1
+                     for s in record.read_plan(run_dir) if s.planned for c in s.configs or ())
+        configs: list[dict[str, Any]] | None = [
+            {PACK_KEY: [{**m, "_index": m["_index"] + before} for m in p]} for p in pack.packs]
     elif exp.searcher.draw is not None:
         configs = exp.searcher.draw(search_args(exp, spec.budget.max_concurrent_trials),
                                     None if "seed" in exp.params else {"seed": spec.seed})
