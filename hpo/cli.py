@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hpo.contract import REPORT_FILE
 from hpo.errors import SpecError
 from hpo.runner import head, served
 from hpo.storage import Storage, locate, open_storage
@@ -225,10 +226,10 @@ def _finish(res: Any, out: Any) -> int:
             print(f"  report:  not written (the storage stopped taking writes)\n"
                   f"  resume:  hpo resume {res.run_dir}")
             return 4
-        if outcome.unchanged and res.report_path == res.run_dir / "report.html":
+        if outcome.unchanged and res.report_path == res.run_dir / REPORT_FILE:
             print(f"  report:  {res.report_path}  (as it was)")
             return 0
-        print(f"  report:  {res.report_path.resolve()}  (and {res.run_dir / 'report.html'})")
+        print(f"  report:  {res.report_path.resolve()}  (and {res.run_dir / REPORT_FILE})")
     return {"finished": 0, "aborted": 3}.get(res.state, 130)
 
 

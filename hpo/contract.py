@@ -38,6 +38,7 @@ PACK_KEY = "_pack"  # the one key of a packed trial's Tune config: the list of i
 RECORD_KEY = "_hpo"
 # in each report after a restore that passed over an unreadable checkpoint: which, and what it used
 CHECKPOINT_NOTE = "checkpoint_note"
+REPORT_FILE = "report.html"  # the report a run folder keeps of itself (hpo.report)
 
 # Ray's bookkeeping in each result: RAY_KEPT sits in the history table beside the metrics;
 # RAY_DROPPED goes nowhere; neither is shown by a tracker as the experiment's metrics (RAY_FIELDS)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from hpo import results
+from hpo.contract import REPORT_FILE
 from hpo.report import checks, curves, history, pareto, study, surface, tables
 from hpo.report.confirm import confirm_data, confirm_figure
 from hpo.report.findings import findings
@@ -38,7 +39,6 @@ from hpo.spec import ComponentSpec
 __all__ = ["REPORT_FILE", "build_report", "render"]
 
 
-REPORT_FILE = "report.html"
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:

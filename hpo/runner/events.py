@@ -41,6 +41,7 @@ from hpo.adapters.replay import hpo_id
 from hpo.contract import RECORD_KEY
 from hpo.errors import STORAGE_ERRNOS
 from hpo.runner.collect import read_jsonl, start_order, trial_dir_name, trial_events
+from hpo.runner.record import EVENTS_FILE, add_event, append_line
 from hpo.storage import TRIAL_LOG
 
 
@@ -176,20 +177,15 @@ class Events(Callback):
         return self.run_dir / trial_dir_name(hpo_id(trial)) / TRIAL_LOG
 
     def _write(self, line: dict[str, Any]) -> None:
-        line["time"] = time.time()
-        self._append(self.run_dir / "events.jsonl", line)
+        try:
+            add_event(self.run_dir, line, SafeFallbackEncoder)
+        except OSError as e:
+            self._fault(e, self.run_dir / EVENTS_FILE)
 
     def _append(self, path: Path, line: dict[str, Any]) -> None:
-        """One line at the end of `path` (its folder is made once, not per result)."""
-        text = json.dumps(line, cls=SafeFallbackEncoder) + "\n"
+        """One line at the end of `path` (hpo.runner.record.append_line)."""
         try:
-            try:
-                with open(path, "a") as f:
-                    f.write(text)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "a") as f:
-                    f.write(text)
+            append_line(path, line, SafeFallbackEncoder)
         except OSError as e:
             self._fault(e, path)
 

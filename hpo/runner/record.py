@@ -29,6 +29,7 @@ copy). The Optuna journal is a view built from them (hpo.runner.mirror).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,27 @@ def read_plan(run_dir: Path) -> list[Segment]:
         out.append(Segment(i, int(s["n"]), None if configs is None else tuple(configs),
                            int(s.get("first", 0))))
     return out
+
+
+EVENTS_FILE = "events.jsonl"
+
+
+def append_line(path: Path, line: dict[str, Any], encoder: Any = None) -> None:
+    """One JSON line at the end of `path` (its folder made if it is missing): how every line of
+    the record is written (the event log, the trial logs). A cut line loses only itself."""
+    text = json.dumps(line, cls=encoder) + "\n"
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(text)
+
+
+def add_event(run_dir: Path, line: dict[str, Any], encoder: Any = None) -> None:
+    """One event of the run (a trial's start, resumption or end, an abort), stamped now."""
+    append_line(Path(run_dir) / EVENTS_FILE, {**line, "time": time.time()}, encoder)
 
 
 def add_segment(run_dir: Path, configs: list[dict[str, Any]] | None, n: int) -> Segment:
@@ -113,14 +135,14 @@ class TrialRecord:
 def has_record(run_dir: Path) -> bool:
     """Whether the run recorded anything (its plan, an event, a trial's log)."""
     d = Path(run_dir)
-    return (d / PLAN_FILE).exists() or (d / "events.jsonl").exists() or any(d.glob(f"trial_*/{TRIAL_LOG}"))
+    return (d / PLAN_FILE).exists() or (d / EVENTS_FILE).exists() or any(d.glob(f"trial_*/{TRIAL_LOG}"))
 
 
 def read_trials(run_dir: Path) -> dict[str, TrialRecord]:
     """Every trial the record holds, by hpo id, in the order they first started."""
     run_dir = Path(run_dir)
     out: dict[str, TrialRecord] = {}
-    events = read_jsonl(run_dir / "events.jsonl")
+    events = read_jsonl(run_dir / EVENTS_FILE)
     for e in events:
         tid = e.get("trial_id")
         if tid and e.get("event") == "start" and tid not in out:

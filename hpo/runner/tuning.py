@@ -4,11 +4,9 @@ Tuner of a new run and the one place a Tuner is restored. Ray is imported here."
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -389,12 +387,9 @@ def resume_work(exp: Experiment, run_dir: Path, storage: Storage) -> Resumption:
         steps = record.steps([*left.done, *(t for t, _, _ in left.continued)],
                              {tid: (s[1] if s else 0) for tid, s in starts.items()})
         over |= _replayed_stops(exp, steps) & set(starts)
-    if over:
-        ends = Path(run_dir) / "events.jsonl"
-        with open(ends, "a") as f:
-            for tid in sorted(over):
-                f.write(json.dumps({"trial_id": tid, "event": "complete", "time": time.time(),
-                                    "note": "ended on resume (nothing left to train)"}) + "\n")
+    for tid in sorted(over):
+        record.add_event(run_dir, {"trial_id": tid, "event": "complete",
+                                   "note": "ended on resume (nothing left to train)"})
     configs = []
     order = sorted(left.continued, key=lambda x: (x[1] if x[1] is not None else 1 << 30, x[0].started))
     for t, i, seg in order:
