@@ -26,19 +26,11 @@ params:
   batch_size: 50
 """
 
-TPE = """\
-name: split_tpe
-trainable: mlp
-dataset: {name: mnist_sample, train_size: 300, val_size: 200}
-metric: val_acc
-searcher: {name: optuna, seed: 0, n_startup_trials: 3}
-budget: {max_epochs: 1, num_samples: 7, max_concurrent_trials: 1}
-execution: {pack: off}
-params:
-  lr: {loguniform: [1e-3, 0.5]}
-  hidden: [16]
-  batch_size: 50
-"""
+TPE = ASHA.replace("split_asha", "split_tpe").replace(
+    "searcher: {name: random, seed: 0}\nscheduler: {name: asha, grace_period: 1, reduction_factor: 2}",
+    "searcher: {name: optuna, seed: 0, n_startup_trials: 3}").replace(
+    "max_epochs: 4, num_samples: 8", "max_epochs: 1, num_samples: 7")
+assert "optuna" in TPE and "asha" not in TPE and "num_samples: 7" in TPE
 
 
 def _run(tmp_path, spec, name, monkeypatch, per_fit, capsys=None):
