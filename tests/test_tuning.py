@@ -70,3 +70,20 @@ def test_a_searcher_that_learns_spans_the_tuners(tmp_path, ray_session, monkeypa
     t = split.trials
     assert len(t) == 7 and (t["status"] == "completed").all()
     assert t["param.lr"].nunique() == 7
+
+
+def test_a_part_is_long_against_the_trials_that_run_at_once(tmp_path, monkeypatch):
+    """A Tuner's last trials leave slots idle: a part holds at least 50 per slot, 500 at least,
+    and PBT / HyperBand or Ray's own table keep one Tuner."""
+    from hpo.runner.tuning import trials_per_fit
+
+    monkeypatch.delenv("HPO_TRIALS_PER_FIT", raising=False)
+    exp = load_experiment(write_spec(tmp_path, ASHA))  # max_concurrent_trials: 1
+    assert trials_per_fit(exp, 0) == 500 and trials_per_fit(exp, 1) == 1 << 62
+    wide = load_experiment(write_spec(tmp_path, ASHA.replace("max_concurrent_trials: 1", "max_concurrent_trials: 64")))
+    assert trials_per_fit(wide, 0) == 64 * 50
+    pbt = load_experiment(write_spec(tmp_path, ASHA.replace("name: asha", "name: pbt").replace(
+        ", grace_period: 1, reduction_factor: 2", "")))
+    assert trials_per_fit(pbt, 0) == 1 << 62
+    monkeypatch.setenv("HPO_TRIALS_PER_FIT", "7")
+    assert trials_per_fit(wide, 0) == 7

@@ -216,16 +216,38 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
 
 
 def trials_per_fit(exp: Experiment, verbose: int) -> int:
-    """How many trials one Tuner runs (`fit`): TRIALS_PER_FIT (the environment's
-    HPO_TRIALS_PER_FIT, if set), unless the scheduler reads ended trials back (PBT, HyperBand:
-    SchedulerEntry.reads_ended_trials) or Ray's own table is shown (it counts the trials of the
-    whole sweep): then one Tuner runs them all."""
+    """How many trials one Tuner runs (`fit`): the environment's HPO_TRIALS_PER_FIT if set;
+    else TRIALS_PER_FIT, or PER_SLOT times the trials that run at once where that is more (a
+    Tuner's last trials run with slots idle, so a part is kept long against the slots: at most
+    ~1% of them idle); one Tuner for the whole sweep where the scheduler reads ended trials back
+    (PBT, HyperBand: SchedulerEntry.reads_ended_trials) or Ray's own table is shown (it counts
+    the trials of the whole sweep)."""
     if exp.scheduler.reads_ended_trials or int(verbose) != 0:
         return 1 << 62
-    return max(1, int(os.environ.get("HPO_TRIALS_PER_FIT") or TRIALS_PER_FIT))
+    if os.environ.get("HPO_TRIALS_PER_FIT"):
+        return max(1, int(os.environ["HPO_TRIALS_PER_FIT"]))
+    return max(TRIALS_PER_FIT, PER_SLOT * _slots(exp))
+
+
+def _slots(exp: Experiment) -> int:
+    """How many trials run at once: the spec's cap, else what the cluster's CPUs (and GPUs)
+    hold at the trial's resources."""
+    spec = exp.spec
+    if spec.budget.max_concurrent_trials:
+        return int(spec.budget.max_concurrent_trials)
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    have = ray.cluster_resources()
+    fits = [have.get("CPU", 1) / spec.resources.cpu] if spec.resources.cpu else []
+    if spec.resources.gpu:
+        fits.append(have.get("GPU", 0) / spec.resources.gpu)
+    return max(1, int(min(fits))) if fits else 1
 
 
 TRIALS_PER_FIT = 500  # ~28 KB of the driver per trial held (benchmarks/scaling.py); ~0.3 s per Tuner
+PER_SLOT = 50
 
 
 @contextlib.contextmanager
