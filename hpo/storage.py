@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from hpo.errors import SpecError
 
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss")
-DRIVER_FILES = {"spec.yaml", "run.json", "events.jsonl"}  # written by the driver, not by Ray
+EVENTS_FILE = "events.jsonl"  # the run's event log (hpo.runner.record)
+DRIVER_FILES = {"spec.yaml", "run.json", EVENTS_FILE}  # written by the driver, not by Ray
 # hpo's own log of a trial in its folder: {"config": ...}, then every result (hpo.runner.events)
 TRIAL_LOG = "trial.jsonl"
 

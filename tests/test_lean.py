@@ -177,3 +177,26 @@ def test_schedulers_that_read_ended_trials_back_run_in_one_tuner(tmp_path, monke
             "max_epochs: 2", "max_epochs: 4")
         exp = load_experiment(write_spec(tmp_path, spec, f"{name}.yaml"))
         assert (trials_per_fit(exp, 0) == 5) is split, name
+
+
+def test_a_staged_trial_folder_goes_only_once_its_copy_is_in_a_local_run_folder(tmp_path):
+    """After a fit: a local run folder's copy is checked (missing or short: the staged folder
+    stays for Ray's next sync); a bucket's is the one Ray's awaited sync wrote."""
+    def staged(name: str) -> tuple[Path, Path]:
+        here, there = tmp_path / "stage" / name, tmp_path / "run" / name
+        here.mkdir(parents=True)
+        (here / "result.json").write_text('{"epoch": 1}\n')
+        return here, there
+
+    lean = LeanTrials()
+    missing, short, copied, bucket = (staged(n) for n in ("missing", "short", "copied", "bucket"))
+    short[1].mkdir(parents=True)
+    (short[1] / "result.json").write_text("{")
+    copied[1].mkdir(parents=True)
+    (copied[1] / "result.json").write_text('{"epoch": 1}\n')
+    lean.staged = [(str(h), str(t)) for h, t in (missing, short, copied)]
+    lean.unstage(remote=False)
+    assert missing[0].is_dir() and short[0].is_dir() and not copied[0].exists() and lean.staged == []
+    lean.staged = [(str(bucket[0]), "bucket/run/bucket")]
+    lean.unstage(remote=True)
+    assert not bucket[0].exists()

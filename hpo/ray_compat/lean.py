@@ -152,7 +152,7 @@ class LeanTrials(Callback):
         if self.ended % TRIM_EVERY == 0 and (trim := malloc_trim()) is not None:
             trim(0)
 
-    def unstage(self) -> None:
+    def unstage(self, remote: bool) -> None:
         """Remove the ended trials' folders from the driver's staging folder, once their fit
         has ended (Ray's last sync of it, awaited, has copied them to the run folder).
 
@@ -161,13 +161,14 @@ class LeanTrials(Callback):
         trial's files, to the run folder again: O(trials) files listed and copied per sync. A
         long sweep runs as several Tuners (hpo.runner.tuning.fit): each starts with an empty
         staging folder. A local run folder's copy is checked first (every file there, same
-        size); a bucket's is the one Ray's awaited sync wrote."""
+        size; a folder not copied stays for Ray's next sync); a bucket's (`remote`) is the one
+        Ray's awaited sync wrote."""
         staged, self.staged = self.staged, []
         for local, run in staged:
             here, there = Path(local), Path(run)
             if not here.is_dir() or here.resolve() == there.resolve():  # never the run folder itself
                 continue
-            if there.is_dir() and not _copied(here, there):
+            if not remote and not _copied(here, there):
                 continue  # kept for Ray's next sync
             shutil.rmtree(here, ignore_errors=True)
 

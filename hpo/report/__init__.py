@@ -39,8 +39,6 @@ from hpo.spec import ComponentSpec
 __all__ = ["REPORT_FILE", "build_report", "render"]
 
 
-
-
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Render the report of a run folder into <run>/report.html and `out`; returns `out`."""
     data = RunFolder.read(run_dir)

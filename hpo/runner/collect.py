@@ -31,7 +31,7 @@ from hpo.results import (
 )
 from hpo.schedulers import display_name
 from hpo.space import Distribution, case_label, parse_param
-from hpo.storage import TRIAL_LOG
+from hpo.storage import EVENTS_FILE, TRIAL_LOG
 
 _PACK_KEEP = ("node_id", "worker_peak_rss_mb", CHECKPOINT_NOTE)  # a pack's own, shared by its members
 
@@ -68,7 +68,7 @@ def _tail_object(line: str) -> dict[str, Any] | None:
 
 
 def _event_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    return read_jsonl(Path(run_dir) / "events.jsonl")
+    return read_jsonl(Path(run_dir) / EVENTS_FILE)
 
 
 def trial_events(run_dir: str | Path, log: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:

@@ -41,8 +41,8 @@ from hpo.adapters.replay import hpo_id
 from hpo.contract import RECORD_KEY
 from hpo.errors import STORAGE_ERRNOS
 from hpo.runner.collect import read_jsonl, start_order, trial_dir_name, trial_events
-from hpo.runner.record import EVENTS_FILE, add_event, append_line
-from hpo.storage import TRIAL_LOG
+from hpo.runner.record import add_event, append_line
+from hpo.storage import EVENTS_FILE, TRIAL_LOG
 
 
 def continued(trial: Any) -> dict[str, Any] | None:
@@ -153,7 +153,7 @@ class Events(Callback):
         self._published[hpo_id(trial)] = time.time()
         log = f"{trial_dir_name(hpo_id(trial))}/{TRIAL_LOG}"
         try:
-            self.storage.upload_files(self.run_dir, [log, *head, "plan.json", "events.jsonl"])
+            self.storage.upload_files(self.run_dir, [log, *head, "plan.json", EVENTS_FILE])
         except OSError as e:  # the run goes on; the bucket gets the record at the end
             self._fault(e, self.run_dir / log) if e.errno in STORAGE_ERRNOS else None
 

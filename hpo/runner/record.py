@@ -36,7 +36,7 @@ from typing import Any
 
 from hpo.contract import RECORD_KEY, without_record
 from hpo.runner.collect import read_jsonl, trial_dir_name
-from hpo.storage import TRIAL_LOG
+from hpo.storage import EVENTS_FILE, TRIAL_LOG
 
 PLAN_FILE = "plan.json"
 
@@ -67,9 +67,6 @@ def read_plan(run_dir: Path) -> list[Segment]:
         out.append(Segment(i, int(s["n"]), None if configs is None else tuple(configs),
                            int(s.get("first", 0))))
     return out
-
-
-EVENTS_FILE = "events.jsonl"
 
 
 def append_line(path: Path, line: dict[str, Any], encoder: Any = None) -> None:

@@ -202,17 +202,18 @@ def fit(exp: Experiment, data: ArrayDataset, run_dir: Path, verbose: int, storag
         del part
         _fit_checked(tuner, quiet=quiet, pending=search_alg.max_pending())
         del tuner, search_alg  # the part's Trials go with its Tuner
-        lean.unstage()
-        if not spanning.last:  # before the next part: what this one freed goes back (glibc)
-            gc.collect()
-            if (trim := malloc_trim()) is not None:
-                trim(0)
-        if not spanning.last and (lean.ended < n or events.abort or events.stop_now or (
-                spec.budget.time_budget_s and stop.stop_all())):
+        lean.unstage(storage.is_remote)
+        if spanning.last:
+            break
+        if lean.ended < n or events.abort or events.stop_now or (
+                spec.budget.time_budget_s and stop.stop_all()):
             # stopped (Ctrl-C, the abort rule, the time budget): no more parts
             spanning.last = True
             spanning.on_experiment_end([])
             break
+        gc.collect()  # before the next part: what this one freed goes back (glibc)
+        if (trim := malloc_trim()) is not None:
+            trim(0)
 
 
 def trials_per_fit(exp: Experiment, verbose: int) -> int:
